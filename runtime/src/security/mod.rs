@@ -1,0 +1,3 @@
+//! Process security settings: capabilities and seccomp.
+
+pub mod seccomp;

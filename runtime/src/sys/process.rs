@@ -1,0 +1,103 @@
+//! Process creation and signalling: clone3, pidfds, close_range.
+
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+
+use super::check;
+
+/// What `clone3` returned in each of the two processes.
+#[derive(Debug)]
+pub enum Forked {
+    /// In the parent: the child's pid (in the parent's pid namespace) and its pidfd.
+    Parent { pid: Pid, pidfd: OwnedFd },
+    /// In the child.
+    Child,
+}
+
+/// Fork-like `clone3`: no `CLONE_VM`, so the child gets a copy of the address space and runs on
+/// its copy of the caller's stack, returning from this function a second time.
+///
+/// `flags` are `CLONE_NEW*` flags; `CLONE_PIDFD` is always added. With `cgroup`, the child starts
+/// in that cgroup v2 directory (`CLONE_INTO_CGROUP`).
+///
+/// The caller must be single-threaded: the child only has a copy of the calling thread, and any
+/// lock another thread held (the allocator's, stdio's) would stay locked forever in the child.
+pub fn clone3_fork(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> nix::Result<Forked> {
+    let mut pidfd: libc::c_int = -1;
+    let mut args = CloneArgs {
+        flags: flags | libc::CLONE_PIDFD as u64,
+        pidfd: std::ptr::addr_of_mut!(pidfd) as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    // SAFETY: `args` is a valid, fully initialised clone_args of the size we pass; `pidfd` lives
+    // until the call returns. Without CLONE_VM and with a zero stack the kernel duplicates the
+    // address space and the child resumes here like after fork(2); the caller guarantees it is
+    // single-threaded, so no lock is held by a thread that does not exist in the child.
+    let ret = check(unsafe {
+        libc::syscall(libc::SYS_clone3, std::ptr::addr_of_mut!(args), std::mem::size_of::<CloneArgs>())
+    })?;
+    if ret == 0 {
+        return Ok(Forked::Child);
+    }
+    // SAFETY: with CLONE_PIDFD the kernel stored a new, owned file descriptor in `pidfd`.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    Ok(Forked::Parent { pid: Pid::from_raw(ret as libc::pid_t), pidfd })
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `struct clone_args` (linux/sched.h), version 2 (with `cgroup`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Mark every descriptor from `first` upwards close-on-exec (one syscall, no /proc walk).
+pub fn close_range_cloexec(first: u32) -> nix::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes flags of this process's descriptors; no memory is passed.
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) })?;
+    Ok(())
+}
+
+/// A pidfd for an existing process; fails with ESRCH once it is gone.
+pub fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor we take ownership of.
+    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) })?;
+    // SAFETY: the kernel returned a fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Signal the process behind `pidfd`: never a recycled pid.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> nix::Result<()> {
+    // SAFETY: a null siginfo is allowed (the kernel fills it as for kill(2)); the fd is borrowed.
+    check(unsafe {
+        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), signal, std::ptr::null::<libc::siginfo_t>(), 0)
+    })?;
+    Ok(())
+}
+
+/// `setdomainname(2)`: nix only wraps sethostname.
+pub fn setdomainname(name: &[u8]) -> nix::Result<()> {
+    // SAFETY: the pointer and length describe `name`, which outlives the call.
+    let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    Errno::result(ret).map(drop)
+}

@@ -1,8 +1,12 @@
 //! Strata: a runc-compatible OCI runtime. See ARCHITECTURE.md for the process model.
 
 pub mod cgroup;
+pub mod container;
 pub mod error;
+pub mod logging;
 pub mod security;
+pub mod spec;
 pub mod sys;
+pub mod timefmt;
 
 pub use error::{Error, ErrorKind, Result};

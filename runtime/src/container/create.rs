@@ -87,7 +87,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         rootfs: plan.rootfs.clone(),
         created: rfc3339_nanos(SystemTime::now()),
         annotations: plan.annotations.clone(),
-        owner: String::new(),
+        owner: owner_name(),
         oci_version: plan.oci_version.clone(),
         cgroup: Some(cgroup.state()),
         hooks: StoredHooks {
@@ -116,6 +116,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         console_socket,
         seccomp: seccomp.as_ref(),
         no_pivot: opts.no_pivot,
+        preserve_fds: opts.preserve_fds,
     })
     .map_err(ctx_kind("unable to start container process"))?;
     undo.child = Some(init.pid);
@@ -236,4 +237,10 @@ impl Drop for Undo {
             }
         }
     }
+}
+
+/// Who created the container, as `list` shows it.
+fn owner_name() -> String {
+    let uid = nix::unistd::geteuid();
+    if uid.is_root() { "root".to_owned() } else { uid.to_string() }
 }

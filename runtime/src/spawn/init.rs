@@ -43,6 +43,8 @@ pub struct InitArgs<'a> {
     pub no_pivot: bool,
     /// Descriptors opened by the parent for namespaces to join, in order.
     pub join_fds: Vec<(CloneFlags, OwnedFd)>,
+    /// `--preserve-fds`: descriptors 3..3+N pass to the container.
+    pub preserve_fds: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +128,7 @@ fn wait_for(channel: &Channel) -> Result<ToChild, InitError> {
 
 fn init(args: &mut InitArgs<'_>) -> Result<Infallible, InitError> {
     let plan = args.plan;
+    close_inherited(args);
     // `run` blocks signals in the parent to forward them; the container starts with none
     // blocked. Unblocking an empty set cannot fail in a way that matters.
     let _unblocked = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
@@ -250,6 +253,28 @@ fn finish_process(
     }
     let errno = proc_setup::exec(&path, &p.args, &env);
     Err(InitError::Exec(path.to_string_lossy().into_owned(), errno))
+}
+
+/// Close every descriptor the child copied from the parent except its own and the preserved
+/// ones: nothing of the runtime (the state dir and its lock, the cgroup dir) stays reachable.
+fn close_inherited(args: &InitArgs<'_>) {
+    let first = 3 + args.preserve_fds;
+    let mut keep: Vec<u32> = [Some(args.channel.raw()), args.exec_fifo.as_ref().map(|f| f.as_raw_fd()), args.console_socket.as_ref().map(|f| f.as_raw_fd())]
+        .into_iter()
+        .flatten()
+        .chain(args.join_fds.iter().map(|(_, fd)| fd.as_raw_fd()))
+        .filter_map(|fd| u32::try_from(fd).ok())
+        .filter(|fd| *fd >= first)
+        .collect();
+    keep.sort_unstable();
+    let mut low = first;
+    for fd in keep {
+        if fd > low {
+            let _closed = crate::sys::process::close_range(low, fd - 1);
+        }
+        low = fd + 1;
+    }
+    let _closed = crate::sys::process::close_range(low, u32::MAX);
 }
 
 /// After the parent wrote our id maps: become uid/gid 0 of the new user namespace.

@@ -77,6 +77,7 @@ pub struct SpawnRequest<'a> {
     pub console_socket: Option<OwnedFd>,
     pub seccomp: Option<&'a CompiledSeccomp>,
     pub no_pivot: bool,
+    pub preserve_fds: u32,
 }
 
 /// The container's init, seen from the parent.
@@ -121,6 +122,7 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<InitProcess, Error> {
             seccomp: req.seccomp,
             no_pivot: req.no_pivot,
             join_fds,
+            preserve_fds: req.preserve_fds,
         });
     }
     restore.finish()?;

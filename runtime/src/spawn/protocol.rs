@@ -78,6 +78,10 @@ impl Channel {
         Self { fd, peer }
     }
 
+    pub fn raw(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+
     pub fn send<T: Serialize>(&self, msg: &T) -> Result<(), ChannelError> {
         let bytes = serde_json::to_vec(msg).map_err(|e| ChannelError::Decode(self.peer, e.to_string()))?;
         loop {

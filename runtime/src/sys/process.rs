@@ -144,3 +144,11 @@ pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and needs no invariant from us.
     unsafe { libc::_exit(code) }
 }
+
+/// Close every descriptor in `first..=last`.
+pub fn close_range(first: u32, last: u32) -> nix::Result<()> {
+    // SAFETY: close_range closes descriptors of this process only; callers pass ranges that
+    // hold no descriptor any live Rust object will use again.
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) })?;
+    Ok(())
+}

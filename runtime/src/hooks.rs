@@ -14,9 +14,21 @@ use serde::Serialize;
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
     #[error("{kind} hook #{index} ({path}): start")]
-    Start { kind: &'static str, index: usize, path: String, #[source] source: std::io::Error },
+    Start {
+        kind: &'static str,
+        index: usize,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{kind} hook #{index} ({path}): wait")]
-    Wait { kind: &'static str, index: usize, path: String, #[source] source: Errno },
+    Wait {
+        kind: &'static str,
+        index: usize,
+        path: String,
+        #[source]
+        source: Errno,
+    },
     #[error("{kind} hook #{index} ({path}) timed out after {secs}s")]
     Timeout { kind: &'static str, index: usize, path: String, secs: i64 },
     #[error("{kind} hook #{index} ({path}) failed: {status}{output}")]
@@ -77,7 +89,8 @@ fn run_hook(kind: &'static str, index: usize, hook: &Hook, state: &[u8]) -> Resu
     let mut stderr = child.stderr.take().map(|p| std::fs::File::from(std::os::fd::OwnedFd::from(p)));
     loop {
         let mut fds = vec![PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-        let pipes: Vec<_> = [stdout.as_ref().map(|p| p.as_fd()), stderr.as_ref().map(|p| p.as_fd())].into_iter().flatten().collect();
+        let pipes: Vec<_> =
+            [stdout.as_ref().map(|p| p.as_fd()), stderr.as_ref().map(|p| p.as_fd())].into_iter().flatten().collect();
         for p in &pipes {
             fds.push(PollFd::new(*p, PollFlags::POLLIN));
         }

@@ -2,11 +2,11 @@
 
 pub mod cgroup;
 pub mod cli;
-pub mod rootfs;
 pub mod container;
 pub mod error;
 pub mod hooks;
 pub mod logging;
+pub mod rootfs;
 pub mod security;
 pub mod spawn;
 pub mod spec;

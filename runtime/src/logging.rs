@@ -142,7 +142,10 @@ mod tests {
     #[test]
     fn text_line_is_logfmt() {
         let t = UNIX_EPOCH + Duration::from_secs(60);
-        assert_eq!(render(Level::Warning, "plain", Format::Text, t), "time=\"1970-01-01T00:01:00Z\" level=warning msg=plain\n");
+        assert_eq!(
+            render(Level::Warning, "plain", Format::Text, t),
+            "time=\"1970-01-01T00:01:00Z\" level=warning msg=plain\n"
+        );
         assert_eq!(
             render(Level::Error, "a b", Format::Text, t),
             "time=\"1970-01-01T00:01:00Z\" level=error msg=\"a b\"\n"

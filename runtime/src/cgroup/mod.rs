@@ -113,14 +113,19 @@ impl Manager {
     pub fn create(&mut self, _resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
         for dir in &self.dirs {
             fs::create_dir_all(dir).map_err(|source| CgroupError::Create { path: dir.clone(), source })?;
-            // v1 cpuset starts empty: inherit the parent's cpus and mems.
-            for file in ["cpuset.cpus", "cpuset.mems"] {
-                let own = dir.join(file);
-                if fs::read_to_string(&own).is_ok_and(|v| v.trim().is_empty()) {
-                    if let Some(parent) = dir.parent() {
-                        let value = fs::read_to_string(parent.join(file))
-                            .map_err(|source| CgroupError::Read { path: parent.join(file), source })?;
-                        fs::write(&own, value.trim()).map_err(|source| CgroupError::Write { path: own.clone(), source })?;
+            // v1 cpuset starts empty: each new level inherits its parent's cpus and mems.
+            let mut levels: Vec<&Path> = dir.ancestors().take_while(|p| p.join("cpuset.cpus").exists()).collect();
+            levels.reverse();
+            for level in levels {
+                for file in ["cpuset.cpus", "cpuset.mems"] {
+                    let own = level.join(file);
+                    if fs::read_to_string(&own).is_ok_and(|v| v.trim().is_empty()) {
+                        if let Some(parent) = level.parent() {
+                            let value = fs::read_to_string(parent.join(file))
+                                .map_err(|source| CgroupError::Read { path: parent.join(file), source })?;
+                            fs::write(&own, value.trim())
+                                .map_err(|source| CgroupError::Write { path: own.clone(), source })?;
+                        }
                     }
                 }
             }

@@ -3,7 +3,6 @@
 //! | flag | why it is accepted |
 //! |------|--------------------|
 //! | `--criu PATH` | containerd may pass it; checkpoint/restore is not implemented, so it is unused |
-//! | `--no-new-keyring` | strata never creates a session keyring, which is what the flag asks for |
 //! | `--rootless false` / `auto` as root | strata runs with full privileges as root either way |
 
 use crate::error::{Error, ErrorKind};
@@ -15,6 +14,8 @@ pub fn check_rootless(value: Option<&str>) -> Result<(), Error> {
         None | Some("false") | Some("auto") => Ok(()),
         Some("true") if nix::unistd::geteuid().is_root() => Ok(()),
         Some("true") => Err(Error::msg(ErrorKind::Unsupported, "rootless mode is not supported yet")),
-        Some(other) => Err(Error::msg(ErrorKind::InvalidSpec, format!("invalid --rootless value {other:?} (true, false or auto)"))),
+        Some(other) => {
+            Err(Error::msg(ErrorKind::InvalidSpec, format!("invalid --rootless value {other:?} (true, false or auto)")))
+        }
     }
 }

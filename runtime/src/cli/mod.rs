@@ -171,7 +171,10 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
     };
     logging::init(cli.log.as_deref(), format, cli.debug).map_err(|e| Error::new(ErrorKind::Other, e))?;
     if cli.systemd_cgroup {
-        return Err(Error::msg(ErrorKind::Unsupported, "the systemd cgroup driver (--systemd-cgroup) is not supported yet"));
+        return Err(Error::msg(
+            ErrorKind::Unsupported,
+            "the systemd cgroup driver (--systemd-cgroup) is not supported yet",
+        ));
     }
     ignored::check_rootless(cli.rootless.as_deref())?;
     let root = &cli.root;

@@ -49,8 +49,7 @@ pub fn default_spec(rootless: bool) -> Value {
         spec["linux"]["resources"] = Value::Null;
         spec["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
         spec["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
-        spec["linux"]["namespaces"] =
-            json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}, {"type": "user"}]);
+        spec["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}, {"type": "user"}]);
         let mounts = spec["mounts"].as_array_mut().map(std::mem::take).unwrap_or_default();
         let mounts: Vec<Value> = mounts
             .into_iter()
@@ -85,7 +84,10 @@ pub fn write_spec(a: &SpecArgs) -> Result<(), Error> {
     let mut file = match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(Error::msg(ErrorKind::AlreadyExists, format!("File {} exists. Remove it first", path.display())));
+            return Err(Error::msg(
+                ErrorKind::AlreadyExists,
+                format!("File {} exists. Remove it first", path.display()),
+            ));
         }
         Err(e) => {
             return Err(crate::container::state::io_error(ErrorKind::Other, format!("create {}", path.display()), e));

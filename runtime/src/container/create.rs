@@ -63,7 +63,10 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         ));
     }
     if !plan.process.terminal && opts.console_socket.is_some() {
-        return Err(Error::msg(ErrorKind::InvalidSpec, "cannot use console socket if runc will not detach or allocate tty"));
+        return Err(Error::msg(
+            ErrorKind::InvalidSpec,
+            "cannot use console socket if runc will not detach or allocate tty",
+        ));
     }
     let seccomp = match &plan.seccomp {
         Some(profile) => Some(seccomp::compile(profile).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?),
@@ -117,6 +120,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         seccomp: seccomp.as_ref(),
         no_pivot: opts.no_pivot,
         preserve_fds: opts.preserve_fds,
+        no_new_keyring: opts.no_new_keyring,
     })
     .map_err(ctx_kind("unable to start container process"))?;
     undo.child = Some(init.pid);
@@ -162,7 +166,11 @@ fn check_rootfs(rootfs: &Path) -> Result<(), Error> {
     match std::fs::metadata(rootfs) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(Error::msg(ErrorKind::InvalidSpec, format!("root.path {} is not a directory", rootfs.display()))),
-        Err(e) => Err(io_error(kind_of_errno(nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0))), format!("root.path {}", rootfs.display()), e)),
+        Err(e) => Err(io_error(
+            kind_of_errno(nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0))),
+            format!("root.path {}", rootfs.display()),
+            e,
+        )),
     }
 }
 
@@ -186,7 +194,8 @@ fn namespace_names(plan: &Plan) -> Vec<String> {
 
 fn make_exec_fifo(dir: &ContainerDir) -> Result<OwnedFd, Error> {
     let path = dir.file(EXEC_FIFO);
-    let err = |e: nix::errno::Errno| io_error(ErrorKind::Other, format!("create exec fifo {}", path.display()), e.into());
+    let err =
+        |e: nix::errno::Errno| io_error(ErrorKind::Other, format!("create exec fifo {}", path.display()), e.into());
     nix::unistd::mkfifoat(dir.fd(), EXEC_FIFO, Mode::from_bits_truncate(0o622)).map_err(err)?;
     nix::fcntl::openat(dir.fd(), EXEC_FIFO, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(err)
 }
@@ -200,7 +209,10 @@ fn connect_console(path: &Path) -> Result<OwnedFd, Error> {
 /// The host pid, digits only, no newline (containerd parses it with Atoi), written atomically.
 pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), Error> {
     let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    let tmp = path.with_file_name(format!(".{}.strata-tmp", path.file_name().map_or_else(|| "pid".into(), |n| n.to_string_lossy())));
+    let tmp = path.with_file_name(format!(
+        ".{}.strata-tmp",
+        path.file_name().map_or_else(|| "pid".into(), |n| n.to_string_lossy())
+    ));
     let write = || -> std::io::Result<()> {
         std::fs::write(&tmp, pid.to_string())?;
         std::fs::rename(&tmp, &path)

@@ -74,7 +74,9 @@ pub fn table(states: &[StateJson]) -> String {
     let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"];
     let rows: Vec<[String; 6]> = states
         .iter()
-        .map(|s| [s.id.clone(), s.pid.to_string(), s.status.to_owned(), s.bundle.clone(), s.created.clone(), s.owner.clone()])
+        .map(|s| {
+            [s.id.clone(), s.pid.to_string(), s.status.to_owned(), s.bundle.clone(), s.created.clone(), s.owner.clone()]
+        })
         .collect();
     let mut widths = header.map(|h| h.len().max(12));
     for r in &rows {

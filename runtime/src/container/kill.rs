@@ -23,7 +23,8 @@ pub fn parse_signal(s: &str) -> Result<i32, Error> {
     let upper = s.to_ascii_uppercase();
     let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
     if let Some(rt) = name.strip_prefix("SIGRTMIN") {
-        let offset: i32 = if rt.is_empty() { 0 } else { rt.strip_prefix('+').and_then(|n| n.parse().ok()).ok_or_else(bad)? };
+        let offset: i32 =
+            if rt.is_empty() { 0 } else { rt.strip_prefix('+').and_then(|n| n.parse().ok()).ok_or_else(bad)? };
         let n = libc::SIGRTMIN() + offset;
         return if n <= libc::SIGRTMAX() { Ok(n) } else { Err(bad()) };
     }
@@ -51,7 +52,8 @@ pub fn kill(root: &Path, id: &ContainerId, signal: i32, all: bool) -> Result<(),
         }
         return Ok(());
     }
-    let pidfd = pidfd_open(Pid::from_raw(state.pid)).map_err(|_| Error::msg(ErrorKind::InvalidState, "container not running"))?;
+    let pidfd = pidfd_open(Pid::from_raw(state.pid))
+        .map_err(|_| Error::msg(ErrorKind::InvalidState, "container not running"))?;
     // The pidfd pins the process; re-check that it is still the container's init.
     if !process_alive(state.pid, state.pid_start) {
         return Err(Error::msg(ErrorKind::InvalidState, "container not running"));

@@ -28,7 +28,8 @@ pub fn run(opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32, Error>
         forwarded.remove(s);
     }
     let mut old = SigSet::empty();
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), Some(&mut old)).map_err(|e| Error::new(ErrorKind::Other, e))?;
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), Some(&mut old))
+        .map_err(|e| Error::new(ErrorKind::Other, e))?;
     let sfd = SignalFd::with_flags(&forwarded, SfdFlags::SFD_CLOEXEC).map_err(|e| Error::new(ErrorKind::Other, e))?;
 
     let created = create(&CreateOptions { foreground: true, ..opts.clone() })?;

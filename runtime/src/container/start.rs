@@ -22,7 +22,9 @@ pub fn start(root: &Path, id: &ContainerId) -> Result<(), Error> {
     let state = dir.load()?;
     match state.status(&dir, || super::frozen(&state)) {
         Status::Created => {}
-        Status::Stopped => return Err(Error::msg(ErrorKind::InvalidState, "cannot start a container that has stopped")),
+        Status::Stopped => {
+            return Err(Error::msg(ErrorKind::InvalidState, "cannot start a container that has stopped"));
+        }
         Status::Creating => {
             return Err(Error::msg(ErrorKind::InvalidState, "cannot start a container that is still being created"));
         }
@@ -40,8 +42,9 @@ fn release(dir: &ContainerDir, state: &State) -> Result<(), Error> {
     let fifo_err = |e: Errno| io_error(ErrorKind::Other, "open exec fifo".into(), e.into());
     let pidfd = pidfd_open(Pid::from_raw(state.pid))
         .map_err(|_| Error::msg(ErrorKind::InvalidState, "cannot start a container that has stopped"))?;
-    let fifo = nix::fcntl::openat(dir.fd(), EXEC_FIFO, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(fifo_err)?;
+    let fifo =
+        nix::fcntl::openat(dir.fd(), EXEC_FIFO, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(fifo_err)?;
     let mut fifo = std::fs::File::from(fifo);
     loop {
         let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN), PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];

@@ -16,8 +16,12 @@ use crate::spec::Plan;
 use crate::spec::devices::{DeviceNode, NodeKind};
 use crate::sys::mount::{OPEN_TREE_CLONE, move_mount_fd, open_tree};
 
-const SYMLINKS: [(&str, &str); 4] =
-    [("/proc/self/fd", "dev/fd"), ("/proc/self/fd/0", "dev/stdin"), ("/proc/self/fd/1", "dev/stdout"), ("/proc/self/fd/2", "dev/stderr")];
+const SYMLINKS: [(&str, &str); 4] = [
+    ("/proc/self/fd", "dev/fd"),
+    ("/proc/self/fd/0", "dev/stdin"),
+    ("/proc/self/fd/1", "dev/stdout"),
+    ("/proc/self/fd/2", "dev/stderr"),
+];
 
 /// Populate `/dev` unless it is a bind mount the user provided.
 pub fn create_devices(root: BorrowedFd<'_>, plan: &Plan, in_user_namespace: bool) -> Result<(), RootfsError> {
@@ -52,7 +56,8 @@ fn create_all(root: BorrowedFd<'_>, plan: &Plan, in_user_namespace: bool) -> Res
         Ok(()) | Err(Errno::ENOENT) => {}
         Err(source) => return Err(RootfsError::Symlink { path: "/dev/ptmx".into(), source }),
     }
-    symlinkat("pts/ptmx", dev.as_fd(), "ptmx").map_err(|source| RootfsError::Symlink { path: "/dev/ptmx".into(), source })
+    symlinkat("pts/ptmx", dev.as_fd(), "ptmx")
+        .map_err(|source| RootfsError::Symlink { path: "/dev/ptmx".into(), source })
 }
 
 fn split(dest: &Path) -> (&Path, &std::ffi::OsStr) {
@@ -73,8 +78,14 @@ fn make_node(root: BorrowedFd<'_>, node: &DeviceNode) -> Result<(), RootfsError>
         Ok(()) | Err(Errno::EEXIST) => {}
         Err(e) => return Err(err(e)),
     }
-    fchownat(dir.as_fd(), name, Some(Uid::from_raw(node.uid)), Some(Gid::from_raw(node.gid)), AtFlags::AT_SYMLINK_NOFOLLOW)
-        .map_err(err)
+    fchownat(
+        dir.as_fd(),
+        name,
+        Some(Uid::from_raw(node.uid)),
+        Some(Gid::from_raw(node.gid)),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(err)
 }
 
 /// In a user namespace mknod is refused: bind the host's node onto an empty file instead.
@@ -103,7 +114,8 @@ pub fn open_pty_master(root: BorrowedFd<'_>) -> Result<(OwnedFd, OwnedFd), Rootf
     let master = open_in_root(root, Path::new("dev/pts/ptmx"), OFlag::O_RDWR | OFlag::O_NOCTTY, true)
         .map_err(RootfsError::Ptmx)?;
     let on_devpts = fstatfs(master.as_fd()).map(|s| s.filesystem_type() == DEVPTS_SUPER_MAGIC).unwrap_or(false);
-    let is_ptmx = fstat(master.as_fd()).map(|st| st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == makedev(5, 2));
+    let is_ptmx =
+        fstat(master.as_fd()).map(|st| st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == makedev(5, 2));
     if !on_devpts || !is_ptmx.unwrap_or(false) {
         return Err(RootfsError::BadPtmx);
     }

@@ -23,43 +23,103 @@ pub enum RootfsError {
     #[error("make / {0} in the container's mount namespace")]
     RootPropagation(&'static str, #[source] Errno),
     #[error("bind the rootfs {path} onto itself")]
-    BindRootfs { path: PathBuf, #[source] source: Errno },
+    BindRootfs {
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
     #[error("open the rootfs {path}")]
-    OpenRootfs { path: PathBuf, #[source] source: Errno },
+    OpenRootfs {
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
     #[error("resolve mount destination {dest} inside the rootfs")]
-    Destination { dest: String, #[source] source: Errno },
+    Destination {
+        dest: String,
+        #[source]
+        source: Errno,
+    },
     #[error("{fstype} must be mounted on a real directory, and {dest} is not one")]
     NotADirectory { fstype: String, dest: String },
     #[error("{dest} cannot be mounted because it is inside /proc")]
     InsideProc { dest: String },
     #[error("open bind source {path}")]
-    BindSource { path: PathBuf, #[source] source: Errno },
+    BindSource {
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
     #[error("create {fstype} filesystem for {dest}")]
-    FsOpen { fstype: String, dest: String, #[source] source: Errno },
+    FsOpen {
+        fstype: String,
+        dest: String,
+        #[source]
+        source: Errno,
+    },
     #[error("{fstype} on {dest}: option {option}")]
-    FsOption { fstype: String, dest: String, option: String, #[source] source: Errno },
+    FsOption {
+        fstype: String,
+        dest: String,
+        option: String,
+        #[source]
+        source: Errno,
+    },
     #[error("mount {fstype} on {dest}")]
-    FsMount { fstype: String, dest: String, #[source] source: Errno },
+    FsMount {
+        fstype: String,
+        dest: String,
+        #[source]
+        source: Errno,
+    },
     #[error("set attributes of the mount on {dest}")]
-    SetAttr { dest: String, #[source] source: Errno },
+    SetAttr {
+        dest: String,
+        #[source]
+        source: Errno,
+    },
     #[error("attach the mount on {dest}")]
-    Attach { dest: String, #[source] source: Errno },
+    Attach {
+        dest: String,
+        #[source]
+        source: Errno,
+    },
     #[error("create device {path}")]
-    Device { path: String, #[source] source: Errno },
+    Device {
+        path: String,
+        #[source]
+        source: Errno,
+    },
     #[error("create symlink {path}")]
-    Symlink { path: String, #[source] source: Errno },
+    Symlink {
+        path: String,
+        #[source]
+        source: Errno,
+    },
     #[error("pivot_root into {path}")]
-    PivotRoot { path: PathBuf, #[source] source: Errno },
+    PivotRoot {
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
     #[error("detach the old root")]
     DetachOldRoot(#[source] Errno),
     #[error("move the rootfs onto / (no-pivot)")]
     MoveRoot(#[source] Errno),
     #[error("mask {path}")]
-    Mask { path: String, #[source] source: Errno },
+    Mask {
+        path: String,
+        #[source]
+        source: Errno,
+    },
     #[error("refusing to mask paths: the container's /dev/null is not the null device (char 1:3)")]
     BadDevNull,
     #[error("make {path} read-only")]
-    Readonly { path: String, #[source] source: Errno },
+    Readonly {
+        path: String,
+        #[source]
+        source: Errno,
+    },
     #[error("open the pty master (/dev/pts/ptmx)")]
     Ptmx(#[source] Errno),
     #[error("the container's /dev/pts/ptmx is not a devpts pty multiplexer")]

@@ -9,13 +9,13 @@ use nix::errno::Errno;
 use nix::sys::stat::fstat;
 
 use super::resolve::{Leaf, ensure_in_root};
-use super::{RootfsError, Rootfs};
+use super::{Rootfs, RootfsError};
 use crate::cgroup::ContainerView;
 use crate::spec::mounts::Attrs;
 use crate::spec::{MountKind, MountStep, Propagation};
 use crate::sys::mount::{
     FsContext, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MountAttr, OPEN_TREE_CLONE,
-    move_mount_fd, mount_setattr, open_tree,
+    mount_setattr, move_mount_fd, open_tree,
 };
 
 /// Destinations under /proc that may be overmounted (what lxcfs-style setups need).
@@ -34,7 +34,11 @@ const PROC_ALLOWED: [&str; 10] = [
 
 /// Mount every step in order. Returns the `/dev` mount when it must become read-only only after
 /// the runtime has populated it.
-pub fn mount_all(rootfs: &Rootfs, steps: &[MountStep], cgroups: &ContainerView) -> Result<Option<OwnedFd>, RootfsError> {
+pub fn mount_all(
+    rootfs: &Rootfs,
+    steps: &[MountStep],
+    cgroups: &ContainerView,
+) -> Result<Option<OwnedFd>, RootfsError> {
     let root = rootfs.fd.as_fd();
     let mut deferred_dev = None;
     for step in steps {
@@ -77,7 +81,8 @@ fn mount_bind(root: BorrowedFd<'_>, step: &MountStep, source: &Path, recursive: 
     if recursive {
         flags |= libc::AT_RECURSIVE as u32;
     }
-    let tree = open_tree(crate::sys::at_fdcwd(), &src, flags).map_err(|e| RootfsError::BindSource { path: source.to_owned(), source: e })?;
+    let tree = open_tree(crate::sys::at_fdcwd(), &src, flags)
+        .map_err(|e| RootfsError::BindSource { path: source.to_owned(), source: e })?;
     let leaf = if fstat(tree.as_fd()).map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR).unwrap_or(true) {
         Leaf::Dir
     } else {
@@ -87,11 +92,18 @@ fn mount_bind(root: BorrowedFd<'_>, step: &MountStep, source: &Path, recursive: 
         .map_err(|source| RootfsError::Destination { dest: step.destination.clone(), source })?;
     set_attrs(tree.as_fd(), step.attrs, false, &step.destination)?;
     set_attrs(tree.as_fd(), step.recursive_attrs, true, &step.destination)?;
-    move_mount_fd(tree.as_fd(), target.as_fd()).map_err(|source| RootfsError::Attach { dest: step.destination.clone(), source })?;
+    move_mount_fd(tree.as_fd(), target.as_fd())
+        .map_err(|source| RootfsError::Attach { dest: step.destination.clone(), source })?;
     set_propagation(tree.as_fd(), step.propagation, &step.destination)
 }
 
-fn mount_fs(root: BorrowedFd<'_>, step: &MountStep, fstype: &str, source: &str, attrs: Attrs) -> Result<OwnedFd, RootfsError> {
+fn mount_fs(
+    root: BorrowedFd<'_>,
+    step: &MountStep,
+    fstype: &str,
+    source: &str,
+    attrs: Attrs,
+) -> Result<OwnedFd, RootfsError> {
     let dest = || step.destination.clone();
     let target = ensure_in_root(root, &step.dest, Leaf::Dir, step.no_symlinks)
         .map_err(|source| RootfsError::Destination { dest: dest(), source })?;
@@ -103,7 +115,9 @@ fn mount_fs(root: BorrowedFd<'_>, step: &MountStep, fstype: &str, source: &str, 
     }
     let fs_err = |source| RootfsError::FsOpen { fstype: fstype.to_owned(), dest: dest(), source };
     let ctx = FsContext::open(&cstring(fstype).map_err(fs_err)?).map_err(fs_err)?;
-    let opt_err = |option: String| move |source| RootfsError::FsOption { fstype: fstype.to_owned(), dest: dest(), option, source };
+    let opt_err = |option: String| {
+        move |source| RootfsError::FsOption { fstype: fstype.to_owned(), dest: dest(), option, source }
+    };
     let src = cstring(source).map_err(opt_err("source".into()))?;
     ctx.set_string(c"source", &src).map_err(opt_err(format!("source={source}")))?;
     for (key, value) in &step.data {
@@ -116,7 +130,11 @@ fn mount_fs(root: BorrowedFd<'_>, step: &MountStep, fstype: &str, source: &str, 
             }
         }
     }
-    let mnt = ctx.mount(attrs.set).map_err(|source| RootfsError::FsMount { fstype: fstype.to_owned(), dest: dest(), source })?;
+    let mnt = ctx.mount(attrs.set).map_err(|source| RootfsError::FsMount {
+        fstype: fstype.to_owned(),
+        dest: dest(),
+        source,
+    })?;
     set_attrs(mnt.as_fd(), step.recursive_attrs, true, &step.destination)?;
     move_mount_fd(mnt.as_fd(), target.as_fd()).map_err(|source| RootfsError::Attach { dest: dest(), source })?;
     set_propagation(mnt.as_fd(), step.propagation, &step.destination)?;

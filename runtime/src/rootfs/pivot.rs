@@ -8,7 +8,7 @@ use nix::fcntl::OFlag;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::Mode;
 
-use super::{RootfsError, Rootfs};
+use super::{Rootfs, RootfsError};
 use crate::spec::Propagation;
 
 /// Make `/` (recursively) slave, or what `rootfsPropagation` asks, before any mount, so nothing

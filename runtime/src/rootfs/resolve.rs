@@ -77,7 +77,7 @@ mod tests {
 
     fn tempdir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("strata-resolve-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
+        let _fresh = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
     }

@@ -45,6 +45,8 @@ pub struct InitArgs<'a> {
     pub join_fds: Vec<(CloneFlags, OwnedFd)>,
     /// `--preserve-fds`: descriptors 3..3+N pass to the container.
     pub preserve_fds: u32,
+    /// `--no-new-keyring`: keep the caller's session keyring.
+    pub no_new_keyring: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +87,8 @@ enum InitError {
     Terminal(#[source] Errno),
     #[error("wait for start on the exec fifo")]
     ExecFifo(#[source] Errno),
+    #[error("join a new session keyring")]
+    Keyring(#[source] Errno),
     #[error("exec {0}")]
     Exec(String, #[source] Errno),
 }
@@ -207,6 +211,13 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, InitError> {
         write_proc(procfs.as_fd(), "self/oom_score_adj", adj.to_string().as_bytes())
             .map_err(|e| InitError::OomScoreAdj(adj, e))?;
     }
+    if !args.no_new_keyring {
+        match crate::sys::process::join_new_session_keyring() {
+            // Kernels without keys (or seccomp profiles that hide keyctl) are fine, as in runc.
+            Ok(()) | Err(Errno::ENOSYS | Errno::EPERM | Errno::EACCES) => {}
+            Err(e) => return Err(InitError::Keyring(e)),
+        }
+    }
     finish_process(plan, &args.channel, args.exec_fifo.take(), procfs, args.seccomp, &hook_state)
 }
 
@@ -259,13 +270,17 @@ fn finish_process(
 /// ones: nothing of the runtime (the state dir and its lock, the cgroup dir) stays reachable.
 fn close_inherited(args: &InitArgs<'_>) {
     let first = 3 + args.preserve_fds;
-    let mut keep: Vec<u32> = [Some(args.channel.raw()), args.exec_fifo.as_ref().map(|f| f.as_raw_fd()), args.console_socket.as_ref().map(|f| f.as_raw_fd())]
-        .into_iter()
-        .flatten()
-        .chain(args.join_fds.iter().map(|(_, fd)| fd.as_raw_fd()))
-        .filter_map(|fd| u32::try_from(fd).ok())
-        .filter(|fd| *fd >= first)
-        .collect();
+    let mut keep: Vec<u32> = [
+        Some(args.channel.raw()),
+        args.exec_fifo.as_ref().map(|f| f.as_raw_fd()),
+        args.console_socket.as_ref().map(|f| f.as_raw_fd()),
+    ]
+    .into_iter()
+    .flatten()
+    .chain(args.join_fds.iter().map(|(_, fd)| fd.as_raw_fd()))
+    .filter_map(|fd| u32::try_from(fd).ok())
+    .filter(|fd| *fd >= first)
+    .collect();
     keep.sort_unstable();
     let mut low = first;
     for fd in keep {
@@ -295,9 +310,9 @@ fn private_procfs() -> Result<OwnedFd, InitError> {
 
 /// Write a /proc file through the private procfs, refusing symlinks and mount crossings.
 fn write_proc(procfs: BorrowedFd<'_>, rel: &str, value: &[u8]) -> Result<(), Errno> {
-    let how = OpenHow::new().flags(OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_TRUNC).resolve(
-        ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_XDEV | ResolveFlag::RESOLVE_NO_MAGICLINKS,
-    );
+    let how = OpenHow::new()
+        .flags(OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_TRUNC)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_XDEV | ResolveFlag::RESOLVE_NO_MAGICLINKS);
     let fd = openat2(procfs, rel, how)?;
     let n = nix::unistd::write(&fd, value)?;
     if n != value.len() { Err(Errno::EIO) } else { Ok(()) }

@@ -30,7 +30,11 @@ pub enum SpawnError {
     #[error("create the sync socketpair")]
     Socketpair(#[source] Errno),
     #[error("open namespace {path}")]
-    OpenNamespace { path: String, #[source] source: Errno },
+    OpenNamespace {
+        path: String,
+        #[source]
+        source: Errno,
+    },
     #[error("enter {0} namespace for the container")]
     ParentSetns(&'static str, #[source] Errno),
     #[error("create the time namespace")]
@@ -40,7 +44,12 @@ pub enum SpawnError {
     #[error("clone the container process")]
     Clone(#[source] Errno),
     #[error("write {file} of pid {pid}")]
-    IdMap { file: &'static str, pid: i32, #[source] source: std::io::Error },
+    IdMap {
+        file: &'static str,
+        pid: i32,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Cgroup(#[from] crate::cgroup::CgroupError),
     #[error(transparent)]
@@ -52,9 +61,9 @@ pub enum SpawnError {
 impl SpawnError {
     fn kind(&self) -> ErrorKind {
         match self {
-            SpawnError::OpenNamespace { source, .. } | SpawnError::ParentSetns(_, source) | SpawnError::Clone(source) => {
-                kind_of_errno(*source)
-            }
+            SpawnError::OpenNamespace { source, .. }
+            | SpawnError::ParentSetns(_, source)
+            | SpawnError::Clone(source) => kind_of_errno(*source),
             _ => ErrorKind::Other,
         }
     }
@@ -78,6 +87,7 @@ pub struct SpawnRequest<'a> {
     pub seccomp: Option<&'a CompiledSeccomp>,
     pub no_pivot: bool,
     pub preserve_fds: u32,
+    pub no_new_keyring: bool,
 }
 
 /// The container's init, seen from the parent.
@@ -91,8 +101,8 @@ pub struct InitProcess {
 /// Clone the container's init, write its id maps, put it in its cgroup and let it go on.
 pub fn spawn(req: SpawnRequest<'_>) -> Result<InitProcess, Error> {
     let plan = req.plan;
-    let (parent_end, child_end) =
-        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(SpawnError::Socketpair)?;
+    let (parent_end, child_end) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(SpawnError::Socketpair)?;
     // Namespace paths are host paths: open them all before anything changes namespaces.
     let mut join_fds = Vec::with_capacity(plan.namespaces.child_joins.len());
     for (flag, path) in &plan.namespaces.child_joins {
@@ -123,6 +133,7 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<InitProcess, Error> {
             no_pivot: req.no_pivot,
             join_fds,
             preserve_fds: req.preserve_fds,
+            no_new_keyring: req.no_new_keyring,
         });
     }
     restore.finish()?;
@@ -190,8 +201,11 @@ fn open_ns(path: &Path) -> Result<OwnedFd, SpawnError> {
 }
 
 fn write_id_map(pid: Pid, file: &'static str, content: &str) -> Result<(), SpawnError> {
-    std::fs::write(format!("/proc/{pid}/{file}"), content)
-        .map_err(|source| SpawnError::IdMap { file, pid: pid.as_raw(), source })
+    std::fs::write(format!("/proc/{pid}/{file}"), content).map_err(|source| SpawnError::IdMap {
+        file,
+        pid: pid.as_raw(),
+        source,
+    })
 }
 
 /// Namespaces the parent enters for its children only (pid, time), undone right after clone.

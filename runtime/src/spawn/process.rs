@@ -15,11 +15,21 @@ use crate::spec::process::{CapSets, ProcessPlan, Rlimit};
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     #[error("set {name} to {soft}/{hard}")]
-    Rlimit { name: &'static str, soft: u64, hard: u64, #[source] source: Errno },
+    Rlimit {
+        name: &'static str,
+        soft: u64,
+        hard: u64,
+        #[source]
+        source: Errno,
+    },
     #[error("set no_new_privs")]
     NoNewPrivs(#[source] Errno),
     #[error("drop capability {cap} from the bounding set")]
-    Bounding { cap: String, #[source] source: caps::errors::CapsError },
+    Bounding {
+        cap: String,
+        #[source]
+        source: caps::errors::CapsError,
+    },
     #[error("set supplementary groups {0:?}")]
     Groups(Vec<u32>, #[source] Errno),
     #[error("set gid {0}")]
@@ -29,15 +39,28 @@ pub enum ProcessError {
     #[error("set capabilities")]
     Capset(#[source] Errno),
     #[error("raise ambient capability {cap}")]
-    Ambient { cap: String, #[source] source: caps::errors::CapsError },
+    Ambient {
+        cap: String,
+        #[source]
+        source: caps::errors::CapsError,
+    },
     #[error("chdir to cwd {cwd}")]
-    Chdir { cwd: PathBuf, #[source] source: Errno },
+    Chdir {
+        cwd: PathBuf,
+        #[source]
+        source: Errno,
+    },
     #[error("cwd {0} is outside the container's root")]
     CwdOutsideRoot(PathBuf),
     #[error("exec: \"{0}\": executable file not found in $PATH")]
     NotFoundInPath(String),
     #[error("exec: \"{name}\": stat {path}")]
-    Stat { name: String, path: String, #[source] source: Errno },
+    Stat {
+        name: String,
+        path: String,
+        #[source]
+        source: Errno,
+    },
     #[error("exec: \"{0}\": is a directory")]
     IsDirectory(String),
     #[error("exec: \"{0}\": permission denied")]
@@ -71,8 +94,12 @@ impl ProcessError {
 
 pub fn apply_rlimits(limits: &[Rlimit]) -> Result<(), ProcessError> {
     for r in limits {
-        nix::sys::resource::setrlimit(r.resource, r.soft, r.hard)
-            .map_err(|source| ProcessError::Rlimit { name: r.name, soft: r.soft, hard: r.hard, source })?;
+        nix::sys::resource::setrlimit(r.resource, r.soft, r.hard).map_err(|source| ProcessError::Rlimit {
+            name: r.name,
+            soft: r.soft,
+            hard: r.hard,
+            source,
+        })?;
     }
     Ok(())
 }
@@ -192,8 +219,11 @@ pub fn resolve_executable(p: &ProcessPlan) -> Result<CString, ProcessError> {
 }
 
 fn check_executable(name: &str, path: &Path) -> Result<(), ProcessError> {
-    let st = stat(path)
-        .map_err(|source| ProcessError::Stat { name: name.to_owned(), path: path.display().to_string(), source })?;
+    let st = stat(path).map_err(|source| ProcessError::Stat {
+        name: name.to_owned(),
+        path: path.display().to_string(),
+        source,
+    })?;
     if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
         return Err(ProcessError::IsDirectory(name.to_owned()));
     }

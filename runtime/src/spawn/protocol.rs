@@ -120,7 +120,8 @@ mod tests {
         let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).unwrap();
         let parent = Channel::new(a, "child");
         let child = Channel::new(b, "parent");
-        let failure = Failure { message: "mount proc on /proc: Permission denied".into(), kind: "PermissionDenied".into() };
+        let failure =
+            Failure { message: "mount proc on /proc: Permission denied".into(), kind: "PermissionDenied".into() };
         child.send(&ToParent::Failed(failure.clone())).unwrap();
         assert_eq!(parent.recv::<ToParent>().unwrap(), Some(ToParent::Failed(failure.clone())));
         assert_eq!(failure.into_error().kind(), ErrorKind::PermissionDenied);

@@ -40,8 +40,14 @@ pub enum DeviceSpecError {
 }
 
 /// The devices every container gets (runc's list), owned by root with mode 0666.
-const DEFAULTS: [(&str, u64, u64); 6] =
-    [("dev/null", 1, 3), ("dev/zero", 1, 5), ("dev/full", 1, 7), ("dev/tty", 5, 0), ("dev/urandom", 1, 9), ("dev/random", 1, 8)];
+const DEFAULTS: [(&str, u64, u64); 6] = [
+    ("dev/null", 1, 3),
+    ("dev/zero", 1, 5),
+    ("dev/full", 1, 7),
+    ("dev/tty", 5, 0),
+    ("dev/urandom", 1, 9),
+    ("dev/random", 1, 8),
+];
 
 pub fn plan_devices(devices: &[LinuxDevice]) -> Result<Vec<DeviceNode>, DeviceSpecError> {
     let mut out: Vec<DeviceNode> = Vec::with_capacity(devices.len() + DEFAULTS.len());
@@ -92,8 +98,9 @@ mod tests {
 
     #[test]
     fn defaults_are_added_and_config_overrides_them() {
-        let nodes = plan_devices(&[device(r#"{"path":"/dev/null","type":"c","major":1,"minor":3,"fileMode":8630,"uid":5}"#)])
-            .unwrap();
+        let nodes =
+            plan_devices(&[device(r#"{"path":"/dev/null","type":"c","major":1,"minor":3,"fileMode":8630,"uid":5}"#)])
+                .unwrap();
         assert_eq!(nodes.len(), 6);
         let null = &nodes[0];
         assert_eq!((null.mode, null.uid), (0o666, 5), "type bits are stripped from fileMode");
@@ -102,8 +109,14 @@ mod tests {
 
     #[test]
     fn bad_devices_are_refused() {
-        assert_eq!(plan_devices(&[device(r#"{"path":"dev/x","type":"c","major":1,"minor":3}"#)]), Err(DeviceSpecError::RelativePath(0)));
-        assert_eq!(plan_devices(&[device(r#"{"path":"/dev/x","type":"a","major":1,"minor":3}"#)]), Err(DeviceSpecError::TypeAll(0)));
+        assert_eq!(
+            plan_devices(&[device(r#"{"path":"dev/x","type":"c","major":1,"minor":3}"#)]),
+            Err(DeviceSpecError::RelativePath(0))
+        );
+        assert_eq!(
+            plan_devices(&[device(r#"{"path":"/dev/x","type":"a","major":1,"minor":3}"#)]),
+            Err(DeviceSpecError::TypeAll(0))
+        );
         assert!(matches!(
             plan_devices(&[device(r#"{"path":"/dev/x","type":"b","major":-1,"minor":3}"#)]),
             Err(DeviceSpecError::Number { what: "major", .. })

@@ -12,13 +12,26 @@ pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("open {path}")]
-    Open { path: PathBuf, #[source] source: std::io::Error },
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("read {path}")]
-    Read { path: PathBuf, #[source] source: std::io::Error },
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path} is larger than {max} bytes")]
     TooLarge { path: PathBuf, max: u64 },
     #[error("parse {path}: {field}")]
-    Parse { path: PathBuf, field: String, #[source] source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        field: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 /// Load and parse a runtime spec (`config.json`).

@@ -228,7 +228,12 @@ mod tests {
 
     #[test]
     fn runc_default_dev_pts() {
-        let m = mount("/dev/pts", Some("devpts"), Some("devpts"), &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]);
+        let m = mount(
+            "/dev/pts",
+            Some("devpts"),
+            Some("devpts"),
+            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+        );
         let s = plan_mount(0, &m, Path::new("/b")).unwrap();
         assert_eq!(s.dest, PathBuf::from("dev/pts"));
         assert_eq!(s.kind, MountKind::Fs { fstype: "devpts".into(), source: "devpts".into() });
@@ -256,7 +261,9 @@ mod tests {
 
     #[test]
     fn later_options_win_and_atime_modes_replace_each_other() {
-        let s = plan_mount(0, &mount("/x", Some("tmpfs"), None, &["ro", "rw", "noatime", "strictatime"]), Path::new("/")).unwrap();
+        let s =
+            plan_mount(0, &mount("/x", Some("tmpfs"), None, &["ro", "rw", "noatime", "strictatime"]), Path::new("/"))
+                .unwrap();
         assert!(!s.attrs.readonly());
         assert_eq!(s.attrs.set & MOUNT_ATTR__ATIME, MOUNT_ATTR_STRICTATIME);
         assert_eq!(s.kind, MountKind::Fs { fstype: "tmpfs".into(), source: "tmpfs".into() });
@@ -274,7 +281,10 @@ mod tests {
         assert_eq!(e.to_string(), "mounts[2] (/x): type is required for a non-bind mount");
         let e = plan_mount(1, &mount("/x", Some("tmpfs"), None, &["tmpcopyup"]), Path::new("/")).unwrap_err();
         assert!(e.to_string().contains("tmpcopyup"));
-        assert!(matches!(plan_mount(0, &mount("", Some("tmpfs"), None, &[]), Path::new("/")), Err(MountSpecError::EmptyDestination { .. })));
+        assert!(matches!(
+            plan_mount(0, &mount("", Some("tmpfs"), None, &[]), Path::new("/")),
+            Err(MountSpecError::EmptyDestination { .. })
+        ));
     }
 
     #[test]

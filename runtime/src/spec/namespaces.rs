@@ -120,8 +120,8 @@ impl NamespacePlan {
             (CloneFlags::CLONE_NEWIPC, self.ipc.clone()),
             (CloneFlags::CLONE_NEWNET, self.net.clone()),
         ];
-        let any_child_join = others.iter().any(|(_, ns)| matches!(ns, Ns::Join(_)))
-            || matches!(self.cgroup, Ns::Join(_));
+        let any_child_join =
+            others.iter().any(|(_, ns)| matches!(ns, Ns::Join(_))) || matches!(self.cgroup, Ns::Join(_));
 
         match &self.pid {
             Ns::New => self.clone_flags |= CloneFlags::CLONE_NEWPID,
@@ -247,8 +247,9 @@ mod tests {
 
     #[test]
     fn joined_pid_namespace_is_entered_by_the_parent() {
-        let plan = NamespacePlan::new(&[ns(Mount, None), ns(Pid, Some("/proc/7/ns/pid")), ns(Network, Some("/run/netns/x"))])
-            .unwrap();
+        let plan =
+            NamespacePlan::new(&[ns(Mount, None), ns(Pid, Some("/proc/7/ns/pid")), ns(Network, Some("/run/netns/x"))])
+                .unwrap();
         assert_eq!(plan.parent_joins, vec![(CloneFlags::CLONE_NEWPID, PathBuf::from("/proc/7/ns/pid"))]);
         assert_eq!(plan.child_joins, vec![(CloneFlags::CLONE_NEWNET, PathBuf::from("/run/netns/x"))]);
         assert_eq!(plan.clone_flags, CloneFlags::CLONE_NEWNS);
@@ -263,8 +264,9 @@ mod tests {
 
     #[test]
     fn joined_user_namespace_comes_first_and_new_ones_are_unshared_inside_it() {
-        let plan = NamespacePlan::new(&[ns(Mount, None), ns(Uts, Some("/proc/9/ns/uts")), ns(User, Some("/proc/9/ns/user"))])
-            .unwrap();
+        let plan =
+            NamespacePlan::new(&[ns(Mount, None), ns(Uts, Some("/proc/9/ns/uts")), ns(User, Some("/proc/9/ns/user"))])
+                .unwrap();
         assert_eq!(plan.child_joins[0], (CloneFlags::CLONE_NEWUSER, PathBuf::from("/proc/9/ns/user")));
         assert_eq!(plan.child_joins[1].0, CloneFlags::CLONE_NEWUTS);
         assert_eq!(plan.child_unshare, CloneFlags::CLONE_NEWNS);

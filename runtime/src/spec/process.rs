@@ -221,7 +221,15 @@ mod tests {
         assert_eq!(caps.bounding, (1 << 0) | (1 << 5));
         assert_eq!(caps.effective, 1 << 5);
         assert_eq!(caps.ambient, 0);
-        assert_eq!(plan.rlimits[0], Rlimit { resource: nix::sys::resource::Resource::RLIMIT_NOFILE, name: "RLIMIT_NOFILE", soft: 1024, hard: 4096 });
+        assert_eq!(
+            plan.rlimits[0],
+            Rlimit {
+                resource: nix::sys::resource::Resource::RLIMIT_NOFILE,
+                name: "RLIMIT_NOFILE",
+                soft: 1024,
+                hard: 4096
+            }
+        );
         assert_eq!(plan.console_size, Some((30, 100)));
         assert!(plan.no_new_privileges && plan.terminal);
     }
@@ -234,7 +242,9 @@ mod tests {
         assert_eq!(err(r#""args":["a\u0000b"]"#), ProcessSpecError::NulByte { field: "args", index: 0 });
         assert_eq!(err(r#""args":["a"],"env":["A=1","novalue"]"#), ProcessSpecError::BadEnv(1));
         assert_eq!(
-            err(r#""args":["a"],"rlimits":[{"type":"RLIMIT_CORE","soft":1,"hard":1},{"type":"RLIMIT_CORE","soft":1,"hard":1}]"#),
+            err(
+                r#""args":["a"],"rlimits":[{"type":"RLIMIT_CORE","soft":1,"hard":1},{"type":"RLIMIT_CORE","soft":1,"hard":1}]"#
+            ),
             ProcessSpecError::DuplicateRlimit("RLIMIT_CORE")
         );
         assert!(matches!(

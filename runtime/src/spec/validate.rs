@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{Hook, LinuxIdMapping, LinuxPersonalityDomain, Spec};
 
+use super::Plan;
 use super::devices::{DeviceSpecError, plan_devices};
 use super::mounts::{MountKind, MountSpecError, clean_in_root, parse_propagation, plan_mounts};
 use super::namespaces::{NamespaceError, NamespacePlan, Ns};
 use super::process::{ProcessPlan, ProcessSpecError};
-use super::Plan;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SpecError {
@@ -88,8 +88,7 @@ pub(super) fn build(spec: &Spec, bundle: &Path) -> Result<Plan, SpecError> {
     }
 
     let mounts = plan_mounts(spec.mounts().as_deref().unwrap_or_default(), bundle)?;
-    let setup_dev =
-        !mounts.iter().any(|m| m.dest == Path::new("dev") && matches!(m.kind, MountKind::Bind { .. }));
+    let setup_dev = !mounts.iter().any(|m| m.dest == Path::new("dev") && matches!(m.kind, MountKind::Bind { .. }));
     let devices = plan_devices(linux.devices().as_deref().unwrap_or_default())?;
 
     let rootfs_propagation = match linux.rootfs_propagation().as_deref() {
@@ -306,7 +305,8 @@ mod tests {
         build(&spec(&json), Path::new("/bundle"))
     }
 
-    const NS: &str = r#"{"namespaces":[{"type":"mount"},{"type":"pid"},{"type":"uts"},{"type":"ipc"},{"type":"network"}]"#;
+    const NS: &str =
+        r#"{"namespaces":[{"type":"mount"},{"type":"pid"},{"type":"uts"},{"type":"ipc"},{"type":"network"}]"#;
 
     #[test]
     fn minimal_config_builds() {
@@ -335,9 +335,11 @@ mod tests {
 
     #[test]
     fn sysctls_follow_namespaces() {
-        let ok = build_with(&format!(r#"{NS},"sysctl":{{"net.ipv4.ip_forward":"1","kernel.shmmax":"1000"}}}}"#), "").unwrap();
+        let ok = build_with(&format!(r#"{NS},"sysctl":{{"net.ipv4.ip_forward":"1","kernel.shmmax":"1000"}}}}"#), "")
+            .unwrap();
         assert_eq!(ok.sysctl[0], ("kernel/shmmax".into(), "1000".into()));
-        let err = build_with(r#"{"namespaces":[{"type":"mount"}],"sysctl":{"net.ipv4.ip_forward":"1"}}"#, "").unwrap_err();
+        let err =
+            build_with(r#"{"namespaces":[{"type":"mount"}],"sysctl":{"net.ipv4.ip_forward":"1"}}"#, "").unwrap_err();
         assert!(err.to_string().contains("host network namespace"), "{err}");
         let err = build_with(&format!(r#"{NS},"sysctl":{{"vm.swappiness":"1"}}}}"#), "").unwrap_err();
         assert!(err.to_string().contains("not in a separate kernel namespace"), "{err}");
@@ -353,8 +355,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(plan.uid_map, "0 1000 10\n");
-        let err = build_with(r#"{"namespaces":[{"type":"mount"}],"uidMappings":[{"containerID":0,"hostID":1,"size":1}]}"#, "")
-            .unwrap_err();
+        let err = build_with(
+            r#"{"namespaces":[{"type":"mount"}],"uidMappings":[{"containerID":0,"hostID":1,"size":1}]}"#,
+            "",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("need a user namespace"));
     }
 
@@ -362,7 +367,8 @@ mod tests {
     fn hooks_are_checked() {
         let err = build_with(&format!("{NS}}}"), r#""hooks":{"prestart":[{"path":"rel/hook"}]}"#).unwrap_err();
         assert_eq!(err.to_string(), "hooks.prestart[0]: path must be absolute");
-        let err = build_with(&format!("{NS}}}"), r#""hooks":{"poststop":[{"path":"/bin/true","timeout":-1}]}"#).unwrap_err();
+        let err =
+            build_with(&format!("{NS}}}"), r#""hooks":{"poststop":[{"path":"/bin/true","timeout":-1}]}"#).unwrap_err();
         assert_eq!(err.to_string(), "hooks.poststop[0]: timeout must be greater than zero");
     }
 

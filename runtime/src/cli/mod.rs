@@ -65,6 +65,8 @@ pub enum Command {
     Start(IdArg),
     /// Create and run a container
     Run(RunArgs),
+    /// Execute a new process inside the container
+    Exec(ExecArgs),
     /// Output the state of a container
     State(IdArg),
     /// Send a signal to the container's init process
@@ -117,6 +119,62 @@ pub struct RunArgs {
     /// Do not delete the container after it exits
     #[arg(long)]
     pub keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Path to a process.json
+    #[arg(short, long, value_name = "FILE")]
+    pub process: Option<PathBuf>,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Path to an AF_UNIX socket which will receive the pty master
+    #[arg(long = "console-socket", value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Current working directory in the container
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Set environment variables (KEY=value)
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// UID (format: <uid>[:<gid>])
+    #[arg(short, long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// Additional gids
+    #[arg(short = 'g', long = "additional-gids", value_name = "GID")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability to the bounding, effective, permitted and ambient sets
+    #[arg(short, long, value_name = "CAP")]
+    pub cap: Vec<String>,
+    /// Set the no new privileges value for the process
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// AppArmor profile for the process (ignored: AppArmor is not supported)
+    #[arg(long, value_name = "PROFILE")]
+    pub apparmor: Option<String>,
+    /// SELinux label for the process (ignored: SELinux is not supported)
+    #[arg(long = "process-label", value_name = "LABEL")]
+    pub process_label: Option<String>,
+    /// Detach from the process
+    #[arg(short, long)]
+    pub detach: bool,
+    /// File to write the process id to
+    #[arg(long = "pid-file", value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Pass N additional file descriptors to the process
+    #[arg(long = "preserve-fds", default_value_t = 0, value_name = "N")]
+    pub preserve_fds: u32,
+    /// Run the process in a sub-cgroup of the container (not supported yet)
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Vec<String>,
+    /// Allow exec in a paused container
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+    pub id: String,
+    /// The command and its arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +240,11 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Create(a) => lifecycle::create(root, &a).map(|()| 0),
         Command::Start(a) => lifecycle::start(root, &a.id).map(|()| 0),
         Command::Run(a) => lifecycle::run(root, &a),
+        // runc's exit code for a runtime failure of exec is 255 (the process's own otherwise).
+        Command::Exec(a) => Ok(lifecycle::exec(root, &a).unwrap_or_else(|e| {
+            logging::error(&e.chain());
+            255
+        })),
         Command::State(a) => query::state(root, &a.id).map(|()| 0),
         Command::Kill(a) => lifecycle::kill(root, &a).map(|()| 0),
         Command::Delete(a) => lifecycle::delete(root, &a).map(|()| 0),

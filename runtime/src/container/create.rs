@@ -10,7 +10,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
 use super::id::ContainerId;
-use super::state::{ContainerDir, EXEC_FIFO, Phase, State, StoredHooks, io_error, read_stat};
+use super::state::{CONFIG_COPY, ContainerDir, EXEC_FIFO, Phase, State, StoredHooks, io_error, read_stat};
 use crate::cgroup::{CgroupRequest, Manager};
 use crate::error::{Error, ErrorKind, Message, kind_of_errno};
 use crate::hooks::{HookState, run_hooks};
@@ -45,7 +45,7 @@ pub struct Created {
 pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     let bundle = std::path::absolute(&opts.bundle)
         .map_err(|e| io_error(ErrorKind::InvalidSpec, format!("bundle {}", opts.bundle.display()), e))?;
-    let spec = load_spec(&bundle.join("config.json")).map_err(|e| {
+    let (spec, config_bytes) = load_spec(&bundle.join("config.json")).map_err(|e| {
         let kind = match &e {
             crate::spec::LoadError::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 ErrorKind::NotFound
@@ -102,6 +102,9 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     };
     // Written before any other side effect so that `delete --force` can always clean up.
     dir.save(&state)?;
+    // `exec` takes the container's process defaults and seccomp profile from this copy.
+    std::fs::write(dir.file(CONFIG_COPY), &config_bytes)
+        .map_err(|e| io_error(ErrorKind::Other, format!("write {}", dir.file(CONFIG_COPY).display()), e))?;
     undo.cgroup = Some(cgroup.state());
     cgroup.create(plan.resources.as_ref()).map_err(|e| Error::new(ErrorKind::Other, e))?;
     let cgroup_view = cgroup.container_view();

@@ -25,6 +25,7 @@ use crate::hooks::{HookError, run_hooks};
 use crate::rootfs::{self, RootfsError};
 use crate::security::seccomp::{CompiledSeccomp, SeccompError};
 use crate::spec::Plan;
+use crate::spec::process::ProcessPlan;
 use crate::spec::namespaces::proc_name;
 use crate::sys::mount::FsContext;
 
@@ -50,7 +51,7 @@ pub struct InitArgs<'a> {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum InitError {
+pub(super) enum InitError {
     #[error("wait for the parent")]
     Sync(#[source] super::protocol::ChannelError),
     #[error("the parent went away")]
@@ -94,7 +95,7 @@ enum InitError {
 }
 
 impl InitError {
-    fn kind(&self) -> ErrorKind {
+    pub(super) fn kind(&self) -> ErrorKind {
         match self {
             InitError::Process(p) => p.kind(),
             InitError::Rootfs(RootfsError::InsideProc { .. } | RootfsError::NotADirectory { .. }) => {
@@ -126,7 +127,7 @@ pub fn run(mut args: InitArgs<'_>) -> ! {
     crate::sys::process::exit_now(1)
 }
 
-fn wait_for(channel: &Channel) -> Result<ToChild, InitError> {
+pub(super) fn wait_for(channel: &Channel) -> Result<ToChild, InitError> {
     channel.recv::<ToChild>().map_err(InitError::Sync)?.ok_or(InitError::ParentGone)
 }
 
@@ -182,7 +183,7 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, InitError> {
         .map_err(|source| RootfsError::OpenRootfs { path: "/".into(), source })?;
 
     if plan.process.terminal {
-        setup_terminal(new_root.as_fd(), plan, args.console_socket.take())?;
+        setup_terminal(new_root.as_fd(), plan.process.console_size, args.console_socket.take(), true)?;
     }
     if let Some(h) = &plan.hostname {
         nix::unistd::sethostname(h).map_err(InitError::Hostname)?;
@@ -218,18 +219,27 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, InitError> {
             Err(e) => return Err(InitError::Keyring(e)),
         }
     }
-    finish_process(plan, &args.channel, args.exec_fifo.take(), procfs, args.seccomp, &hook_state)
+    let exec_fifo = args.exec_fifo.take();
+    finish_process(&plan.process, &args.channel, args.seccomp, move || {
+        if let Some(fifo) = exec_fifo {
+            wait_for_start(procfs.as_fd(), fifo)?;
+        }
+        drop(procfs);
+        if let Some(start_hooks) = plan.hooks.start_container().as_deref() {
+            let state = hook_state.replace("\"status\":\"creating\"", "\"status\":\"created\"");
+            run_hooks("startContainer", start_hooks, state.as_bytes())?;
+        }
+        Ok(())
+    })
 }
 
-fn finish_process(
-    plan: &Plan,
+/// Apply the process settings, report ready, run `after_ready` (wait for start), exec.
+pub(super) fn finish_process(
+    p: &ProcessPlan,
     channel: &Channel,
-    exec_fifo: Option<OwnedFd>,
-    procfs: OwnedFd,
     seccomp: Option<&CompiledSeccomp>,
-    hook_state: &str,
+    after_ready: impl FnOnce() -> Result<(), InitError>,
 ) -> Result<Infallible, InitError> {
-    let p = &plan.process;
     proc_setup::apply_rlimits(&p.rlimits)?;
     if p.no_new_privileges {
         proc_setup::set_no_new_privs()?;
@@ -251,14 +261,8 @@ fn finish_process(
     let path = proc_setup::resolve_executable(p)?;
 
     channel.send(&ToParent::Ready).map_err(InitError::Sync)?;
-    if let Some(fifo) = exec_fifo {
-        wait_for_start(procfs.as_fd(), fifo)?;
-    }
-    drop(procfs);
-    if let Some(start_hooks) = plan.hooks.start_container().as_deref() {
-        let state = hook_state.replace("\"status\":\"creating\"", "\"status\":\"created\"");
-        run_hooks("startContainer", start_hooks, state.as_bytes())?;
-    }
+    after_ready()?;
+    // As close to execve as possible: nothing after this needs a filtered syscall.
     if let Some(filter) = seccomp.filter(|_| p.no_new_privileges) {
         filter.install()?;
     }
@@ -269,18 +273,22 @@ fn finish_process(
 /// Close every descriptor the child copied from the parent except its own and the preserved
 /// ones: nothing of the runtime (the state dir and its lock, the cgroup dir) stays reachable.
 fn close_inherited(args: &InitArgs<'_>) {
-    let first = 3 + args.preserve_fds;
-    let mut keep: Vec<u32> = [
+    let own = [
         Some(args.channel.raw()),
         args.exec_fifo.as_ref().map(|f| f.as_raw_fd()),
         args.console_socket.as_ref().map(|f| f.as_raw_fd()),
     ]
     .into_iter()
     .flatten()
-    .chain(args.join_fds.iter().map(|(_, fd)| fd.as_raw_fd()))
-    .filter_map(|fd| u32::try_from(fd).ok())
-    .filter(|fd| *fd >= first)
-    .collect();
+    .chain(args.join_fds.iter().map(|(_, fd)| fd.as_raw_fd()));
+    close_all_but(own, args.preserve_fds);
+}
+
+/// Close descriptors from 3 + `preserve_fds` up, except `keep`. Best effort: close_range only
+/// fails on bad arguments, and a descriptor left open is still close-on-exec.
+pub(super) fn close_all_but(keep: impl Iterator<Item = std::os::fd::RawFd>, preserve_fds: u32) {
+    let first = 3 + preserve_fds;
+    let mut keep: Vec<u32> = keep.filter_map(|fd| u32::try_from(fd).ok()).filter(|fd| *fd >= first).collect();
     keep.sort_unstable();
     let mut low = first;
     for fd in keep {
@@ -336,12 +344,19 @@ fn wait_for_start(procfs: BorrowedFd<'_>, fifo: OwnedFd) -> Result<(), InitError
 
 /// A pty from the container's devpts: master sent over the console socket, peer bound on
 /// /dev/console and made our stdio and controlling terminal.
-fn setup_terminal(root: BorrowedFd<'_>, plan: &Plan, socket: Option<OwnedFd>) -> Result<(), InitError> {
+pub(super) fn setup_terminal(
+    root: BorrowedFd<'_>,
+    console_size: Option<(u16, u16)>,
+    socket: Option<OwnedFd>,
+    console: bool,
+) -> Result<(), InitError> {
     let (master, peer) = rootfs::open_pty_master(root)?;
-    if let Some((rows, cols)) = plan.process.console_size {
+    if let Some((rows, cols)) = console_size {
         crate::sys::tty::set_window_size(master.as_fd(), rows, cols).map_err(InitError::Terminal)?;
     }
-    bind_console(root, peer.as_fd())?;
+    if console {
+        bind_console(root, peer.as_fd())?;
+    }
     if let Some(sock) = socket {
         let fds = [master.as_raw_fd()];
         let payload = b"/dev/ptmx";

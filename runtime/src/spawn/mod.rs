@@ -1,6 +1,7 @@
 //! The process model: one `clone3` of the (single-threaded) runtime into the container's new
 //! namespaces and cgroup; the child runs [`init`] from its copy of the Plan. See ARCHITECTURE.md.
 
+pub mod exec;
 pub mod init;
 pub mod process;
 pub mod protocol;
@@ -21,6 +22,7 @@ use crate::cgroup::{ContainerView, Manager};
 use crate::error::{Error, ErrorKind, kind_of_errno};
 use crate::security::seccomp::CompiledSeccomp;
 use crate::spec::namespaces::proc_name;
+use crate::spec::process::ProcessPlan;
 use crate::spec::{Ns, Plan};
 use crate::sys::process::{Forked, clone3_fork, pidfd_send_signal};
 use protocol::{Channel, ToChild, ToParent};
@@ -195,6 +197,91 @@ impl InitProcess {
     }
 }
 
+/// What `exec` needs to start a process in a running container.
+#[derive(Debug)]
+pub struct ExecRequest<'a> {
+    pub process: &'a ProcessPlan,
+    /// Host pid of the container's init, whose namespaces are joined.
+    pub container_pid: Pid,
+    /// The container's namespaces, as /proc/<pid>/ns names.
+    pub namespaces: &'a [String],
+    pub cgroup: Option<&'a Manager>,
+    pub console_socket: Option<OwnedFd>,
+    pub seccomp: Option<&'a CompiledSeccomp>,
+    pub preserve_fds: u32,
+}
+
+/// Clone a process into the container: pid and time namespaces are entered by the parent (for
+/// its children), the others by the child; the cgroup is the container's.
+pub fn spawn_exec(req: ExecRequest<'_>) -> Result<InitProcess, Error> {
+    let (parent_end, child_end) =
+        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(SpawnError::Socketpair)?;
+    let ns_path = |name: &str| Path::new("/proc").join(req.container_pid.as_raw().to_string()).join("ns").join(name);
+    // User first (the others are owned by it), mount last (it changes what paths mean).
+    let order = ["user", "ipc", "uts", "net", "cgroup", "mnt"];
+    let mut join_fds = Vec::new();
+    for name in order.iter().filter(|n| req.namespaces.iter().any(|m| m == *n)) {
+        join_fds.push((flag_of_name(name), open_ns(&ns_path(name))?));
+    }
+    let mut parent_joins = Vec::new();
+    for name in ["pid", "time"].iter().filter(|n| req.namespaces.iter().any(|m| m == *n)) {
+        parent_joins.push((flag_of_name(name), ns_path(name)));
+    }
+    let restore = enter_namespaces(&parent_joins)?;
+    let cgroup_fd = req.cgroup.and_then(Manager::clone_into_fd);
+    let mut cloned_into = cgroup_fd.is_some();
+    let mut forked = clone3_fork(0, cgroup_fd);
+    if cloned_into && matches!(forked, Err(Errno::EINVAL | Errno::EOPNOTSUPP | Errno::EBUSY | Errno::E2BIG)) {
+        cloned_into = false;
+        forked = clone3_fork(0, None);
+    }
+    let forked = forked.map_err(SpawnError::Clone);
+    if let Ok(Forked::Child) = forked {
+        drop(parent_end);
+        drop(restore);
+        exec::run(exec::ExecArgs {
+            process: req.process,
+            channel: Channel::new(child_end, "parent"),
+            join_fds,
+            console_socket: req.console_socket,
+            seccomp: req.seccomp,
+            preserve_fds: req.preserve_fds,
+        });
+    }
+    restore.finish()?;
+    let Forked::Parent { pid, pidfd } = forked? else {
+        return Err(SpawnError::Clone(Errno::EINVAL).into());
+    };
+    drop(child_end);
+    drop(join_fds);
+    let child = InitProcess { pid, pidfd, channel: Channel::new(parent_end, "exec process") };
+    let setup = || -> Result<(), SpawnError> {
+        if let Some(cg) = req.cgroup {
+            cg.add_process(pid, cloned_into)?;
+        }
+        child.channel.send(&ToChild::Go)?;
+        Ok(())
+    };
+    if let Err(e) = setup() {
+        child.kill();
+        return Err(e.into());
+    }
+    Ok(child)
+}
+
+fn flag_of_name(name: &str) -> CloneFlags {
+    match name {
+        "user" => CloneFlags::CLONE_NEWUSER,
+        "ipc" => CloneFlags::CLONE_NEWIPC,
+        "uts" => CloneFlags::CLONE_NEWUTS,
+        "net" => CloneFlags::CLONE_NEWNET,
+        "cgroup" => CloneFlags::CLONE_NEWCGROUP,
+        "pid" => CloneFlags::CLONE_NEWPID,
+        "time" => CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+        _ => CloneFlags::CLONE_NEWNS,
+    }
+}
+
 fn open_ns(path: &Path) -> Result<OwnedFd, SpawnError> {
     nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|source| SpawnError::OpenNamespace { path: path.display().to_string(), source })
@@ -215,21 +302,27 @@ struct ParentNamespaces {
 }
 
 fn enter_parent_namespaces(plan: &Plan) -> Result<ParentNamespaces, SpawnError> {
-    let mut saved = Vec::new();
-    for (flag, path) in &plan.namespaces.parent_joins {
-        let own = open_ns(Path::new(&format!("/proc/self/ns/{}", proc_name(*flag))))?;
-        let target = open_ns(path)?;
-        setns(target.as_fd(), *flag).map_err(|e| SpawnError::ParentSetns(proc_name(*flag), e))?;
-        saved.push((*flag, own));
-    }
+    let mut restore = enter_namespaces(&plan.namespaces.parent_joins)?;
     if plan.namespaces.time == Ns::New {
         let flag = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
         let own = open_ns(Path::new("/proc/self/ns/time"))?;
         unshare(flag).map_err(SpawnError::TimeNamespace)?;
-        saved.push((flag, own));
+        restore.saved.push((flag, own));
         if !plan.time_offsets.is_empty() {
             std::fs::write("/proc/self/timens_offsets", &plan.time_offsets).map_err(SpawnError::TimeOffsets)?;
         }
+    }
+    Ok(restore)
+}
+
+/// Enter `joins` (pid, time) for our children; the returned value switches back.
+fn enter_namespaces(joins: &[(CloneFlags, std::path::PathBuf)]) -> Result<ParentNamespaces, SpawnError> {
+    let mut saved = Vec::new();
+    for (flag, path) in joins {
+        let own = open_ns(Path::new(&format!("/proc/self/ns/{}", proc_name(*flag))))?;
+        let target = open_ns(path)?;
+        setns(target.as_fd(), *flag).map_err(|e| SpawnError::ParentSetns(proc_name(*flag), e))?;
+        saved.push((*flag, own));
     }
     Ok(ParentNamespaces { saved })
 }

@@ -34,13 +34,20 @@ pub enum LoadError {
     },
 }
 
-/// Load and parse a runtime spec (`config.json`).
-pub fn load_spec(path: &Path) -> Result<Spec, LoadError> {
-    load_json(path)
+/// Load and parse a runtime spec (`config.json`); also returns the bytes read.
+pub fn load_spec(path: &Path) -> Result<(Spec, Vec<u8>), LoadError> {
+    let bytes = read_bounded(path)?;
+    let spec = parse_json(&bytes).map_err(|(field, source)| LoadError::Parse { path: path.to_owned(), field, source })?;
+    Ok((spec, bytes))
 }
 
 /// Load any JSON document (config.json, process.json) with a field path in parse errors.
 pub fn load_json<T: DeserializeOwned>(path: &Path) -> Result<T, LoadError> {
+    let bytes = read_bounded(path)?;
+    parse_json(&bytes).map_err(|(field, source)| LoadError::Parse { path: path.to_owned(), field, source })
+}
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>, LoadError> {
     let file = std::fs::File::open(path).map_err(|source| LoadError::Open { path: path.to_owned(), source })?;
     let mut bytes = Vec::with_capacity(16 * 1024);
     file.take(MAX_CONFIG_BYTES + 1)
@@ -49,7 +56,7 @@ pub fn load_json<T: DeserializeOwned>(path: &Path) -> Result<T, LoadError> {
     if bytes.len() as u64 > MAX_CONFIG_BYTES {
         return Err(LoadError::TooLarge { path: path.to_owned(), max: MAX_CONFIG_BYTES });
     }
-    parse_json(&bytes).map_err(|(field, source)| LoadError::Parse { path: path.to_owned(), field, source })
+    Ok(bytes)
 }
 
 /// Parse JSON, returning the path of the field that failed (`process.user.uid`).

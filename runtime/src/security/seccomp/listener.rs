@@ -8,8 +8,8 @@
 //! the fd with `pidfd_getfd` ([`fetch_listener`]), lets the child go on, then calls
 //! [`send_to_listener`] with status `creating` (`running` for `exec`).
 
-use std::io::{IoSlice, Write};
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::io::{IoSlice, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
@@ -56,4 +56,17 @@ pub fn send_to_listener(
     // runtime-spec requires.
     stream.write_all(&json[sent..]).map_err(send_error)?;
     Ok(())
+}
+
+/// The agent side: read one container process state and its fds from a runtime connection
+/// (used by tests and by anything that wants to act as a seccomp agent).
+pub fn receive_from_runtime(stream: &mut UnixStream) -> Result<(ContainerProcessState, Vec<OwnedFd>), SeccompError> {
+    let receive_error = |source: std::io::Error| SeccompError::ReceiveListener { source };
+    let mut buffer = vec![0u8; 64 * 1024];
+    let (len, fds) =
+        crate::sys::seccomp::recv_with_fds(stream.as_fd(), &mut buffer).map_err(|errno| receive_error(errno.into()))?;
+    buffer.truncate(len);
+    stream.read_to_end(&mut buffer).map_err(receive_error)?;
+    let state = serde_json::from_slice(&buffer).map_err(SeccompError::DecodeListenerState)?;
+    Ok((state, fds))
 }

@@ -35,7 +35,7 @@ use seccompiler::sock_filter;
 use crate::error::ErrorKind;
 use crate::sys::seccomp as sys;
 
-pub use listener::{fetch_listener, listener_state, send_to_listener};
+pub use listener::{fetch_listener, listener_state, receive_from_runtime, send_to_listener};
 pub use rules::{
     RET_ALLOW, RET_ERRNO, RET_KILL_PROCESS, RET_KILL_THREAD, RET_LOG, RET_TRACE, RET_TRAP, RET_USER_NOTIF,
 };
@@ -92,6 +92,13 @@ pub enum SeccompError {
     FetchListener(#[source] nix::errno::Errno),
     #[error("encode the container process state for the seccomp agent")]
     EncodeListenerState(#[source] serde_json::Error),
+    #[error("receive a seccomp listener from the runtime")]
+    ReceiveListener {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("decode the container process state from the runtime")]
+    DecodeListenerState(#[source] serde_json::Error),
     #[error("send the seccomp listener to {path:?}")]
     SendListener {
         path: PathBuf,
@@ -110,6 +117,8 @@ impl SeccompError {
             | SeccompError::Install(_)
             | SeccompError::FetchListener(_)
             | SeccompError::EncodeListenerState(_)
+            | SeccompError::ReceiveListener { .. }
+            | SeccompError::DecodeListenerState(_)
             | SeccompError::SendListener { .. } => ErrorKind::Other,
             _ => ErrorKind::InvalidSpec,
         }

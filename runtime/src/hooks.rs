@@ -62,6 +62,16 @@ pub fn run_hooks(kind: &'static str, hooks: &[Hook], state: &[u8]) -> Result<(),
     Ok(())
 }
 
+/// Run every hook even when some fail (poststart, poststop): each failure is logged as a
+/// warning, as the runtime-spec asks.
+pub fn run_hooks_warn(kind: &'static str, hooks: &[Hook], state: &[u8]) {
+    for (index, hook) in hooks.iter().enumerate() {
+        if let Err(e) = run_hook(kind, index, hook, state) {
+            crate::logging::warn(&e.to_string());
+        }
+    }
+}
+
 fn run_hook(kind: &'static str, index: usize, hook: &Hook, state: &[u8]) -> Result<(), HookError> {
     let path = hook.path().display().to_string();
     let mut cmd = Command::new(hook.path());

@@ -140,7 +140,8 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         let hook_state = HookState {
             oci_version: &state.oci_version,
             id: &state.id,
-            status: "creating",
+            // The container is fully set up when these run; runtime-tools and crun say "created".
+            status: "created",
             pid: state.pid,
             bundle: &state.bundle,
             annotations: &state.annotations,

@@ -14,7 +14,7 @@ use super::id::ContainerId;
 use super::state::{ContainerDir, State, Status};
 use crate::cgroup::{CgroupState, Manager};
 use crate::error::{Error, ErrorKind};
-use crate::hooks::{HookState, run_hooks};
+use crate::hooks::{HookState, run_hooks_warn};
 use crate::sys::process::{pidfd_open, pidfd_send_signal};
 
 pub fn delete(root: &Path, id: &ContainerId, force: bool) -> Result<(), Error> {
@@ -64,9 +64,7 @@ pub fn destroy(dir: &ContainerDir, state: &State) -> Result<(), Error> {
         }
         .to_json();
         // The spec: a failing poststop hook is logged and the delete goes on.
-        if let Err(e) = run_hooks("poststop", &state.hooks.poststop, hook_state.as_bytes()) {
-            crate::logging::warn(&e.to_string());
-        }
+        run_hooks_warn("poststop", &state.hooks.poststop, hook_state.as_bytes());
     }
     dir.remove()
 }

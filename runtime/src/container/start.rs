@@ -13,7 +13,7 @@ use nix::unistd::Pid;
 use super::id::ContainerId;
 use super::state::{ContainerDir, EXEC_FIFO, State, Status, io_error};
 use crate::error::{Error, ErrorKind};
-use crate::hooks::{HookState, run_hooks};
+use crate::hooks::{HookState, run_hooks_warn};
 use crate::sys::process::pidfd_open;
 
 pub fn start(root: &Path, id: &ContainerId) -> Result<(), Error> {
@@ -52,6 +52,7 @@ fn release(dir: &ContainerDir, state: &State) -> Result<(), Error> {
         nix::fcntl::openat(dir.fd(), EXEC_FIFO, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
             .map_err(fifo_err)?;
     let mut fifo = std::fs::File::from(fifo);
+    let mut released = false;
     loop {
         let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN), PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::NONE) {
@@ -63,13 +64,17 @@ fn release(dir: &ContainerDir, state: &State) -> Result<(), Error> {
         if ready(&fds[0]) {
             let mut byte = [0u8; 1];
             match fifo.read(&mut byte) {
-                Ok(1) => break,
+                Ok(1) => released = true,
+                // End of file: init's execve closed the write end (or init died after the byte).
+                Ok(_) if released => break,
                 Ok(_) => return Err(Error::msg(ErrorKind::Other, "container init exited before it was started")),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(io_error(ErrorKind::Other, "read exec fifo".into(), e)),
             }
-        }
-        if ready(&fds[1]) {
+        } else if ready(&fds[1]) {
+            if released {
+                break;
+            }
             return Err(Error::msg(ErrorKind::Other, "container init exited before it was started"));
         }
     }
@@ -91,7 +96,5 @@ pub fn run_poststart(state: &State) {
         annotations: &state.annotations,
     }
     .to_json();
-    if let Err(e) = run_hooks("poststart", &state.hooks.poststart, hook_state.as_bytes()) {
-        crate::logging::warn(&e.to_string());
-    }
+    run_hooks_warn("poststart", &state.hooks.poststart, hook_state.as_bytes());
 }

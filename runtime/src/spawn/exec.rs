@@ -64,5 +64,5 @@ fn exec_child(args: &mut ExecArgs<'_>) -> Result<Infallible, InitError> {
             .map_err(|source| RootfsError::OpenRootfs { path: "/".into(), source })?;
         setup_terminal(root.as_fd(), p.console_size, args.console_socket.take(), false)?;
     }
-    finish_process(p, &args.channel, args.seccomp, || Ok(()))
+    finish_process(p, &args.channel, args.seccomp, || Ok(None))
 }

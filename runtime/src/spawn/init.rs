@@ -250,15 +250,15 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, InitError> {
     };
     let exec_fifo = args.exec_fifo.take();
     finish_process(process, &args.channel, args.seccomp, move || {
-        if let Some(fifo) = exec_fifo {
-            wait_for_start(procfs.as_fd(), fifo)?;
-        }
+        let started = match exec_fifo {
+            Some(fifo) => Some(wait_for_start(procfs.as_fd(), fifo)?),
+            None => None,
+        };
         drop(procfs);
         if let Some(start_hooks) = plan.hooks.start_container().as_deref() {
-            let state = hook_state.replace("\"status\":\"creating\"", "\"status\":\"created\"");
-            run_hooks("startContainer", start_hooks, state.as_bytes())?;
+            run_hooks("startContainer", start_hooks, hook_state.as_bytes())?;
         }
-        Ok(())
+        Ok(started)
     })
 }
 
@@ -267,7 +267,7 @@ pub(super) fn finish_process(
     p: &ProcessPlan,
     channel: &Channel,
     seccomp: Option<&CompiledSeccomp>,
-    after_ready: impl FnOnce() -> Result<(), InitError>,
+    after_ready: impl FnOnce() -> Result<Option<OwnedFd>, InitError>,
 ) -> Result<Infallible, InitError> {
     // Read before any seccomp filter: what runs after it must be what runc runs after it.
     let env = proc_setup::env_with_home(p);
@@ -291,7 +291,9 @@ pub(super) fn finish_process(
     let path = proc_setup::resolve_executable(p)?;
 
     channel.send(&ToParent::Ready).map_err(InitError::Sync)?;
-    after_ready()?;
+    // Held open until execve closes it (close-on-exec): `start` reads the fifo to its end, so it
+    // returns only once the user's program runs, and poststart hooks come after that.
+    let _held_until_exec = after_ready()?;
     // As close to execve as possible: nothing after this needs a filtered syscall.
     if let Some(filter) = seccomp.filter(|_| p.no_new_privileges) {
         filter.install()?;
@@ -356,8 +358,9 @@ fn write_proc(procfs: BorrowedFd<'_>, rel: &str, value: &[u8]) -> Result<(), Err
     if n != value.len() { Err(Errno::EIO) } else { Ok(()) }
 }
 
-/// Block until `start` opens the fifo for reading, then tell it we are going.
-fn wait_for_start(procfs: BorrowedFd<'_>, fifo: OwnedFd) -> Result<(), InitError> {
+/// Block until `start` opens the fifo for reading, then tell it we are going. Returns the
+/// write end, to be closed by execve.
+fn wait_for_start(procfs: BorrowedFd<'_>, fifo: OwnedFd) -> Result<OwnedFd, InitError> {
     // Plain openat: a seccomp filter may already be installed, and every profile allows it.
     let path = format!("self/fd/{}", fifo.as_raw_fd());
     let writer = loop {
@@ -369,7 +372,7 @@ fn wait_for_start(procfs: BorrowedFd<'_>, fifo: OwnedFd) -> Result<(), InitError
     };
     drop(fifo);
     nix::unistd::write(&writer, b"0").map_err(InitError::ExecFifo)?;
-    Ok(())
+    Ok(writer)
 }
 
 /// A pty from the container's devpts: master sent over the console socket, peer bound on

@@ -52,6 +52,11 @@ impl Manager {
         }
     }
 
+    /// Whether the container is paused; a cgroup that cannot be read counts as not paused.
+    pub fn is_frozen(&self) -> bool {
+        matches!(self.freezer_state(), Ok(FreezerState::Frozen))
+    }
+
     /// Whether the container is paused (for `state`/`list`: "paused").
     pub fn freezer_state(&self) -> Result<FreezerState, CgroupError> {
         let Some(f) = self.freezer() else { return Ok(FreezerState::Undefined) };

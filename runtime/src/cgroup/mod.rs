@@ -56,6 +56,7 @@ mod resources;
 mod stats;
 mod update;
 
+pub use convert::{blkio_weight_to_io_weight, shares_to_weight, swap_to_v2};
 pub use error::CgroupError;
 pub use events::{Event, EventsEnd, OomWait, OomWatcher, watch_events};
 pub use freezer::FreezerState;

@@ -50,10 +50,10 @@ impl Error {
 
     /// The whole chain on one line: "outer: inner: errno text".
     pub fn chain(&self) -> String {
-        let mut out = self.source.to_string();
+        let mut out = describe(self.source.as_ref());
         let mut next = self.source.source();
         while let Some(cause) = next {
-            let text = cause.to_string();
+            let text = describe(cause);
             // A wrapper may already have spelled out its cause; do not say it twice.
             if !out.ends_with(&text) {
                 out.push_str(": ");
@@ -62,6 +62,29 @@ impl Error {
             next = cause.source();
         }
         out
+    }
+}
+
+/// One link of the chain. System errors are spelled as runc (Go) spells them, lowercase and
+/// without the errno name: clients match on "no such file or directory", "permission denied".
+fn describe(e: &(dyn StdError + 'static)) -> String {
+    let errno = e
+        .downcast_ref::<nix::errno::Errno>()
+        .copied()
+        .or_else(|| e.downcast_ref::<std::io::Error>().and_then(|io| io.raw_os_error()).map(nix::errno::Errno::from_raw));
+    match errno {
+        Some(n) if n != nix::errno::Errno::UnknownErrno => errno_text(n),
+        _ => e.to_string(),
+    }
+}
+
+/// strerror text, lowercased: "no such file or directory".
+pub fn errno_text(n: nix::errno::Errno) -> String {
+    let desc = n.desc();
+    let mut chars = desc.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => desc.to_owned(),
     }
 }
 
@@ -118,6 +141,8 @@ mod tests {
     fn chain_joins_every_cause_once() {
         let io = std::io::Error::from_raw_os_error(libc::EPERM);
         let err = Error::new(ErrorKind::PermissionDenied, Outer::Mount(io));
-        assert_eq!(err.chain(), "mount proc on /proc: Operation not permitted (os error 1)");
+        assert_eq!(err.chain(), "mount proc on /proc: operation not permitted");
+        let nix_err = Error::new(ErrorKind::NotFound, Outer::Mount(std::io::Error::from(nix::errno::Errno::ENOENT)));
+        assert_eq!(nix_err.chain(), "mount proc on /proc: no such file or directory");
     }
 }

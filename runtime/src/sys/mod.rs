@@ -11,7 +11,16 @@ pub mod process;
 pub mod seccomp;
 pub mod tty;
 
+use std::os::fd::BorrowedFd;
+
 use nix::errno::Errno;
+
+/// `AT_FDCWD` as a descriptor for the `*at` wrappers: "relative to the current directory".
+pub fn at_fdcwd() -> BorrowedFd<'static> {
+    // SAFETY: AT_FDCWD (-100) is never a real descriptor; the kernel reads it as "the current
+    // directory" in every *at call, and nothing ever closes it.
+    unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
+}
 
 /// Turn a raw syscall return value into a `nix::Result`.
 fn check(ret: libc::c_long) -> nix::Result<libc::c_long> {

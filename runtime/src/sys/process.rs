@@ -101,3 +101,62 @@ pub fn setdomainname(name: &[u8]) -> nix::Result<()> {
     let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
     Errno::result(ret).map(drop)
 }
+
+/// Set the capability sets of the calling thread in one `capset` call.
+pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> nix::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let header = Header { version: VERSION_3, pid: 0 };
+    let data = [
+        Data { effective: effective as u32, permitted: permitted as u32, inheritable: inheritable as u32 },
+        Data {
+            effective: (effective >> 32) as u32,
+            permitted: (permitted >> 32) as u32,
+            inheritable: (inheritable >> 32) as u32,
+        },
+    ];
+    // SAFETY: version 3 takes a header and an array of two data structs, both valid for the call.
+    check(unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) })?;
+    Ok(())
+}
+
+/// `personality(2)` with a raw persona value (PER_LINUX, PER_LINUX32).
+pub fn personality(persona: u64) -> nix::Result<()> {
+    // SAFETY: personality takes an integer and touches no memory of ours.
+    let ret = unsafe { libc::personality(persona as libc::c_ulong) };
+    Errno::result(ret).map(drop)
+}
+
+/// `_exit(2)`: leave at once, without running the parent's exit handlers or destructors
+/// (the forked child shares nothing it should flush or clean up).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and needs no invariant from us.
+    unsafe { libc::_exit(code) }
+}
+
+/// Close every descriptor in `first..=last`.
+pub fn close_range(first: u32, last: u32) -> nix::Result<()> {
+    // SAFETY: close_range closes descriptors of this process only; callers pass ranges that
+    // hold no descriptor any live Rust object will use again.
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) })?;
+    Ok(())
+}
+
+/// Join a new anonymous session keyring, so the container does not share the caller's.
+pub fn join_new_session_keyring() -> nix::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: a null name asks for a new anonymous keyring; no memory of ours is touched.
+    check(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, std::ptr::null::<libc::c_char>()) })?;
+    Ok(())
+}

@@ -38,3 +38,11 @@ pub fn open_pty_peer(master: BorrowedFd<'_>) -> nix::Result<OwnedFd> {
     // SAFETY: the ioctl returned a fresh descriptor that we now own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// Unlock the pty behind the master `fd` so its peer can be opened (unlockpt(3)).
+pub fn unlock_pty(master: BorrowedFd<'_>) -> nix::Result<()> {
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads an int through the pointer, valid for the call.
+    let ret = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock as *const libc::c_int) };
+    Errno::result(ret).map(drop)
+}

@@ -1,0 +1,27 @@
+# Shared helpers for hack/ scripts (sourced, not run).
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+need_root() { [ "$(id -u)" = 0 ] || die "$0 must run as root (it creates namespaces, mounts and cgroups)"; }
+
+repo_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
+
+with_cargo() { export PATH="$HOME/.cargo/bin:$PATH"; command -v cargo >/dev/null || die "cargo not found: run hack/install-deps"; }
+
+# make_busybox_rootfs DIR: a minimal rootfs from Debian's busybox-static (applet symlinks,
+# passwd/group, /tmp 1777), the same recipe as docs/clients.md.
+make_busybox_rootfs() {
+	local dir=$1
+	[ -x /bin/busybox ] || die "/bin/busybox missing: apt-get install busybox-static"
+	rm -rf "$dir" && mkdir -p "$dir"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,root,var,run}
+	cp /bin/busybox "$dir/bin/busybox"
+	local p
+	for p in $("$dir/bin/busybox" --list-full); do
+		[ "$p" = bin/busybox ] && continue
+		mkdir -p "$dir/$(dirname "$p")"
+		ln -sf "$(realpath -m --relative-to="$(dirname "/$p")" /bin/busybox)" "$dir/$p"
+	done
+	chmod 1777 "$dir/tmp"
+	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$dir/etc/passwd"
+	printf 'root:x:0:\nnobody:x:65534:\n' >"$dir/etc/group"
+}

@@ -1,0 +1,37 @@
+//! `features`: the runtime-spec features document (what containerd 2.x asks for).
+
+use serde_json::json;
+
+use crate::error::{Error, ErrorKind};
+
+pub fn print() -> Result<(), Error> {
+    let doc = json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.2.1",
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "mountOptions": [
+            "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "lazytime", "mand",
+            "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime", "nostrictatime", "nosuid",
+            "nosymfollow", "private", "ratime", "rbind", "rdev", "rdiratime", "relatime", "remount", "rexec",
+            "rnoatime", "rnodev", "rnodiratime", "rnoexec", "rnorelatime", "rnostrictatime", "rnosuid",
+            "rnosymfollow", "ro", "rprivate", "rrelatime", "rro", "rrw", "rshared", "rslave", "rstrictatime",
+            "rsuid", "rsymfollow", "runbindable", "rw", "shared", "silent", "slave", "strictatime", "suid",
+            "symfollow", "sync", "unbindable"
+        ],
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "capabilities": caps::all().iter().map(|c| c.to_string()).collect::<std::collections::BTreeSet<_>>(),
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
+            "seccomp": {"enabled": false},
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false},
+            "intelRdt": {"enabled": false},
+            "mountExtensions": {"idmap": {"enabled": false}}
+        },
+        "annotations": {"org.opencontainers.runtime-spec.features": "strata"}
+    });
+    let mut text = serde_json::to_string_pretty(&doc).map_err(|e| Error::new(ErrorKind::Other, e))?;
+    text.push('\n');
+    use std::io::Write;
+    std::io::stdout().lock().write_all(text.as_bytes()).map_err(|e| Error::new(ErrorKind::Other, e))
+}

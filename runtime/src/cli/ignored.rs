@@ -1,0 +1,21 @@
+//! runc flags strata accepts but does not act on, and why.
+//!
+//! | flag | why it is accepted |
+//! |------|--------------------|
+//! | `--criu PATH` | containerd may pass it; checkpoint/restore is not implemented, so it is unused |
+//! | `--rootless false` / `auto` as root | strata runs with full privileges as root either way |
+
+use crate::error::{Error, ErrorKind};
+
+/// `--rootless true` needs a user-namespaced setup strata does not do yet; as root, `auto` and
+/// `false` mean the same as no flag.
+pub fn check_rootless(value: Option<&str>) -> Result<(), Error> {
+    match value {
+        None | Some("false") | Some("auto") => Ok(()),
+        Some("true") if nix::unistd::geteuid().is_root() => Ok(()),
+        Some("true") => Err(Error::msg(ErrorKind::Unsupported, "rootless mode is not supported yet")),
+        Some(other) => {
+            Err(Error::msg(ErrorKind::InvalidSpec, format!("invalid --rootless value {other:?} (true, false or auto)")))
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! `create`: validate everything, then state dir, cgroup, exec fifo, clone, wait until the
+//! container's init is ready, write the pid file and the state. A guard undoes it all on failure.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+use super::id::ContainerId;
+use super::state::{CONFIG_COPY, ContainerDir, EXEC_FIFO, Phase, State, StoredHooks, io_error, read_stat};
+use crate::cgroup::{CgroupRequest, Manager};
+use crate::error::{Error, ErrorKind, Message, kind_of_errno};
+use crate::hooks::{HookState, run_hooks};
+use crate::security::seccomp;
+use crate::spawn::{InitProcess, SpawnRequest, spawn};
+use crate::spec::{Ns, Plan, load_spec};
+use crate::timefmt::rfc3339_nanos;
+
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    pub root: PathBuf,
+    pub id: ContainerId,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    pub systemd_cgroup: bool,
+    /// `run` in the foreground: no exec fifo, the caller starts the process itself.
+    pub foreground: bool,
+}
+
+/// A created container: its init waits for `start` (or, for `run`, for the caller).
+#[derive(Debug)]
+pub struct Created {
+    pub dir: ContainerDir,
+    pub state: State,
+    pub init: InitProcess,
+}
+
+pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
+    let bundle = std::path::absolute(&opts.bundle)
+        .map_err(|e| io_error(ErrorKind::InvalidSpec, format!("bundle {}", opts.bundle.display()), e))?;
+    let (spec, config_bytes) = load_spec(&bundle.join("config.json")).map_err(|e| {
+        let kind = match &e {
+            crate::spec::LoadError::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                ErrorKind::NotFound
+            }
+            _ => ErrorKind::InvalidSpec,
+        };
+        Error::new(kind, e)
+    })?;
+    let plan = Plan::new(&spec, &bundle).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
+    check_rootfs(&plan.rootfs)?;
+    if plan.process.terminal && opts.console_socket.is_none() && !opts.foreground {
+        return Err(Error::msg(
+            ErrorKind::InvalidSpec,
+            "cannot allocate tty if runc will detach without setting console socket",
+        ));
+    }
+    if !plan.process.terminal && opts.console_socket.is_some() {
+        return Err(Error::msg(
+            ErrorKind::InvalidSpec,
+            "cannot use console socket if runc will not detach or allocate tty",
+        ));
+    }
+    let seccomp = match &plan.seccomp {
+        Some(profile) => Some(seccomp::compile(profile).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?),
+        None => None,
+    };
+    let mut cgroup = Manager::new(&CgroupRequest {
+        cgroups_path: plan.cgroups_path.as_deref(),
+        container_id: opts.id.as_str(),
+        systemd: opts.systemd_cgroup,
+    })
+    .map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
+
+    let dir = ContainerDir::create(&opts.root, &opts.id)?;
+    let mut undo = Undo { dir: dir.path.clone(), cgroup: None, child: None, armed: true };
+    let mut state = State {
+        id: opts.id.to_string(),
+        phase: Phase::Creating,
+        pid: 0,
+        pid_start: 0,
+        bundle: bundle.clone(),
+        rootfs: plan.rootfs.clone(),
+        created: rfc3339_nanos(SystemTime::now()),
+        annotations: plan.annotations.clone(),
+        owner: owner_name(),
+        oci_version: plan.oci_version.clone(),
+        cgroup: Some(cgroup.state()),
+        hooks: StoredHooks {
+            poststart: plan.hooks.poststart().clone().unwrap_or_default(),
+            poststop: plan.hooks.poststop().clone().unwrap_or_default(),
+        },
+        namespaces: namespace_names(&plan),
+        systemd_cgroup: opts.systemd_cgroup,
+    };
+    // Written before any other side effect so that `delete --force` can always clean up.
+    dir.save(&state)?;
+    // `exec` takes the container's process defaults and seccomp profile from this copy.
+    std::fs::write(dir.file(CONFIG_COPY), &config_bytes)
+        .map_err(|e| io_error(ErrorKind::Other, format!("write {}", dir.file(CONFIG_COPY).display()), e))?;
+    undo.cgroup = Some(cgroup.state());
+    cgroup.create(plan.resources.as_ref()).map_err(|e| Error::new(ErrorKind::Other, e))?;
+    let cgroup_view = cgroup.container_view();
+    let exec_fifo = if opts.foreground { None } else { Some(make_exec_fifo(&dir)?) };
+    let console_socket = match &opts.console_socket {
+        Some(path) => Some(connect_console(path)?),
+        None => None,
+    };
+
+    let init = spawn(SpawnRequest {
+        plan: &plan,
+        cgroup: &cgroup,
+        cgroup_view: &cgroup_view,
+        exec_fifo,
+        console_socket,
+        seccomp: seccomp.as_ref(),
+        no_pivot: opts.no_pivot,
+        preserve_fds: opts.preserve_fds,
+        no_new_keyring: opts.no_new_keyring,
+    })
+    .map_err(ctx_kind("unable to start container process"))?;
+    undo.child = Some(init.pid);
+    state.pid = init.pid.as_raw();
+    state.pid_start = read_stat(state.pid).map_or(0, |(_, start)| start);
+    dir.save(&state)?;
+
+    init.wait_ready(|| {
+        let hook_state = HookState {
+            oci_version: &state.oci_version,
+            id: &state.id,
+            status: "creating",
+            pid: state.pid,
+            bundle: &state.bundle,
+            annotations: &state.annotations,
+        }
+        .to_json();
+        run_hooks("prestart", plan.hooks.prestart().as_deref().unwrap_or_default(), hook_state.as_bytes())
+            .map_err(|e| Error::new(ErrorKind::Other, e))?;
+        run_hooks("createRuntime", plan.hooks.create_runtime().as_deref().unwrap_or_default(), hook_state.as_bytes())
+            .map_err(|e| Error::new(ErrorKind::Other, e))?;
+        Ok(hook_state)
+    })
+    .map_err(ctx_kind("unable to start container process"))?;
+
+    if let Some(pid_file) = &opts.pid_file {
+        write_pid_file(pid_file, state.pid)?;
+    }
+    state.phase = Phase::Created;
+    dir.save(&state)?;
+    undo.armed = false;
+    Ok(Created { dir, state, init })
+}
+
+fn ctx_kind(what: &'static str) -> impl FnOnce(Error) -> Error {
+    move |e| {
+        let kind = e.kind();
+        Error::new(kind, Message(format!("{what}: {}", e.chain())))
+    }
+}
+
+fn check_rootfs(rootfs: &Path) -> Result<(), Error> {
+    match std::fs::metadata(rootfs) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Error::msg(ErrorKind::InvalidSpec, format!("root.path {} is not a directory", rootfs.display()))),
+        Err(e) => Err(io_error(
+            kind_of_errno(nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0))),
+            format!("root.path {}", rootfs.display()),
+            e,
+        )),
+    }
+}
+
+fn namespace_names(plan: &Plan) -> Vec<String> {
+    let ns = &plan.namespaces;
+    [
+        ("user", &ns.user),
+        ("ipc", &ns.ipc),
+        ("uts", &ns.uts),
+        ("net", &ns.net),
+        ("pid", &ns.pid),
+        ("cgroup", &ns.cgroup),
+        ("time", &ns.time),
+        ("mnt", &ns.mount),
+    ]
+    .into_iter()
+    .filter(|(_, n)| **n != Ns::Host)
+    .map(|(name, _)| name.to_owned())
+    .collect()
+}
+
+fn make_exec_fifo(dir: &ContainerDir) -> Result<OwnedFd, Error> {
+    let path = dir.file(EXEC_FIFO);
+    let err =
+        |e: nix::errno::Errno| io_error(ErrorKind::Other, format!("create exec fifo {}", path.display()), e.into());
+    nix::unistd::mkfifoat(dir.fd(), EXEC_FIFO, Mode::from_bits_truncate(0o622)).map_err(err)?;
+    nix::fcntl::openat(dir.fd(), EXEC_FIFO, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(err)
+}
+
+fn connect_console(path: &Path) -> Result<OwnedFd, Error> {
+    UnixStream::connect(path)
+        .map(OwnedFd::from)
+        .map_err(|e| io_error(ErrorKind::Other, format!("connect to console socket {}", path.display()), e))
+}
+
+/// The host pid, digits only, no newline (containerd parses it with Atoi), written atomically.
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), Error> {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let tmp = path.with_file_name(format!(
+        ".{}.strata-tmp",
+        path.file_name().map_or_else(|| "pid".into(), |n| n.to_string_lossy())
+    ));
+    let write = || -> std::io::Result<()> {
+        std::fs::write(&tmp, pid.to_string())?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| io_error(ErrorKind::Other, format!("write pid file {}", path.display()), e))
+}
+
+/// Undoes a create that did not complete: kills the child, removes the cgroup and the state
+/// directory. Holds plain data, so it works whatever step failed.
+struct Undo {
+    dir: PathBuf,
+    cgroup: Option<crate::cgroup::CgroupState>,
+    child: Option<nix::unistd::Pid>,
+    armed: bool,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pid) = self.child {
+            // Our own unreaped child: the pid cannot have been recycled.
+            if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).is_ok() {
+                let _reaped = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::__WALL));
+            }
+        }
+        if let Some(cg) = &self.cgroup {
+            super::delete::remove_cgroup(cg);
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                crate::logging::warn(&format!("cleanup after failed create: remove {}: {e}", self.dir.display()));
+            }
+        }
+    }
+}
+
+/// Who created the container, as `list` shows it.
+fn owner_name() -> String {
+    let uid = nix::unistd::geteuid();
+    if uid.is_root() { "root".to_owned() } else { uid.to_string() }
+}

@@ -1,0 +1,124 @@
+//! `delete`: stop what is left (with `--force`), run poststop hooks, remove the cgroup and the
+//! state. Works on anything `create` may have left behind, even after a crash mid-create.
+
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use super::id::ContainerId;
+use super::state::{ContainerDir, State, Status};
+use crate::cgroup::{CgroupState, Manager};
+use crate::error::{Error, ErrorKind};
+use crate::hooks::{HookState, run_hooks};
+use crate::sys::process::{pidfd_open, pidfd_send_signal};
+
+pub fn delete(root: &Path, id: &ContainerId, force: bool) -> Result<(), Error> {
+    let dir = match ContainerDir::open(root, id) {
+        Ok(d) => d,
+        Err(e) if force && e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    dir.lock(true)?;
+    let state = match dir.load() {
+        Ok(s) => s,
+        // A directory without state: a create killed before its first write. Nothing else exists.
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return if force { dir.remove() } else { Err(e) };
+        }
+        Err(e) => return Err(e),
+    };
+    let status = state.status(&dir, || super::frozen(&state));
+    match status {
+        Status::Stopped => {}
+        Status::Created => stop_processes(&state),
+        Status::Creating | Status::Running | Status::Paused if force => stop_processes(&state),
+        Status::Creating => {
+            return Err(Error::msg(ErrorKind::InvalidState, format!("container {id} is still being created")));
+        }
+        Status::Running | Status::Paused => {
+            return Err(Error::msg(
+                ErrorKind::InvalidState,
+                format!("cannot delete container {id} that is not stopped: {}", status.as_str()),
+            ));
+        }
+    }
+    destroy(&dir, &state)
+}
+
+/// Remove everything of a container whose processes are gone.
+pub fn destroy(dir: &ContainerDir, state: &State) -> Result<(), Error> {
+    if let Some(cg) = &state.cgroup {
+        remove_cgroup(cg);
+    }
+    if !state.hooks.poststop.is_empty() {
+        let hook_state = HookState {
+            oci_version: &state.oci_version,
+            id: &state.id,
+            status: "stopped",
+            pid: 0,
+            bundle: &state.bundle,
+            annotations: &state.annotations,
+        }
+        .to_json();
+        // The spec: a failing poststop hook is logged and the delete goes on.
+        if let Err(e) = run_hooks("poststop", &state.hooks.poststop, hook_state.as_bytes()) {
+            crate::logging::warn(&e.to_string());
+        }
+    }
+    dir.remove()
+}
+
+/// SIGKILL the container's init and every process in its cgroup, and wait until they are gone.
+pub fn stop_processes(state: &State) {
+    let manager = state.cgroup.as_ref().map(Manager::from_state);
+    if let Some(m) = &manager {
+        if let Ok(pids) = m.pids() {
+            for pid in pids {
+                let _gone_already = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            }
+        }
+        super::thaw_best_effort(m);
+    }
+    if state.pid > 0 && super::state::process_alive(state.pid, state.pid_start) {
+        if let Ok(fd) = pidfd_open(Pid::from_raw(state.pid)) {
+            // Check again through the pidfd: the pid may have been recycled in between.
+            if super::state::process_alive(state.pid, state.pid_start) {
+                let _gone_already = pidfd_send_signal(fd.as_fd(), Signal::SIGKILL as i32);
+                wait_gone(&fd, Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+fn wait_gone(pidfd: &std::os::fd::OwnedFd, timeout: Duration) {
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    let ms = PollTimeout::try_from(timeout.as_millis() as i32).unwrap_or(PollTimeout::MAX);
+    loop {
+        match poll(&mut fds, ms) {
+            Err(Errno::EINTR) => continue,
+            _ => return,
+        }
+    }
+}
+
+/// Remove the cgroup, retrying while the last processes finish exiting. Best effort: a
+/// leftover is reported, not fatal, since the container itself is gone.
+pub fn remove_cgroup(cg: &CgroupState) {
+    let manager = Manager::from_state(cg);
+    let mut last = None;
+    for attempt in 0..100 {
+        match manager.destroy() {
+            Ok(()) => return,
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(Duration::from_millis(if attempt < 10 { 1 } else { 10 }));
+    }
+    if let Some(e) = last {
+        crate::logging::warn(&format!("remove cgroup: {}", Error::new(ErrorKind::Other, e)));
+    }
+}

@@ -1,0 +1,157 @@
+//! `exec`: start another process in a running container.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{Process, Spec};
+
+use super::foreground::Forwarder;
+use super::id::ContainerId;
+use super::state::{CONFIG_COPY, ContainerDir, Status, io_error, process_alive};
+use crate::cgroup::Manager;
+use crate::error::{Error, ErrorKind};
+use crate::security::seccomp;
+use crate::spawn::{ExecRequest, spawn_exec};
+use crate::spec::load::{load_json, load_spec};
+use crate::spec::process::ProcessPlan;
+
+/// Where the process comes from: a process.json, or the container's own process with changes.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub process_file: Option<PathBuf>,
+    pub args: Vec<String>,
+    pub tty: bool,
+    pub cwd: Option<PathBuf>,
+    pub env: Vec<String>,
+    pub user: Option<(u32, Option<u32>)>,
+    pub additional_gids: Vec<u32>,
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+    pub console_socket: Option<PathBuf>,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: u32,
+    pub ignore_paused: bool,
+}
+
+pub fn exec(root: &Path, id: &ContainerId, o: &ExecOptions) -> Result<i32, Error> {
+    let dir = ContainerDir::open(root, id)?;
+    let state = dir.load()?;
+    match state.status(&dir, || super::frozen(&state)) {
+        Status::Created | Status::Running => {}
+        Status::Paused if o.ignore_paused => {}
+        Status::Paused => {
+            return Err(Error::msg(
+                ErrorKind::InvalidState,
+                "cannot exec in a paused container (use --ignore-paused to override)",
+            ));
+        }
+        Status::Stopped | Status::Creating => {
+            return Err(Error::msg(ErrorKind::InvalidState, "cannot exec in a stopped container"));
+        }
+    }
+    let (spec, _) = load_spec(&dir.file(CONFIG_COPY)).map_err(|e| Error::new(ErrorKind::Other, e))?;
+    let process = build_process(&spec, o)?;
+    let plan = ProcessPlan::new(&process).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
+    if plan.terminal && o.console_socket.is_none() && o.detach {
+        return Err(Error::msg(ErrorKind::InvalidSpec, "cannot allocate tty if runc will detach without setting console socket"));
+    }
+    let compiled = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(profile) => Some(seccomp::compile(profile).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?),
+        None => None,
+    };
+    let manager = state.cgroup.as_ref().map(Manager::from_state);
+    let console_socket = match &o.console_socket {
+        Some(p) => Some(
+            std::os::unix::net::UnixStream::connect(p)
+                .map(OwnedFd::from)
+                .map_err(|e| io_error(ErrorKind::Other, format!("connect to console socket {}", p.display()), e))?,
+        ),
+        None => None,
+    };
+    crate::sys::process::close_range_cloexec(3 + o.preserve_fds).map_err(|e| Error::new(ErrorKind::Other, e))?;
+    let forwarder = if o.detach { None } else { Some(Forwarder::new()?) };
+    let child = spawn_exec(ExecRequest {
+        process: &plan,
+        container_pid: nix::unistd::Pid::from_raw(state.pid),
+        namespaces: &state.namespaces,
+        cgroup: manager.as_ref(),
+        console_socket,
+        seccomp: compiled.as_ref(),
+        preserve_fds: o.preserve_fds,
+    })
+    .map_err(|e| context(e, "exec failed"))?;
+    // The namespaces were opened by pid: make sure they were the container's.
+    if !process_alive(state.pid, state.pid_start) {
+        child.kill();
+        return Err(Error::msg(ErrorKind::InvalidState, "cannot exec in a stopped container"));
+    }
+    child.wait_ready(|| Ok(String::new())).map_err(|e| context(e, "exec failed"))?;
+    if let Some(pid_file) = &o.pid_file {
+        super::create::write_pid_file(pid_file, child.pid.as_raw())?;
+    }
+    match forwarder {
+        None => Ok(0),
+        Some(f) => f.wait(child.pid, child.pidfd.as_fd()),
+    }
+}
+
+fn context(e: Error, what: &str) -> Error {
+    let kind = e.kind();
+    Error::new(kind, crate::error::Message(format!("{what}: {}", e.chain())))
+}
+
+fn build_process(spec: &Spec, o: &ExecOptions) -> Result<Process, Error> {
+    if let Some(path) = &o.process_file {
+        return load_json(path).map_err(|e| Error::new(ErrorKind::InvalidSpec, e));
+    }
+    if o.args.is_empty() {
+        return Err(Error::msg(ErrorKind::InvalidSpec, "exec needs a command (or --process)"));
+    }
+    let mut p = spec.process().clone().ok_or_else(|| Error::msg(ErrorKind::InvalidSpec, "the container has no process"))?;
+    p.set_args(Some(o.args.clone()));
+    p.set_terminal(Some(o.tty));
+    p.set_console_size(None);
+    if let Some(cwd) = &o.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    if !o.env.is_empty() {
+        let mut env = p.env().clone().unwrap_or_default();
+        env.extend(o.env.iter().cloned());
+        p.set_env(Some(env));
+    }
+    if let Some((uid, gid)) = o.user {
+        p.user_mut().set_uid(uid);
+        if let Some(g) = gid {
+            p.user_mut().set_gid(g);
+        }
+    }
+    if !o.additional_gids.is_empty() {
+        p.user_mut().set_additional_gids(Some(o.additional_gids.clone()));
+    }
+    if o.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if !o.caps.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        let extra: Vec<oci_spec::runtime::Capability> = o
+            .caps
+            .iter()
+            .map(|c| {
+                serde_json::from_value(serde_json::Value::String(c.clone()))
+                    .map_err(|_| Error::msg(ErrorKind::InvalidSpec, format!("unknown capability {c:?}")))
+            })
+            .collect::<Result<_, _>>()?;
+        let add = |set: &Option<oci_spec::runtime::Capabilities>| {
+            let mut s = set.clone().unwrap_or_default();
+            s.extend(extra.iter().copied());
+            Some(s)
+        };
+        caps.set_bounding(add(caps.bounding()));
+        caps.set_effective(add(caps.effective()));
+        caps.set_permitted(add(caps.permitted()));
+        caps.set_ambient(add(caps.ambient()));
+        p.set_capabilities(Some(caps));
+    }
+    Ok(p)
+}

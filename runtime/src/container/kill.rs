@@ -1,0 +1,82 @@
+//! `kill`: signal the container's init (through a pidfd, so never a recycled pid), or with
+//! `--all` every process in its cgroup.
+
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::str::FromStr;
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use super::id::ContainerId;
+use super::state::{ContainerDir, Status, process_alive};
+use crate::cgroup::Manager;
+use crate::error::{Error, ErrorKind};
+use crate::sys::process::{pidfd_open, pidfd_send_signal};
+
+/// A signal as runc accepts it: `9`, `KILL`, `SIGKILL` (any case).
+pub fn parse_signal(s: &str) -> Result<i32, Error> {
+    let bad = || Error::msg(ErrorKind::InvalidSpec, format!("unknown signal {s:?}"));
+    if let Ok(n) = s.parse::<i32>() {
+        return if (1..=64).contains(&n) { Ok(n) } else { Err(bad()) };
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    if let Some(rt) = name.strip_prefix("SIGRTMIN") {
+        let offset: i32 =
+            if rt.is_empty() { 0 } else { rt.strip_prefix('+').and_then(|n| n.parse().ok()).ok_or_else(bad)? };
+        let n = libc::SIGRTMIN() + offset;
+        return if n <= libc::SIGRTMAX() { Ok(n) } else { Err(bad()) };
+    }
+    Signal::from_str(&name).map(|s| s as i32).map_err(|_| bad())
+}
+
+pub fn kill(root: &Path, id: &ContainerId, signal: i32, all: bool) -> Result<(), Error> {
+    let dir = ContainerDir::open(root, id)?;
+    let state = dir.load()?;
+    let status = state.status(&dir, || super::frozen(&state));
+    if status == Status::Stopped || status == Status::Creating {
+        return if all { Ok(()) } else { Err(Error::msg(ErrorKind::InvalidState, "container not running")) };
+    }
+    if all {
+        let manager = state.cgroup.as_ref().map(Manager::from_state);
+        let pids = match &manager {
+            Some(m) => m.pids().map_err(|e| Error::new(ErrorKind::Other, e))?,
+            None => vec![Pid::from_raw(state.pid)],
+        };
+        for pid in pids {
+            match nix::sys::signal::kill(pid, Signal::try_from(signal).ok()) {
+                Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                Err(e) => return Err(Error::new(crate::error::kind_of_errno(e), e)),
+            }
+        }
+        return Ok(());
+    }
+    let pidfd = pidfd_open(Pid::from_raw(state.pid))
+        .map_err(|_| Error::msg(ErrorKind::InvalidState, "container not running"))?;
+    // The pidfd pins the process; re-check that it is still the container's init.
+    if !process_alive(state.pid, state.pid_start) {
+        return Err(Error::msg(ErrorKind::InvalidState, "container not running"));
+    }
+    pidfd_send_signal(pidfd.as_fd(), signal).map_err(|e| match e {
+        nix::errno::Errno::ESRCH => Error::msg(ErrorKind::InvalidState, "container not running"),
+        e => Error::new(crate::error::kind_of_errno(e), e),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_number_and_name() {
+        assert_eq!(parse_signal("9").unwrap(), 9);
+        assert_eq!(parse_signal("KILL").unwrap(), 9);
+        assert_eq!(parse_signal("sigterm").unwrap(), 15);
+        assert_eq!(parse_signal("SIGUSR1").unwrap(), 10);
+        assert_eq!(parse_signal("RTMIN+1").unwrap(), libc::SIGRTMIN() + 1);
+        for bad in ["0", "65", "NOPE", "SIG", "-1", ""] {
+            assert!(parse_signal(bad).is_err(), "{bad}");
+        }
+    }
+}

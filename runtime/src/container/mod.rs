@@ -1,0 +1,26 @@
+//! The container lifecycle: ids, state, and the operations on them.
+
+pub mod create;
+pub mod delete;
+pub mod exec;
+pub mod foreground;
+pub mod id;
+pub mod info;
+pub mod kill;
+pub mod run;
+pub mod start;
+pub mod state;
+
+use crate::cgroup::Manager;
+
+/// Whether the container's cgroup is frozen (paused).
+fn frozen(state: &state::State) -> bool {
+    state.cgroup.as_ref().is_some_and(|cg| Manager::from_state(cg).is_frozen())
+}
+
+/// Thaw a cgroup so that SIGKILLed processes can die; failing that, there is nothing to undo.
+fn thaw_best_effort(manager: &Manager) {
+    if let Err(e) = manager.thaw() {
+        crate::logging::debug(&format!("thaw: {e}"));
+    }
+}

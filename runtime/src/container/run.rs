@@ -1,0 +1,30 @@
+//! `run`: create + start in one process. In the foreground it forwards signals to the
+//! container, waits for it and returns its exit status (128+n for a signal); `--detach` returns
+//! once it runs.
+
+use std::os::fd::AsFd;
+
+use super::create::{CreateOptions, create};
+use super::delete::{destroy, stop_processes};
+use super::foreground::Forwarder;
+use super::start::{run_poststart, start};
+use crate::error::Error;
+
+pub fn run(opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32, Error> {
+    if detach {
+        let o = CreateOptions { foreground: false, ..opts.clone() };
+        create(&o)?;
+        start(&o.root, &o.id)?;
+        return Ok(0);
+    }
+    let forwarder = Forwarder::new()?;
+    let created = create(&CreateOptions { foreground: true, ..opts.clone() })?;
+    run_poststart(&created.state);
+    let code = forwarder.wait(created.init.pid, created.init.pidfd.as_fd())?;
+    if !keep {
+        // Other processes of the container (without its own pid namespace) die with it.
+        stop_processes(&created.state);
+        destroy(&created.dir, &created.state)?;
+    }
+    Ok(code)
+}

@@ -1,0 +1,91 @@
+//! `start`: release a created container's init by opening its exec fifo, then poststart hooks.
+
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::stat::Mode;
+use nix::unistd::Pid;
+
+use super::id::ContainerId;
+use super::state::{ContainerDir, EXEC_FIFO, State, Status, io_error};
+use crate::error::{Error, ErrorKind};
+use crate::hooks::{HookState, run_hooks};
+use crate::sys::process::pidfd_open;
+
+pub fn start(root: &Path, id: &ContainerId) -> Result<(), Error> {
+    let dir = ContainerDir::open(root, id)?;
+    dir.lock(true)?;
+    let state = dir.load()?;
+    match state.status(&dir, || super::frozen(&state)) {
+        Status::Created => {}
+        Status::Stopped => {
+            return Err(Error::msg(ErrorKind::InvalidState, "cannot start a container that has stopped"));
+        }
+        Status::Creating => {
+            return Err(Error::msg(ErrorKind::InvalidState, "cannot start a container that is still being created"));
+        }
+        Status::Running | Status::Paused => {
+            return Err(Error::msg(ErrorKind::InvalidState, "cannot start an already running container"));
+        }
+    }
+    release(&dir, &state)?;
+    run_poststart(&state);
+    Ok(())
+}
+
+/// Open the fifo (which unblocks init's open for writing) and read its byte; fail if init died.
+fn release(dir: &ContainerDir, state: &State) -> Result<(), Error> {
+    let fifo_err = |e: Errno| io_error(ErrorKind::Other, "open exec fifo".into(), e.into());
+    let pidfd = pidfd_open(Pid::from_raw(state.pid))
+        .map_err(|_| Error::msg(ErrorKind::InvalidState, "cannot start a container that has stopped"))?;
+    let fifo =
+        nix::fcntl::openat(dir.fd(), EXEC_FIFO, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(fifo_err)?;
+    let mut fifo = std::fs::File::from(fifo);
+    loop {
+        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN), PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(fifo_err(e)),
+        }
+        let ready = |f: &PollFd| f.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP));
+        if ready(&fds[0]) {
+            let mut byte = [0u8; 1];
+            match fifo.read(&mut byte) {
+                Ok(1) => break,
+                Ok(_) => return Err(Error::msg(ErrorKind::Other, "container init exited before it was started")),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(io_error(ErrorKind::Other, "read exec fifo".into(), e)),
+            }
+        }
+        if ready(&fds[1]) {
+            return Err(Error::msg(ErrorKind::Other, "container init exited before it was started"));
+        }
+    }
+    let path = dir.file(EXEC_FIFO);
+    std::fs::remove_file(&path).map_err(|e| io_error(ErrorKind::Other, format!("remove {}", path.display()), e))
+}
+
+/// Poststart hooks: a failure is logged, the container keeps running (runtime-spec).
+pub fn run_poststart(state: &State) {
+    if state.hooks.poststart.is_empty() {
+        return;
+    }
+    let hook_state = HookState {
+        oci_version: &state.oci_version,
+        id: &state.id,
+        status: "running",
+        pid: state.pid,
+        bundle: &state.bundle,
+        annotations: &state.annotations,
+    }
+    .to_json();
+    if let Err(e) = run_hooks("poststart", &state.hooks.poststart, hook_state.as_bytes()) {
+        crate::logging::warn(&e.to_string());
+    }
+}

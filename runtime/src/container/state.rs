@@ -1,0 +1,265 @@
+//! The container's persisted state (`<root>/<id>/state.json`), its lock, and its status.
+//!
+//! The status is derived, never trusted from the file: a container whose init process is gone
+//! (or was replaced by a recycled pid: the start time is checked) is stopped; one whose exec
+//! fifo still exists is created; a frozen cgroup means paused.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+#[allow(deprecated)]
+use nix::fcntl::{FlockArg, OFlag, flock};
+use nix::sys::stat::Mode;
+use oci_spec::runtime::Hook;
+use serde::{Deserialize, Serialize};
+
+use super::id::ContainerId;
+use crate::cgroup::CgroupState;
+use crate::error::{Error, ErrorKind};
+
+pub const STATE_FILE: &str = "state.json";
+pub const EXEC_FIFO: &str = "exec.fifo";
+pub const CONFIG_COPY: &str = "config.json";
+
+/// How far `create` got; only `Created` containers are complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Creating,
+    Created,
+}
+
+/// What clients see (runtime-spec `status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredHooks {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub poststart: Vec<Hook>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub poststop: Vec<Hook>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub id: String,
+    pub phase: Phase,
+    /// Host pid of the container's init (0 until it exists).
+    pub pid: i32,
+    /// Its start time (field 22 of /proc/<pid>/stat), to tell it from a recycled pid.
+    pub pid_start: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: HashMap<String, String>,
+    pub owner: String,
+    pub oci_version: String,
+    pub cgroup: Option<CgroupState>,
+    #[serde(default)]
+    pub hooks: StoredHooks,
+    /// Namespace types the container has (new or joined), as /proc/<pid>/ns names, in join order.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    #[serde(default)]
+    pub systemd_cgroup: bool,
+}
+
+/// The container's state directory, opened and locked.
+#[derive(Debug)]
+pub struct ContainerDir {
+    pub id: ContainerId,
+    pub path: PathBuf,
+    fd: OwnedFd,
+}
+
+impl ContainerDir {
+    /// Make `<root>/<id>` for a new container and lock it; an existing id is `AlreadyExists`.
+    pub fn create(root: &Path, id: &ContainerId) -> Result<Self, Error> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(root)
+            .map_err(|e| io_error(ErrorKind::Other, format!("create state root {}", root.display()), e))?;
+        let path = root.join(id.as_str());
+        match fs::DirBuilder::new().mode(0o711).create(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::msg(ErrorKind::AlreadyExists, format!("container with id exists: {id}")));
+            }
+            Err(e) => return Err(io_error(ErrorKind::Other, format!("create state dir {}", path.display()), e)),
+        }
+        let dir = Self::open_path(id.clone(), path)?;
+        dir.lock(true)?;
+        Ok(dir)
+    }
+
+    /// Open the directory of an existing container (not locked).
+    pub fn open(root: &Path, id: &ContainerId) -> Result<Self, Error> {
+        Self::open_path(id.clone(), root.join(id.as_str()))
+    }
+
+    fn open_path(id: ContainerId, path: PathBuf) -> Result<Self, Error> {
+        match nix::fcntl::open(&path, OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()) {
+            Ok(fd) => Ok(Self { id, path, fd }),
+            Err(Errno::ENOENT | Errno::ENOTDIR) => {
+                Err(Error::msg(ErrorKind::NotFound, format!("container \"{id}\" does not exist")))
+            }
+            Err(e) => Err(io_error(ErrorKind::Other, format!("open state dir {}", path.display()), e.into())),
+        }
+    }
+
+    /// Take the container's lock (exclusive for changes). Released when the process exits.
+    pub fn lock(&self, exclusive: bool) -> Result<(), Error> {
+        let arg = if exclusive { FlockArg::LockExclusive } else { FlockArg::LockShared };
+        #[allow(deprecated)]
+        flock(self.fd.as_raw_fd(), arg)
+            .map_err(|e| io_error(ErrorKind::Other, format!("lock {}", self.path.display()), e.into()))
+    }
+
+    /// Whether another live process holds the lock (a create still in progress).
+    pub fn locked_by_other(&self) -> bool {
+        #[allow(deprecated)]
+        match flock(self.fd.as_raw_fd(), FlockArg::LockSharedNonblock) {
+            Ok(()) => {
+                #[allow(deprecated)]
+                let _unlock = flock(self.fd.as_raw_fd(), FlockArg::UnlockNonblock);
+                false
+            }
+            Err(_) => true,
+        }
+    }
+
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    pub fn load(&self) -> Result<State, Error> {
+        let path = self.file(STATE_FILE);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::msg(ErrorKind::NotFound, format!("container \"{}\" does not exist", self.id)));
+            }
+            Err(e) => return Err(io_error(ErrorKind::Other, format!("read {}", path.display()), e)),
+        };
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::new(ErrorKind::Other, crate::error::Message(format!("corrupt state file {}: {e}", path.display())))
+        })
+    }
+
+    /// Replace state.json atomically (write a temporary file, rename it over).
+    pub fn save(&self, state: &State) -> Result<(), Error> {
+        let tmp = self.file("state.json.tmp");
+        let path = self.file(STATE_FILE);
+        let bytes = serde_json::to_vec(state).map_err(|e| Error::new(ErrorKind::Other, e))?;
+        let write = || -> std::io::Result<()> {
+            let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+            f.write_all(&bytes)?;
+            fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| io_error(ErrorKind::Other, format!("write {}", path.display()), e))
+    }
+
+    /// Remove the whole directory.
+    pub fn remove(&self) -> Result<(), Error> {
+        match fs::remove_dir_all(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(ErrorKind::Other, format!("remove {}", self.path.display()), e)),
+        }
+    }
+}
+
+pub fn io_error(kind: ErrorKind, context: String, source: std::io::Error) -> Error {
+    #[derive(Debug, thiserror::Error)]
+    #[error("{context}")]
+    struct Ctx {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    }
+    Error::new(kind, Ctx { context, source })
+}
+
+/// Whether `pid` is still the process that was started at `start` (and not a zombie).
+pub fn process_alive(pid: i32, start: u64) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    match read_stat(pid) {
+        Some((state, started)) => state != 'Z' && state != 'X' && (start == 0 || started == start),
+        None => false,
+    }
+}
+
+/// (state letter, start time) from /proc/<pid>/stat.
+pub fn read_stat(pid: i32) -> Option<(char, u64)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces: parse after the last ')'.
+    let rest = &text[text.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.chars().next()?;
+    // After the state come fields 4..: starttime is field 22, i.e. the 19th after state.
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+impl State {
+    /// The status clients see, derived from the live system.
+    pub fn status(&self, dir: &ContainerDir, frozen: impl FnOnce() -> bool) -> Status {
+        if self.phase == Phase::Creating {
+            return if dir.locked_by_other() { Status::Creating } else { Status::Stopped };
+        }
+        if !process_alive(self.pid, self.pid_start) {
+            return Status::Stopped;
+        }
+        if dir.file(EXEC_FIFO).exists() {
+            return Status::Created;
+        }
+        if frozen() { Status::Paused } else { Status::Running }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_of_self_parses() {
+        let (state, start) = read_stat(std::process::id() as i32).unwrap();
+        assert!(state == 'R' || state == 'S');
+        assert!(start > 0);
+        assert!(process_alive(std::process::id() as i32, start));
+        assert!(!process_alive(std::process::id() as i32, start + 1), "a different start time is another process");
+        assert!(!process_alive(0, 0));
+    }
+}

@@ -1,0 +1,184 @@
+//! Running OCI hooks: the state JSON on stdin, `timeout` honoured, output captured for the error.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use oci_spec::runtime::Hook;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("{kind} hook #{index} ({path}): start")]
+    Start {
+        kind: &'static str,
+        index: usize,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{kind} hook #{index} ({path}): wait")]
+    Wait {
+        kind: &'static str,
+        index: usize,
+        path: String,
+        #[source]
+        source: Errno,
+    },
+    #[error("{kind} hook #{index} ({path}) timed out after {secs}s")]
+    Timeout { kind: &'static str, index: usize, path: String, secs: i64 },
+    #[error("{kind} hook #{index} ({path}) failed: {status}{output}")]
+    Failed { kind: &'static str, index: usize, path: String, status: String, output: String },
+}
+
+/// The state passed to hooks on stdin (runtime-spec "State").
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookState<'a> {
+    pub oci_version: &'a str,
+    pub id: &'a str,
+    pub status: &'a str,
+    pub pid: i32,
+    pub bundle: &'a std::path::Path,
+    #[serde(skip_serializing_if = "std::collections::HashMap::is_empty")]
+    pub annotations: &'a std::collections::HashMap<String, String>,
+}
+
+impl HookState<'_> {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Run `hooks` one after another; the first failure stops the list.
+pub fn run_hooks(kind: &'static str, hooks: &[Hook], state: &[u8]) -> Result<(), HookError> {
+    for (index, hook) in hooks.iter().enumerate() {
+        run_hook(kind, index, hook, state)?;
+    }
+    Ok(())
+}
+
+fn run_hook(kind: &'static str, index: usize, hook: &Hook, state: &[u8]) -> Result<(), HookError> {
+    let path = hook.path().display().to_string();
+    let mut cmd = Command::new(hook.path());
+    let args = hook.args().as_deref().unwrap_or_default();
+    if let Some((arg0, rest)) = args.split_first() {
+        cmd.arg0(arg0).args(rest);
+    }
+    cmd.env_clear();
+    for e in hook.env().as_deref().unwrap_or_default() {
+        if let Some((k, v)) = e.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|source| HookError::Start { kind, index, path: path.clone(), source })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that exits without reading its stdin is fine (EPIPE ignored).
+        let _hook_may_not_read = stdin.write_all(state);
+    }
+    let deadline = hook.timeout().map(|t| Instant::now() + Duration::from_secs(t.max(0) as u64));
+    let wait_err = |source| HookError::Wait { kind, index, path: path.clone(), source };
+    let pidfd = crate::sys::process::pidfd_open(nix::unistd::Pid::from_raw(child.id() as i32)).map_err(wait_err)?;
+    let mut output = Vec::new();
+    let mut stdout = child.stdout.take().map(|p| std::fs::File::from(std::os::fd::OwnedFd::from(p)));
+    let mut stderr = child.stderr.take().map(|p| std::fs::File::from(std::os::fd::OwnedFd::from(p)));
+    loop {
+        let mut fds = vec![PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        let pipes: Vec<_> =
+            [stdout.as_ref().map(|p| p.as_fd()), stderr.as_ref().map(|p| p.as_fd())].into_iter().flatten().collect();
+        for p in &pipes {
+            fds.push(PollFd::new(*p, PollFlags::POLLIN));
+        }
+        let timeout = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    let _already_dead = child.kill();
+                    let _reaped = child.wait();
+                    return Err(HookError::Timeout { kind, index, path, secs: hook.timeout().unwrap_or(0) });
+                }
+                PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(wait_err(e)),
+        }
+        let exited = fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN));
+        let readable: Vec<i32> = fds[1..]
+            .iter()
+            .filter(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .map(|f| f.as_fd().as_raw_fd())
+            .collect();
+        drop(fds);
+        for slot in [&mut stdout, &mut stderr] {
+            let is_ready = slot.as_ref().is_some_and(|p| readable.contains(&p.as_raw_fd()));
+            if is_ready {
+                let mut buf = [0u8; 4096];
+                let n = slot.as_mut().map_or(Ok(0), |p| p.read(&mut buf)).unwrap_or(0);
+                if n == 0 {
+                    *slot = None;
+                } else if output.len() < 8192 {
+                    output.extend_from_slice(&buf[..n]);
+                }
+            }
+        }
+        if exited && stdout.is_none() && stderr.is_none() {
+            break;
+        }
+        if exited && readable.is_empty() {
+            // Exited, but a grandchild holds the pipes open: do not wait for it.
+            break;
+        }
+    }
+    let status = child.wait().map_err(|source| HookError::Start { kind, index, path: path.clone(), source })?;
+    if status.success() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&output).trim().to_owned();
+    let output = if text.is_empty() { String::new() } else { format!(", output: {text}") };
+    Err(HookError::Failed { kind, index, path, status: status.to_string(), output })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(json: &str) -> Hook {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn hook_gets_state_on_stdin_and_env() {
+        let out = std::env::temp_dir().join(format!("strata-hook-{}", std::process::id()));
+        let h = hook(&format!(
+            r#"{{"path":"/bin/sh","args":["sh","-c","cat > {} && test \"$X\" = y"],"env":["X=y"]}}"#,
+            out.display()
+        ));
+        run_hooks("prestart", &[h], b"{\"id\":\"c\"}").unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "{\"id\":\"c\"}");
+        std::fs::remove_file(out).unwrap();
+    }
+
+    #[test]
+    fn failing_hook_reports_status_and_output() {
+        let h = hook(r#"{"path":"/bin/sh","args":["sh","-c","echo broken >&2; exit 3"]}"#);
+        let err = run_hooks("createRuntime", &[h], b"{}").unwrap_err().to_string();
+        assert!(err.contains("createRuntime hook #0 (/bin/sh) failed: exit status: 3, output: broken"), "{err}");
+    }
+
+    #[test]
+    fn timeout_kills_the_hook() {
+        let h = hook(r#"{"path":"/bin/sh","args":["sh","-c","sleep 30"],"timeout":1}"#);
+        let start = Instant::now();
+        let err = run_hooks("poststop", &[h], b"{}").unwrap_err();
+        assert!(matches!(err, HookError::Timeout { secs: 1, .. }), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(20));
+    }
+}

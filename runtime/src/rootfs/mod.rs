@@ -1,0 +1,134 @@
+//! Builds the container's root filesystem from the Plan's mount steps, inside the container's
+//! mount namespace: propagation, the rootfs bind, each mount onto an fd resolved inside the root,
+//! `/dev`, `pivot_root`, then masked and read-only paths.
+
+mod dev;
+mod mounts;
+mod paths;
+mod pivot;
+pub mod resolve;
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+
+pub use dev::{create_devices, open_pty_master};
+pub use mounts::mount_all;
+pub use paths::{mask_paths, readonly_paths, remount_readonly};
+pub use pivot::{bind_rootfs, enter_root, set_root_propagation};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RootfsError {
+    #[error("make / {0} in the container's mount namespace")]
+    RootPropagation(&'static str, #[source] Errno),
+    #[error("bind the rootfs {path} onto itself")]
+    BindRootfs {
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
+    #[error("open the rootfs {path}")]
+    OpenRootfs {
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
+    #[error("resolve mount destination {dest} inside the rootfs")]
+    Destination {
+        dest: String,
+        #[source]
+        source: Errno,
+    },
+    #[error("{fstype} must be mounted on a real directory, and {dest} is not one")]
+    NotADirectory { fstype: String, dest: String },
+    #[error("{dest} cannot be mounted because it is inside /proc")]
+    InsideProc { dest: String },
+    #[error("open bind source {path}")]
+    BindSource {
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
+    #[error("create {fstype} filesystem for {dest}")]
+    FsOpen {
+        fstype: String,
+        dest: String,
+        #[source]
+        source: Errno,
+    },
+    #[error("{fstype} on {dest}: option {option}")]
+    FsOption {
+        fstype: String,
+        dest: String,
+        option: String,
+        #[source]
+        source: Errno,
+    },
+    #[error("mount {fstype} on {dest}")]
+    FsMount {
+        fstype: String,
+        dest: String,
+        #[source]
+        source: Errno,
+    },
+    #[error("set attributes of the mount on {dest}")]
+    SetAttr {
+        dest: String,
+        #[source]
+        source: Errno,
+    },
+    #[error("attach the mount on {dest}")]
+    Attach {
+        dest: String,
+        #[source]
+        source: Errno,
+    },
+    #[error("create device {path}")]
+    Device {
+        path: String,
+        #[source]
+        source: Errno,
+    },
+    #[error("create symlink {path}")]
+    Symlink {
+        path: String,
+        #[source]
+        source: Errno,
+    },
+    #[error("pivot_root into {path}")]
+    PivotRoot {
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
+    #[error("detach the old root")]
+    DetachOldRoot(#[source] Errno),
+    #[error("move the rootfs onto / (no-pivot)")]
+    MoveRoot(#[source] Errno),
+    #[error("mask {path}")]
+    Mask {
+        path: String,
+        #[source]
+        source: Errno,
+    },
+    #[error("refusing to mask paths: the container's /dev/null is not the null device (char 1:3)")]
+    BadDevNull,
+    #[error("make {path} read-only")]
+    Readonly {
+        path: String,
+        #[source]
+        source: Errno,
+    },
+    #[error("open the pty master (/dev/pts/ptmx)")]
+    Ptmx(#[source] Errno),
+    #[error("the container's /dev/pts/ptmx is not a devpts pty multiplexer")]
+    BadPtmx,
+}
+
+/// The rootfs, bind-mounted onto itself (so it is a mount point `pivot_root` accepts).
+#[derive(Debug)]
+pub struct Rootfs {
+    pub path: PathBuf,
+    pub fd: OwnedFd,
+}

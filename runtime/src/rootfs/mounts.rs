@@ -1,0 +1,211 @@
+//! Executes the Plan's mount steps, each onto a destination fd resolved inside the rootfs, with
+//! the new mount API: attributes are set on the detached mount before it is attached.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::sys::stat::fstat;
+
+use super::resolve::{Leaf, ensure_in_root};
+use super::{Rootfs, RootfsError};
+use crate::cgroup::ContainerView;
+use crate::spec::mounts::Attrs;
+use crate::spec::{MountKind, MountStep, Propagation};
+use crate::sys::mount::{
+    FsContext, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MountAttr, OPEN_TREE_CLONE,
+    mount_setattr, move_mount_fd, open_tree,
+};
+
+/// Destinations under /proc that may be overmounted (what lxcfs-style setups need).
+const PROC_ALLOWED: [&str; 10] = [
+    "proc/cpuinfo",
+    "proc/diskstats",
+    "proc/meminfo",
+    "proc/stat",
+    "proc/swaps",
+    "proc/uptime",
+    "proc/loadavg",
+    "proc/slabinfo",
+    "proc/net/dev",
+    "proc/sys/kernel/ns_last_pid",
+];
+
+/// Mount every step in order. Returns the `/dev` mount when it must become read-only only after
+/// the runtime has populated it.
+pub fn mount_all(
+    rootfs: &Rootfs,
+    steps: &[MountStep],
+    cgroups: &ContainerView,
+) -> Result<Option<OwnedFd>, RootfsError> {
+    let root = rootfs.fd.as_fd();
+    let mut deferred_dev = None;
+    for step in steps {
+        check_proc_destination(step)?;
+        let defer_ro = step.dest == Path::new("dev") && step.attrs.readonly();
+        match &step.kind {
+            MountKind::Bind { source, recursive } => mount_bind(root, step, source, *recursive)?,
+            MountKind::Fs { fstype, source } => {
+                let mut attrs = step.attrs;
+                if defer_ro {
+                    attrs.set &= !MOUNT_ATTR_RDONLY;
+                }
+                let mnt = mount_fs(root, step, fstype, source, attrs)?;
+                if defer_ro {
+                    deferred_dev = Some(mnt);
+                }
+            }
+            MountKind::Cgroup => mount_cgroup(root, step, cgroups)?,
+        }
+    }
+    Ok(deferred_dev)
+}
+
+fn check_proc_destination(step: &MountStep) -> Result<(), RootfsError> {
+    let dest = step.dest.as_path();
+    if !dest.starts_with("proc") || dest == Path::new("proc") {
+        return Ok(());
+    }
+    let is_proc_fs = matches!(&step.kind, MountKind::Fs { fstype, .. } if fstype == "proc");
+    if is_proc_fs || PROC_ALLOWED.iter().any(|p| dest == Path::new(p)) {
+        return Ok(());
+    }
+    Err(RootfsError::InsideProc { dest: step.destination.clone() })
+}
+
+fn mount_bind(root: BorrowedFd<'_>, step: &MountStep, source: &Path, recursive: bool) -> Result<(), RootfsError> {
+    let src = CString::new(source.as_os_str().as_encoded_bytes())
+        .map_err(|_| RootfsError::BindSource { path: source.to_owned(), source: Errno::EINVAL })?;
+    let mut flags = OPEN_TREE_CLONE;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    let tree = open_tree(crate::sys::at_fdcwd(), &src, flags)
+        .map_err(|e| RootfsError::BindSource { path: source.to_owned(), source: e })?;
+    let leaf = if fstat(tree.as_fd()).map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR).unwrap_or(true) {
+        Leaf::Dir
+    } else {
+        Leaf::File
+    };
+    let target = ensure_in_root(root, &step.dest, leaf, false)
+        .map_err(|source| RootfsError::Destination { dest: step.destination.clone(), source })?;
+    set_attrs(tree.as_fd(), step.attrs, false, &step.destination)?;
+    set_attrs(tree.as_fd(), step.recursive_attrs, true, &step.destination)?;
+    move_mount_fd(tree.as_fd(), target.as_fd())
+        .map_err(|source| RootfsError::Attach { dest: step.destination.clone(), source })?;
+    set_propagation(tree.as_fd(), step.propagation, &step.destination)
+}
+
+fn mount_fs(
+    root: BorrowedFd<'_>,
+    step: &MountStep,
+    fstype: &str,
+    source: &str,
+    attrs: Attrs,
+) -> Result<OwnedFd, RootfsError> {
+    let dest = || step.destination.clone();
+    let target = ensure_in_root(root, &step.dest, Leaf::Dir, step.no_symlinks)
+        .map_err(|source| RootfsError::Destination { dest: dest(), source })?;
+    if step.no_symlinks {
+        let is_dir = fstat(target.as_fd()).map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR).unwrap_or(false);
+        if !is_dir {
+            return Err(RootfsError::NotADirectory { fstype: fstype.to_owned(), dest: dest() });
+        }
+    }
+    let fs_err = |source| RootfsError::FsOpen { fstype: fstype.to_owned(), dest: dest(), source };
+    let ctx = FsContext::open(&cstring(fstype).map_err(fs_err)?).map_err(fs_err)?;
+    let opt_err = |option: String| {
+        move |source| RootfsError::FsOption { fstype: fstype.to_owned(), dest: dest(), option, source }
+    };
+    let src = cstring(source).map_err(opt_err("source".into()))?;
+    ctx.set_string(c"source", &src).map_err(opt_err(format!("source={source}")))?;
+    for (key, value) in &step.data {
+        let k = cstring(key).map_err(opt_err(key.clone()))?;
+        match value {
+            None => ctx.set_flag(&k).map_err(opt_err(key.clone()))?,
+            Some(v) => {
+                let cv = cstring(v).map_err(opt_err(format!("{key}={v}")))?;
+                ctx.set_string(&k, &cv).map_err(opt_err(format!("{key}={v}")))?;
+            }
+        }
+    }
+    let mnt = ctx.mount(attrs.set).map_err(|source| RootfsError::FsMount {
+        fstype: fstype.to_owned(),
+        dest: dest(),
+        source,
+    })?;
+    set_attrs(mnt.as_fd(), step.recursive_attrs, true, &step.destination)?;
+    move_mount_fd(mnt.as_fd(), target.as_fd()).map_err(|source| RootfsError::Attach { dest: dest(), source })?;
+    set_propagation(mnt.as_fd(), step.propagation, &step.destination)?;
+    Ok(mnt)
+}
+
+/// `type: cgroup`: cgroup2 on a unified host; on v1 a tmpfs holding a bind mount of the
+/// container's own directory in each hierarchy (what runc builds).
+fn mount_cgroup(root: BorrowedFd<'_>, step: &MountStep, view: &ContainerView) -> Result<(), RootfsError> {
+    match view {
+        ContainerView::Unified => {
+            mount_fs(root, step, "cgroup2", "cgroup", step.attrs)?;
+        }
+        ContainerView::V1(hierarchies) => {
+            let mut tmpfs_attrs = step.attrs;
+            tmpfs_attrs.set &= !MOUNT_ATTR_RDONLY;
+            let tmpfs_step = MountStep { data: vec![("mode".into(), Some("755".into()))], ..step.clone() };
+            let tmpfs = mount_fs(root, &tmpfs_step, "tmpfs", "cgroup", tmpfs_attrs)?;
+            let bind_attrs = Attrs {
+                set: step.attrs.set & (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC),
+                clr: 0,
+            };
+            for h in hierarchies {
+                let sub = MountStep {
+                    destination: format!("{}/{}", step.destination.trim_end_matches('/'), h.name),
+                    dest: step.dest.join(&h.name),
+                    kind: MountKind::Bind { source: h.host_dir.clone(), recursive: false },
+                    attrs: bind_attrs,
+                    recursive_attrs: Attrs::default(),
+                    propagation: None,
+                    data: Vec::new(),
+                    no_symlinks: true,
+                };
+                mount_bind(root, &sub, &h.host_dir, false)?;
+                if h.name.contains(',') {
+                    for part in h.name.split(',') {
+                        let link = step.dest.join(part.trim_start_matches("name="));
+                        super::dev::symlink_in_root(root, &h.name, &link)?;
+                    }
+                }
+            }
+            if step.attrs.readonly() {
+                set_attrs(tmpfs.as_fd(), Attrs { set: MOUNT_ATTR_RDONLY, clr: 0 }, false, &step.destination)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn set_attrs(mnt: BorrowedFd<'_>, attrs: Attrs, recursive: bool, dest: &str) -> Result<(), RootfsError> {
+    if attrs.is_empty() {
+        return Ok(());
+    }
+    let mut flags = libc::AT_EMPTY_PATH as u32;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    let attr = MountAttr { attr_set: attrs.set, attr_clr: attrs.clr, ..MountAttr::default() };
+    mount_setattr(mnt, c"", flags, &attr).map_err(|source| RootfsError::SetAttr { dest: dest.to_owned(), source })
+}
+
+fn set_propagation(mnt: BorrowedFd<'_>, propagation: Option<Propagation>, dest: &str) -> Result<(), RootfsError> {
+    let Some(p) = propagation else { return Ok(()) };
+    let mut flags = libc::AT_EMPTY_PATH as u32;
+    if p.recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    let attr = MountAttr { propagation: p.flag, ..MountAttr::default() };
+    mount_setattr(mnt, c"", flags, &attr).map_err(|source| RootfsError::SetAttr { dest: dest.to_owned(), source })
+}
+
+fn cstring(s: &str) -> Result<CString, Errno> {
+    CString::new(s).map_err(|_| Errno::EINVAL)
+}

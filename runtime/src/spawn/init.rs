@@ -1,0 +1,384 @@
+//! The container's init, between `clone3` and `execve`: joins/creates the remaining namespaces,
+//! builds the rootfs, applies the process settings, reports ready and waits for `start`.
+//!
+//! It runs in a copy of the single-threaded parent, so it holds the Plan already: no re-exec, no
+//! re-serialisation. Any failure is sent to the parent as a [`Failure`] and the child exits.
+
+use std::convert::Infallible;
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+use nix::sched::{CloneFlags, setns, unshare};
+use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
+use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+use nix::sys::stat::Mode;
+use nix::unistd::{Gid, Uid};
+
+use super::process::{self as proc_setup, ProcessError};
+use super::protocol::{Channel, Failure, ToChild, ToParent};
+use crate::cgroup::ContainerView;
+use crate::error::{Error, ErrorKind, kind_of_errno};
+use crate::hooks::{HookError, run_hooks};
+use crate::rootfs::{self, RootfsError};
+use crate::security::seccomp::{CompiledSeccomp, SeccompError};
+use crate::spec::Plan;
+use crate::spec::process::ProcessPlan;
+use crate::spec::namespaces::proc_name;
+use crate::sys::mount::FsContext;
+
+/// Everything the child needs, prepared by the parent before the clone.
+#[derive(Debug)]
+pub struct InitArgs<'a> {
+    pub plan: &'a Plan,
+    pub channel: Channel,
+    /// `O_PATH` descriptor of the exec fifo (`create`); the child opens it for writing after it
+    /// is ready, which blocks until `start` opens it for reading.
+    pub exec_fifo: Option<OwnedFd>,
+    /// Connected `--console-socket`, when `process.terminal`.
+    pub console_socket: Option<OwnedFd>,
+    pub cgroups: &'a ContainerView,
+    pub seccomp: Option<&'a CompiledSeccomp>,
+    pub no_pivot: bool,
+    /// Descriptors opened by the parent for namespaces to join, in order.
+    pub join_fds: Vec<(CloneFlags, OwnedFd)>,
+    /// `--preserve-fds`: descriptors 3..3+N pass to the container.
+    pub preserve_fds: u32,
+    /// `--no-new-keyring`: keep the caller's session keyring.
+    pub no_new_keyring: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(super) enum InitError {
+    #[error("wait for the parent")]
+    Sync(#[source] super::protocol::ChannelError),
+    #[error("the parent went away")]
+    ParentGone,
+    #[error("become root in the new user namespace")]
+    BecomeRoot(#[source] Errno),
+    #[error("join {0} namespace")]
+    Setns(&'static str, #[source] Errno),
+    #[error("create namespaces")]
+    Unshare(#[source] Errno),
+    #[error("open a private procfs")]
+    Procfs(#[source] Errno),
+    #[error("start a new session")]
+    Setsid(#[source] Errno),
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    #[error(transparent)]
+    Hook(#[from] HookError),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
+    #[error("set hostname")]
+    Hostname(#[source] Errno),
+    #[error("set domainname")]
+    Domainname(#[source] Errno),
+    #[error("write sysctl {0}")]
+    Sysctl(String, #[source] Errno),
+    #[error("write oom_score_adj {0}")]
+    OomScoreAdj(i32, #[source] Errno),
+    #[error("send the pty master to the console socket")]
+    ConsoleSocket(#[source] Errno),
+    #[error("set up the terminal")]
+    Terminal(#[source] Errno),
+    #[error("wait for start on the exec fifo")]
+    ExecFifo(#[source] Errno),
+    #[error("join a new session keyring")]
+    Keyring(#[source] Errno),
+    #[error("exec {0}")]
+    Exec(String, #[source] Errno),
+}
+
+impl InitError {
+    pub(super) fn kind(&self) -> ErrorKind {
+        match self {
+            InitError::Process(p) => p.kind(),
+            InitError::Rootfs(RootfsError::InsideProc { .. } | RootfsError::NotADirectory { .. }) => {
+                ErrorKind::InvalidSpec
+            }
+            InitError::Setns(_, e)
+            | InitError::Unshare(e)
+            | InitError::Hostname(e)
+            | InitError::Sysctl(_, e)
+            | InitError::OomScoreAdj(_, e)
+            | InitError::Exec(_, e) => kind_of_errno(*e),
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+/// The child's entry point after `clone3`. Never returns.
+pub fn run(mut args: InitArgs<'_>) -> ! {
+    let err = match init(&mut args) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let kind = err.kind();
+    let failure = Failure::from_error(&Error::new(kind, err));
+    if args.channel.send(&ToParent::Failed(failure.clone())).is_err() {
+        // The parent is gone (after `create` returned): the container's stderr is all we have.
+        eprintln!("strata: container init failed: {}", failure.message);
+    }
+    crate::sys::process::exit_now(1)
+}
+
+pub(super) fn wait_for(channel: &Channel) -> Result<ToChild, InitError> {
+    channel.recv::<ToChild>().map_err(InitError::Sync)?.ok_or(InitError::ParentGone)
+}
+
+fn init(args: &mut InitArgs<'_>) -> Result<Infallible, InitError> {
+    let plan = args.plan;
+    close_inherited(args);
+    // `run` blocks signals in the parent to forward them; the container starts with none
+    // blocked. Unblocking an empty set cannot fail in a way that matters.
+    let _unblocked = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+
+    if wait_for(&args.channel)? != ToChild::Go {
+        return Err(InitError::ParentGone);
+    }
+    if plan.namespaces.new_user() {
+        become_root()?;
+    }
+    for (flag, fd) in &args.join_fds {
+        setns(fd.as_fd(), *flag).map_err(|e| InitError::Setns(proc_name(*flag), e))?;
+        if *flag == CloneFlags::CLONE_NEWUSER {
+            become_root()?;
+        }
+    }
+    args.join_fds.clear();
+    if !plan.namespaces.child_unshare.is_empty() {
+        unshare(plan.namespaces.child_unshare).map_err(InitError::Unshare)?;
+    }
+    let procfs = private_procfs()?;
+    nix::unistd::setsid().map_err(InitError::Setsid)?;
+
+    // Root filesystem, before pivot_root.
+    rootfs::set_root_propagation(plan.rootfs_propagation, &plan.rootfs)?;
+    let root = rootfs::bind_rootfs(&plan.rootfs)?;
+    let deferred_dev = rootfs::mount_all(&root, &plan.mounts, args.cgroups)?;
+    rootfs::create_devices(root.fd.as_fd(), plan, plan.namespaces.user != crate::spec::Ns::Host)?;
+
+    let hooks = &plan.hooks;
+    let needs_hooks = [hooks.prestart(), hooks.create_runtime(), hooks.create_container(), hooks.start_container()]
+        .iter()
+        .any(|h| h.as_ref().is_some_and(|v| !v.is_empty()));
+    let mut hook_state = String::new();
+    if needs_hooks {
+        args.channel.send(&ToParent::RunHooks).map_err(InitError::Sync)?;
+        match wait_for(&args.channel)? {
+            ToChild::HooksDone { state } => hook_state = state,
+            ToChild::Go => return Err(InitError::ParentGone),
+        }
+        run_hooks("createContainer", hooks.create_container().as_deref().unwrap_or_default(), hook_state.as_bytes())?;
+    }
+
+    rootfs::enter_root(&root, args.no_pivot)?;
+    drop(root);
+    let new_root = nix::fcntl::open("/", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|source| RootfsError::OpenRootfs { path: "/".into(), source })?;
+
+    if plan.process.terminal {
+        setup_terminal(new_root.as_fd(), plan.process.console_size, args.console_socket.take(), true)?;
+    }
+    if let Some(h) = &plan.hostname {
+        nix::unistd::sethostname(h).map_err(InitError::Hostname)?;
+    }
+    if let Some(d) = &plan.domainname {
+        crate::sys::process::setdomainname(d.as_bytes()).map_err(InitError::Domainname)?;
+    }
+    for (key, value) in &plan.sysctl {
+        write_proc(procfs.as_fd(), &format!("sys/{key}"), value.as_bytes())
+            .map_err(|e| InitError::Sysctl(key.replace('/', "."), e))?;
+    }
+    rootfs::readonly_paths(new_root.as_fd(), &plan.readonly_paths)?;
+    rootfs::mask_paths(new_root.as_fd(), &plan.masked_paths)?;
+    if let Some(dev) = deferred_dev {
+        rootfs::remount_readonly(dev.as_fd(), "/dev")?;
+    }
+    if plan.root_readonly {
+        rootfs::remount_readonly(new_root.as_fd(), "/")?;
+    }
+    drop(new_root);
+
+    if let Some(p) = plan.personality {
+        crate::sys::process::personality(p).map_err(ProcessError::Personality)?;
+    }
+    if let Some(adj) = plan.process.oom_score_adj {
+        write_proc(procfs.as_fd(), "self/oom_score_adj", adj.to_string().as_bytes())
+            .map_err(|e| InitError::OomScoreAdj(adj, e))?;
+    }
+    if !args.no_new_keyring {
+        match crate::sys::process::join_new_session_keyring() {
+            // Kernels without keys (or seccomp profiles that hide keyctl) are fine, as in runc.
+            Ok(()) | Err(Errno::ENOSYS | Errno::EPERM | Errno::EACCES) => {}
+            Err(e) => return Err(InitError::Keyring(e)),
+        }
+    }
+    let exec_fifo = args.exec_fifo.take();
+    finish_process(&plan.process, &args.channel, args.seccomp, move || {
+        if let Some(fifo) = exec_fifo {
+            wait_for_start(procfs.as_fd(), fifo)?;
+        }
+        drop(procfs);
+        if let Some(start_hooks) = plan.hooks.start_container().as_deref() {
+            let state = hook_state.replace("\"status\":\"creating\"", "\"status\":\"created\"");
+            run_hooks("startContainer", start_hooks, state.as_bytes())?;
+        }
+        Ok(())
+    })
+}
+
+/// Apply the process settings, report ready, run `after_ready` (wait for start), exec.
+pub(super) fn finish_process(
+    p: &ProcessPlan,
+    channel: &Channel,
+    seccomp: Option<&CompiledSeccomp>,
+    after_ready: impl FnOnce() -> Result<(), InitError>,
+) -> Result<Infallible, InitError> {
+    proc_setup::apply_rlimits(&p.rlimits)?;
+    if p.no_new_privileges {
+        proc_setup::set_no_new_privs()?;
+    }
+    // Without no_new_privs the filter must go in while we still hold CAP_SYS_ADMIN.
+    if let Some(filter) = seccomp.filter(|_| !p.no_new_privileges) {
+        filter.install()?;
+    }
+    if let Some(caps) = &p.caps {
+        proc_setup::drop_bounding(caps)?;
+    }
+    proc_setup::switch_user(p, true)?;
+    if let Some(caps) = &p.caps {
+        proc_setup::apply_caps(caps)?;
+    }
+    proc_setup::set_umask(p.umask);
+    proc_setup::enter_cwd(&p.cwd)?;
+    let env = proc_setup::env_with_home(p);
+    let path = proc_setup::resolve_executable(p)?;
+
+    channel.send(&ToParent::Ready).map_err(InitError::Sync)?;
+    after_ready()?;
+    // As close to execve as possible: nothing after this needs a filtered syscall.
+    if let Some(filter) = seccomp.filter(|_| p.no_new_privileges) {
+        filter.install()?;
+    }
+    let errno = proc_setup::exec(&path, &p.args, &env);
+    Err(InitError::Exec(path.to_string_lossy().into_owned(), errno))
+}
+
+/// Close every descriptor the child copied from the parent except its own and the preserved
+/// ones: nothing of the runtime (the state dir and its lock, the cgroup dir) stays reachable.
+fn close_inherited(args: &InitArgs<'_>) {
+    let own = [
+        Some(args.channel.raw()),
+        args.exec_fifo.as_ref().map(|f| f.as_raw_fd()),
+        args.console_socket.as_ref().map(|f| f.as_raw_fd()),
+    ]
+    .into_iter()
+    .flatten()
+    .chain(args.join_fds.iter().map(|(_, fd)| fd.as_raw_fd()));
+    close_all_but(own, args.preserve_fds);
+}
+
+/// Close descriptors from 3 + `preserve_fds` up, except `keep`. Best effort: close_range only
+/// fails on bad arguments, and a descriptor left open is still close-on-exec.
+pub(super) fn close_all_but(keep: impl Iterator<Item = std::os::fd::RawFd>, preserve_fds: u32) {
+    let first = 3 + preserve_fds;
+    let mut keep: Vec<u32> = keep.filter_map(|fd| u32::try_from(fd).ok()).filter(|fd| *fd >= first).collect();
+    keep.sort_unstable();
+    let mut low = first;
+    for fd in keep {
+        if fd > low {
+            let _closed = crate::sys::process::close_range(low, fd - 1);
+        }
+        low = fd + 1;
+    }
+    let _closed = crate::sys::process::close_range(low, u32::MAX);
+}
+
+/// After the parent wrote our id maps: become uid/gid 0 of the new user namespace.
+fn become_root() -> Result<(), InitError> {
+    let root_u = Uid::from_raw(0);
+    let root_g = Gid::from_raw(0);
+    nix::unistd::setresgid(root_g, root_g, root_g).map_err(InitError::BecomeRoot)?;
+    nix::unistd::setresuid(root_u, root_u, root_u).map_err(InitError::BecomeRoot)?;
+    Ok(())
+}
+
+/// A procfs instance of our own, detached: nothing the container mounts can cover its files
+/// (the CVE-2025-52881 class), and it shows the container's pid namespace.
+fn private_procfs() -> Result<OwnedFd, InitError> {
+    let ctx = FsContext::open(c"proc").map_err(InitError::Procfs)?;
+    ctx.mount(0).map_err(InitError::Procfs)
+}
+
+/// Write a /proc file through the private procfs, refusing symlinks and mount crossings.
+fn write_proc(procfs: BorrowedFd<'_>, rel: &str, value: &[u8]) -> Result<(), Errno> {
+    let how = OpenHow::new()
+        .flags(OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_TRUNC)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_XDEV | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = openat2(procfs, rel, how)?;
+    let n = nix::unistd::write(&fd, value)?;
+    if n != value.len() { Err(Errno::EIO) } else { Ok(()) }
+}
+
+/// Block until `start` opens the fifo for reading, then tell it we are going.
+fn wait_for_start(procfs: BorrowedFd<'_>, fifo: OwnedFd) -> Result<(), InitError> {
+    let how = OpenHow::new().flags(OFlag::O_WRONLY | OFlag::O_CLOEXEC);
+    let path = format!("self/fd/{}", fifo.as_raw_fd());
+    let writer = loop {
+        match openat2(procfs, path.as_str(), how) {
+            Ok(fd) => break fd,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(InitError::ExecFifo(e)),
+        }
+    };
+    drop(fifo);
+    nix::unistd::write(&writer, b"0").map_err(InitError::ExecFifo)?;
+    Ok(())
+}
+
+/// A pty from the container's devpts: master sent over the console socket, peer bound on
+/// /dev/console and made our stdio and controlling terminal.
+pub(super) fn setup_terminal(
+    root: BorrowedFd<'_>,
+    console_size: Option<(u16, u16)>,
+    socket: Option<OwnedFd>,
+    console: bool,
+) -> Result<(), InitError> {
+    let (master, peer) = rootfs::open_pty_master(root)?;
+    if let Some((rows, cols)) = console_size {
+        crate::sys::tty::set_window_size(master.as_fd(), rows, cols).map_err(InitError::Terminal)?;
+    }
+    if console {
+        bind_console(root, peer.as_fd())?;
+    }
+    if let Some(sock) = socket {
+        let fds = [master.as_raw_fd()];
+        let payload = b"/dev/ptmx";
+        let iov = [IoSlice::new(payload)];
+        sendmsg::<()>(sock.as_raw_fd(), &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
+            .map_err(InitError::ConsoleSocket)?;
+    }
+    drop(master);
+    nix::unistd::dup2_stdin(peer.as_fd()).map_err(InitError::Terminal)?;
+    nix::unistd::dup2_stdout(peer.as_fd()).map_err(InitError::Terminal)?;
+    nix::unistd::dup2_stderr(peer.as_fd()).map_err(InitError::Terminal)?;
+    crate::sys::tty::set_controlling_terminal(peer.as_fd()).map_err(InitError::Terminal)?;
+    Ok(())
+}
+
+/// Bind the pty peer onto /dev/console (created as an empty file when missing).
+fn bind_console(root: BorrowedFd<'_>, peer: BorrowedFd<'_>) -> Result<(), InitError> {
+    use crate::rootfs::resolve::{Leaf, ensure_in_root};
+    use crate::sys::mount::{OPEN_TREE_CLONE, move_mount_fd, open_tree};
+    let err = |source| RootfsError::Attach { dest: "/dev/console".into(), source };
+    let target = ensure_in_root(root, Path::new("dev/console"), Leaf::File, true).map_err(err)?;
+    let tree = open_tree(peer, c"", OPEN_TREE_CLONE | libc::AT_EMPTY_PATH as u32).map_err(err)?;
+    move_mount_fd(tree.as_fd(), target.as_fd()).map_err(err)?;
+    Ok(())
+}

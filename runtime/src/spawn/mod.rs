@@ -1,0 +1,337 @@
+//! The process model: one `clone3` of the (single-threaded) runtime into the container's new
+//! namespaces and cgroup; the child runs [`init`] from its copy of the Plan. See ARCHITECTURE.md.
+
+pub mod exec;
+pub mod init;
+pub mod process;
+pub mod protocol;
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sched::{CloneFlags, setns, unshare};
+use nix::sys::signal::Signal;
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use nix::sys::stat::Mode;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use crate::cgroup::{ContainerView, Manager};
+use crate::error::{Error, ErrorKind, kind_of_errno};
+use crate::security::seccomp::CompiledSeccomp;
+use crate::spec::namespaces::proc_name;
+use crate::spec::process::ProcessPlan;
+use crate::spec::{Ns, Plan};
+use crate::sys::process::{Forked, clone3_fork, pidfd_send_signal};
+use protocol::{Channel, ToChild, ToParent};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("create the sync socketpair")]
+    Socketpair(#[source] Errno),
+    #[error("open namespace {path}")]
+    OpenNamespace {
+        path: String,
+        #[source]
+        source: Errno,
+    },
+    #[error("enter {0} namespace for the container")]
+    ParentSetns(&'static str, #[source] Errno),
+    #[error("create the time namespace")]
+    TimeNamespace(#[source] Errno),
+    #[error("write time offsets")]
+    TimeOffsets(#[source] std::io::Error),
+    #[error("clone the container process")]
+    Clone(#[source] Errno),
+    #[error("write {file} of pid {pid}")]
+    IdMap {
+        file: &'static str,
+        pid: i32,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroup::CgroupError),
+    #[error(transparent)]
+    Channel(#[from] protocol::ChannelError),
+    #[error("container init exited before it was ready ({0})")]
+    ChildDied(String),
+}
+
+impl SpawnError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            SpawnError::OpenNamespace { source, .. }
+            | SpawnError::ParentSetns(_, source)
+            | SpawnError::Clone(source) => kind_of_errno(*source),
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+impl From<SpawnError> for Error {
+    fn from(e: SpawnError) -> Self {
+        let kind = e.kind();
+        Error::new(kind, e)
+    }
+}
+
+/// What the parent prepares for the child.
+#[derive(Debug)]
+pub struct SpawnRequest<'a> {
+    pub plan: &'a Plan,
+    pub cgroup: &'a Manager,
+    pub cgroup_view: &'a ContainerView,
+    pub exec_fifo: Option<OwnedFd>,
+    pub console_socket: Option<OwnedFd>,
+    pub seccomp: Option<&'a CompiledSeccomp>,
+    pub no_pivot: bool,
+    pub preserve_fds: u32,
+    pub no_new_keyring: bool,
+}
+
+/// The container's init, seen from the parent.
+#[derive(Debug)]
+pub struct InitProcess {
+    pub pid: Pid,
+    pub pidfd: OwnedFd,
+    channel: Channel,
+}
+
+/// Clone the container's init, write its id maps, put it in its cgroup and let it go on.
+pub fn spawn(req: SpawnRequest<'_>) -> Result<InitProcess, Error> {
+    let plan = req.plan;
+    let (parent_end, child_end) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(SpawnError::Socketpair)?;
+    // Namespace paths are host paths: open them all before anything changes namespaces.
+    let mut join_fds = Vec::with_capacity(plan.namespaces.child_joins.len());
+    for (flag, path) in &plan.namespaces.child_joins {
+        join_fds.push((*flag, open_ns(path)?));
+    }
+
+    let restore = enter_parent_namespaces(plan)?;
+    let flags = plan.namespaces.clone_flags.bits() as u64;
+    let cgroup_fd = req.cgroup.clone_into_fd();
+    let mut cloned_into = cgroup_fd.is_some();
+    let mut forked = clone3_fork(flags, cgroup_fd);
+    if cloned_into && matches!(forked, Err(Errno::EINVAL | Errno::EOPNOTSUPP | Errno::EBUSY | Errno::E2BIG)) {
+        // An older kernel, or a cgroup that refuses processes directly: place it by pid below.
+        cloned_into = false;
+        forked = clone3_fork(flags, None);
+    }
+    let forked = forked.map_err(SpawnError::Clone);
+    if let Ok(Forked::Child) = forked {
+        drop(parent_end);
+        drop(restore);
+        init::run(init::InitArgs {
+            plan,
+            channel: Channel::new(child_end, "parent"),
+            exec_fifo: req.exec_fifo,
+            console_socket: req.console_socket,
+            cgroups: req.cgroup_view,
+            seccomp: req.seccomp,
+            no_pivot: req.no_pivot,
+            join_fds,
+            preserve_fds: req.preserve_fds,
+            no_new_keyring: req.no_new_keyring,
+        });
+    }
+    restore.finish()?;
+    let Forked::Parent { pid, pidfd } = forked? else {
+        return Err(SpawnError::Clone(Errno::EINVAL).into());
+    };
+    drop(child_end);
+    drop(join_fds);
+    let init = InitProcess { pid, pidfd, channel: Channel::new(parent_end, "container init") };
+    let setup = || -> Result<(), SpawnError> {
+        if plan.namespaces.new_user() {
+            write_id_map(pid, "uid_map", &plan.uid_map)?;
+            write_id_map(pid, "gid_map", &plan.gid_map)?;
+        }
+        req.cgroup.add_process(pid, cloned_into)?;
+        init.channel.send(&ToChild::Go)?;
+        Ok(())
+    };
+    if let Err(e) = setup() {
+        init.kill();
+        return Err(e.into());
+    }
+    Ok(init)
+}
+
+impl InitProcess {
+    /// Drive the child until it is ready. `hooks` runs the prestart and createRuntime hooks when
+    /// the child asks (mounts done, before pivot_root) and returns the state JSON for the
+    /// hooks the child runs itself.
+    pub fn wait_ready(&self, mut hooks: impl FnMut() -> Result<String, Error>) -> Result<(), Error> {
+        loop {
+            let msg = self.channel.recv::<ToParent>().map_err(SpawnError::from)?;
+            match msg {
+                Some(ToParent::RunHooks) => {
+                    let state = hooks()?;
+                    self.channel.send(&ToChild::HooksDone { state }).map_err(SpawnError::from)?;
+                }
+                Some(ToParent::Ready) => return Ok(()),
+                Some(ToParent::Failed(f)) => return Err(f.into_error()),
+                None => return Err(SpawnError::ChildDied(self.reap_status()).into()),
+            }
+        }
+    }
+
+    fn reap_status(&self) -> String {
+        match waitpid(self.pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => format!("exit status {code}"),
+            Ok(WaitStatus::Signaled(_, sig, _)) => format!("killed by {sig}"),
+            Ok(other) => format!("{other:?}"),
+            Err(e) => format!("wait: {e}"),
+        }
+    }
+
+    /// Kill and reap the child (failed create). Best effort: it may already be gone.
+    pub fn kill(&self) {
+        if pidfd_send_signal(self.pidfd.as_fd(), Signal::SIGKILL as i32).is_ok() {
+            let _reaped = waitpid(self.pid, Some(WaitPidFlag::__WALL));
+        }
+    }
+}
+
+/// What `exec` needs to start a process in a running container.
+#[derive(Debug)]
+pub struct ExecRequest<'a> {
+    pub process: &'a ProcessPlan,
+    /// Host pid of the container's init, whose namespaces are joined.
+    pub container_pid: Pid,
+    /// The container's namespaces, as /proc/<pid>/ns names.
+    pub namespaces: &'a [String],
+    pub cgroup: Option<&'a Manager>,
+    pub console_socket: Option<OwnedFd>,
+    pub seccomp: Option<&'a CompiledSeccomp>,
+    pub preserve_fds: u32,
+}
+
+/// Clone a process into the container: pid and time namespaces are entered by the parent (for
+/// its children), the others by the child; the cgroup is the container's.
+pub fn spawn_exec(req: ExecRequest<'_>) -> Result<InitProcess, Error> {
+    let (parent_end, child_end) =
+        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(SpawnError::Socketpair)?;
+    let ns_path = |name: &str| Path::new("/proc").join(req.container_pid.as_raw().to_string()).join("ns").join(name);
+    // User first (the others are owned by it), mount last (it changes what paths mean).
+    let order = ["user", "ipc", "uts", "net", "cgroup", "mnt"];
+    let mut join_fds = Vec::new();
+    for name in order.iter().filter(|n| req.namespaces.iter().any(|m| m == *n)) {
+        join_fds.push((flag_of_name(name), open_ns(&ns_path(name))?));
+    }
+    let mut parent_joins = Vec::new();
+    for name in ["pid", "time"].iter().filter(|n| req.namespaces.iter().any(|m| m == *n)) {
+        parent_joins.push((flag_of_name(name), ns_path(name)));
+    }
+    let restore = enter_namespaces(&parent_joins)?;
+    let cgroup_fd = req.cgroup.and_then(Manager::clone_into_fd);
+    let mut cloned_into = cgroup_fd.is_some();
+    let mut forked = clone3_fork(0, cgroup_fd);
+    if cloned_into && matches!(forked, Err(Errno::EINVAL | Errno::EOPNOTSUPP | Errno::EBUSY | Errno::E2BIG)) {
+        cloned_into = false;
+        forked = clone3_fork(0, None);
+    }
+    let forked = forked.map_err(SpawnError::Clone);
+    if let Ok(Forked::Child) = forked {
+        drop(parent_end);
+        drop(restore);
+        exec::run(exec::ExecArgs {
+            process: req.process,
+            channel: Channel::new(child_end, "parent"),
+            join_fds,
+            console_socket: req.console_socket,
+            seccomp: req.seccomp,
+            preserve_fds: req.preserve_fds,
+        });
+    }
+    restore.finish()?;
+    let Forked::Parent { pid, pidfd } = forked? else {
+        return Err(SpawnError::Clone(Errno::EINVAL).into());
+    };
+    drop(child_end);
+    drop(join_fds);
+    let child = InitProcess { pid, pidfd, channel: Channel::new(parent_end, "exec process") };
+    let setup = || -> Result<(), SpawnError> {
+        if let Some(cg) = req.cgroup {
+            cg.add_process(pid, cloned_into)?;
+        }
+        child.channel.send(&ToChild::Go)?;
+        Ok(())
+    };
+    if let Err(e) = setup() {
+        child.kill();
+        return Err(e.into());
+    }
+    Ok(child)
+}
+
+fn flag_of_name(name: &str) -> CloneFlags {
+    match name {
+        "user" => CloneFlags::CLONE_NEWUSER,
+        "ipc" => CloneFlags::CLONE_NEWIPC,
+        "uts" => CloneFlags::CLONE_NEWUTS,
+        "net" => CloneFlags::CLONE_NEWNET,
+        "cgroup" => CloneFlags::CLONE_NEWCGROUP,
+        "pid" => CloneFlags::CLONE_NEWPID,
+        "time" => CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+        _ => CloneFlags::CLONE_NEWNS,
+    }
+}
+
+fn open_ns(path: &Path) -> Result<OwnedFd, SpawnError> {
+    nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|source| SpawnError::OpenNamespace { path: path.display().to_string(), source })
+}
+
+fn write_id_map(pid: Pid, file: &'static str, content: &str) -> Result<(), SpawnError> {
+    std::fs::write(format!("/proc/{pid}/{file}"), content).map_err(|source| SpawnError::IdMap {
+        file,
+        pid: pid.as_raw(),
+        source,
+    })
+}
+
+/// Namespaces the parent enters for its children only (pid, time), undone right after clone.
+#[derive(Debug)]
+struct ParentNamespaces {
+    saved: Vec<(CloneFlags, OwnedFd)>,
+}
+
+fn enter_parent_namespaces(plan: &Plan) -> Result<ParentNamespaces, SpawnError> {
+    let mut restore = enter_namespaces(&plan.namespaces.parent_joins)?;
+    if plan.namespaces.time == Ns::New {
+        let flag = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+        let own = open_ns(Path::new("/proc/self/ns/time"))?;
+        unshare(flag).map_err(SpawnError::TimeNamespace)?;
+        restore.saved.push((flag, own));
+        if !plan.time_offsets.is_empty() {
+            std::fs::write("/proc/self/timens_offsets", &plan.time_offsets).map_err(SpawnError::TimeOffsets)?;
+        }
+    }
+    Ok(restore)
+}
+
+/// Enter `joins` (pid, time) for our children; the returned value switches back.
+fn enter_namespaces(joins: &[(CloneFlags, std::path::PathBuf)]) -> Result<ParentNamespaces, SpawnError> {
+    let mut saved = Vec::new();
+    for (flag, path) in joins {
+        let own = open_ns(Path::new(&format!("/proc/self/ns/{}", proc_name(*flag))))?;
+        let target = open_ns(path)?;
+        setns(target.as_fd(), *flag).map_err(|e| SpawnError::ParentSetns(proc_name(*flag), e))?;
+        saved.push((*flag, own));
+    }
+    Ok(ParentNamespaces { saved })
+}
+
+impl ParentNamespaces {
+    fn finish(self) -> Result<(), SpawnError> {
+        for (flag, fd) in &self.saved {
+            setns(fd.as_fd(), *flag).map_err(|e| SpawnError::ParentSetns(proc_name(*flag), e))?;
+        }
+        Ok(())
+    }
+}

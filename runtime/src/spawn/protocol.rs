@@ -1,0 +1,131 @@
+//! Parent ⇄ child messages over a SOCK_SEQPACKET socketpair: one datagram per message, so no
+//! framing; a closed peer reads as end-of-file.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{MsgFlags, recv, send};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Message};
+
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ToChild {
+    /// The parent has written the id maps and placed the child in its cgroup.
+    Go,
+    /// prestart and createRuntime hooks are done; carries the state JSON for createContainer
+    /// and startContainer hooks.
+    HooksDone { state: String },
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ToParent {
+    /// Mounts are in place, before pivot_root: time for prestart and createRuntime hooks.
+    RunHooks,
+    /// Everything is set up; the child now waits for `start`.
+    Ready,
+    Failed(Failure),
+}
+
+/// An error from the child: its message chain and kind, rebuilt into an [`Error`] by the parent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Failure {
+    pub message: String,
+    pub kind: String,
+}
+
+impl Failure {
+    pub fn from_error(e: &Error) -> Self {
+        Self { message: e.chain(), kind: format!("{:?}", e.kind()) }
+    }
+
+    pub fn into_error(self) -> Error {
+        let kind = match self.kind.as_str() {
+            "NotFound" => ErrorKind::NotFound,
+            "AlreadyExists" => ErrorKind::AlreadyExists,
+            "InvalidSpec" => ErrorKind::InvalidSpec,
+            "InvalidState" => ErrorKind::InvalidState,
+            "PermissionDenied" => ErrorKind::PermissionDenied,
+            "Unsupported" => ErrorKind::Unsupported,
+            _ => ErrorKind::Other,
+        };
+        Error::new(kind, Message(self.message))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error("send to the {0}")]
+    Send(&'static str, #[source] Errno),
+    #[error("receive from the {0}")]
+    Recv(&'static str, #[source] Errno),
+    #[error("bad message from the {0}: {1}")]
+    Decode(&'static str, String),
+}
+
+/// One end of the socketpair. `peer` names the other side in errors.
+#[derive(Debug)]
+pub struct Channel {
+    fd: OwnedFd,
+    peer: &'static str,
+}
+
+const MAX_MESSAGE: usize = 64 * 1024;
+
+impl Channel {
+    pub fn new(fd: OwnedFd, peer: &'static str) -> Self {
+        Self { fd, peer }
+    }
+
+    pub fn raw(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    pub fn send<T: Serialize>(&self, msg: &T) -> Result<(), ChannelError> {
+        let bytes = serde_json::to_vec(msg).map_err(|e| ChannelError::Decode(self.peer, e.to_string()))?;
+        loop {
+            match send(self.fd.as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL) {
+                Ok(_) => return Ok(()),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(ChannelError::Send(self.peer, e)),
+            }
+        }
+    }
+
+    /// The next message, or `None` when the peer closed its end (exited).
+    pub fn recv<T: DeserializeOwned>(&self) -> Result<Option<T>, ChannelError> {
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let n = loop {
+            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Ok(n) => break n,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(ChannelError::Recv(self.peer, e)),
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        serde_json::from_slice(&buf[..n]).map(Some).map_err(|e| ChannelError::Decode(self.peer, e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+
+    #[test]
+    fn messages_round_trip_and_eof_is_none() {
+        let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).unwrap();
+        let parent = Channel::new(a, "child");
+        let child = Channel::new(b, "parent");
+        let failure =
+            Failure { message: "mount proc on /proc: Permission denied".into(), kind: "PermissionDenied".into() };
+        child.send(&ToParent::Failed(failure.clone())).unwrap();
+        assert_eq!(parent.recv::<ToParent>().unwrap(), Some(ToParent::Failed(failure.clone())));
+        assert_eq!(failure.into_error().kind(), ErrorKind::PermissionDenied);
+        drop(child);
+        assert_eq!(parent.recv::<ToParent>().unwrap(), None);
+    }
+}

@@ -1,0 +1,296 @@
+//! `mounts[]` → ordered mount steps: what to mount where, with which attributes. Pure.
+
+use std::path::{Component, Path, PathBuf};
+
+use oci_spec::runtime::Mount;
+
+use crate::sys::mount::{
+    MOUNT_ATTR__ATIME, MOUNT_ATTR_NOATIME, MOUNT_ATTR_NODEV, MOUNT_ATTR_NODIRATIME, MOUNT_ATTR_NOEXEC,
+    MOUNT_ATTR_NOSUID, MOUNT_ATTR_NOSYMFOLLOW, MOUNT_ATTR_RDONLY, MOUNT_ATTR_RELATIME, MOUNT_ATTR_STRICTATIME,
+};
+
+/// Mount attributes to set and clear (MOUNT_ATTR_* bits, as `mount_setattr` takes them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Attrs {
+    pub set: u64,
+    pub clr: u64,
+}
+
+impl Attrs {
+    fn add(&mut self, bit: u64) {
+        self.set |= bit;
+        self.clr &= !bit;
+    }
+    fn remove(&mut self, bit: u64) {
+        self.set &= !bit;
+        self.clr |= bit;
+    }
+    fn atime(&mut self, mode: u64) {
+        self.set = (self.set & !MOUNT_ATTR__ATIME) | mode;
+        self.clr |= MOUNT_ATTR__ATIME;
+    }
+    pub fn is_empty(&self) -> bool {
+        self.set == 0 && self.clr == 0
+    }
+    pub fn readonly(&self) -> bool {
+        self.set & MOUNT_ATTR_RDONLY != 0
+    }
+}
+
+/// Mount propagation (`MS_SHARED`, `MS_SLAVE`, `MS_PRIVATE` or `MS_UNBINDABLE`), maybe recursive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Propagation {
+    pub flag: u64,
+    pub recursive: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountKind {
+    /// A bind mount of a host path (`rbind`: with everything mounted below it).
+    Bind { source: PathBuf, recursive: bool },
+    /// A new filesystem instance (`fstype`, with `source` as its device/name).
+    Fs { fstype: String, source: String },
+    /// `type: cgroup`: the container's own cgroup hierarchy (built from the cgroup manager's view).
+    Cgroup,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountStep {
+    /// The destination as written in config.json, for messages.
+    pub destination: String,
+    /// The destination relative to the rootfs, lexically cleaned (never starts with `..`).
+    pub dest: PathBuf,
+    pub kind: MountKind,
+    /// Attributes of the mount itself.
+    pub attrs: Attrs,
+    /// Attributes applied to the whole mounted tree (`rro`, `rnosuid`, ...).
+    pub recursive_attrs: Attrs,
+    pub propagation: Option<Propagation>,
+    /// Filesystem options: `key=value` or a bare `key` flag, in order.
+    pub data: Vec<(String, Option<String>)>,
+    /// proc and sysfs may only be mounted onto a real directory, never through a symlink.
+    pub no_symlinks: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MountSpecError {
+    #[error("mounts[{index}]: destination is empty")]
+    EmptyDestination { index: usize },
+    #[error("mounts[{index}] ({dest}): type is required for a non-bind mount")]
+    MissingType { index: usize, dest: String },
+    #[error("mounts[{index}] ({dest}): mount option {option:?} is not supported")]
+    UnsupportedOption { index: usize, dest: String, option: String },
+    #[error("mounts[{index}] ({dest}): uidMappings/gidMappings (idmapped mounts) are not supported yet")]
+    IdMapped { index: usize, dest: String },
+    #[error("mounts[{index}] ({dest}): a bind mount needs a source")]
+    MissingSource { index: usize, dest: String },
+}
+
+pub fn plan_mounts(mounts: &[Mount], bundle: &Path) -> Result<Vec<MountStep>, MountSpecError> {
+    mounts.iter().enumerate().map(|(index, m)| plan_mount(index, m, bundle)).collect()
+}
+
+fn plan_mount(index: usize, m: &Mount, bundle: &Path) -> Result<MountStep, MountSpecError> {
+    let destination = m.destination().to_string_lossy().into_owned();
+    if destination.is_empty() {
+        return Err(MountSpecError::EmptyDestination { index });
+    }
+    let dest = clean_in_root(m.destination());
+    if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+        return Err(MountSpecError::IdMapped { index, dest: destination });
+    }
+    let fstype = m.typ().as_deref().unwrap_or("");
+    let mut attrs = Attrs::default();
+    let mut recursive_attrs = Attrs::default();
+    let mut propagation = None;
+    let mut data = Vec::new();
+    let mut bind = None;
+    for option in m.options().as_deref().unwrap_or_default() {
+        let o = option.as_str();
+        match o {
+            "bind" => bind = Some(bind.unwrap_or(false)),
+            "rbind" => bind = Some(true),
+            "ro" => attrs.add(MOUNT_ATTR_RDONLY),
+            "rw" => attrs.remove(MOUNT_ATTR_RDONLY),
+            "nosuid" => attrs.add(MOUNT_ATTR_NOSUID),
+            "suid" => attrs.remove(MOUNT_ATTR_NOSUID),
+            "nodev" => attrs.add(MOUNT_ATTR_NODEV),
+            "dev" => attrs.remove(MOUNT_ATTR_NODEV),
+            "noexec" => attrs.add(MOUNT_ATTR_NOEXEC),
+            "exec" => attrs.remove(MOUNT_ATTR_NOEXEC),
+            "nodiratime" => attrs.add(MOUNT_ATTR_NODIRATIME),
+            "diratime" => attrs.remove(MOUNT_ATTR_NODIRATIME),
+            "nosymfollow" => attrs.add(MOUNT_ATTR_NOSYMFOLLOW),
+            "symfollow" => attrs.remove(MOUNT_ATTR_NOSYMFOLLOW),
+            "relatime" | "norelatime" | "atime" | "nostrictatime" => attrs.atime(MOUNT_ATTR_RELATIME),
+            "noatime" => attrs.atime(MOUNT_ATTR_NOATIME),
+            "strictatime" => attrs.atime(MOUNT_ATTR_STRICTATIME),
+            "rro" => recursive_attrs.add(MOUNT_ATTR_RDONLY),
+            "rrw" => recursive_attrs.remove(MOUNT_ATTR_RDONLY),
+            "rnosuid" => recursive_attrs.add(MOUNT_ATTR_NOSUID),
+            "rsuid" => recursive_attrs.remove(MOUNT_ATTR_NOSUID),
+            "rnodev" => recursive_attrs.add(MOUNT_ATTR_NODEV),
+            "rdev" => recursive_attrs.remove(MOUNT_ATTR_NODEV),
+            "rnoexec" => recursive_attrs.add(MOUNT_ATTR_NOEXEC),
+            "rexec" => recursive_attrs.remove(MOUNT_ATTR_NOEXEC),
+            "rnodiratime" => recursive_attrs.add(MOUNT_ATTR_NODIRATIME),
+            "rdiratime" => recursive_attrs.remove(MOUNT_ATTR_NODIRATIME),
+            "rnosymfollow" => recursive_attrs.add(MOUNT_ATTR_NOSYMFOLLOW),
+            "rsymfollow" => recursive_attrs.remove(MOUNT_ATTR_NOSYMFOLLOW),
+            "rrelatime" | "rnorelatime" | "ratime" | "rnostrictatime" => recursive_attrs.atime(MOUNT_ATTR_RELATIME),
+            "rnoatime" => recursive_attrs.atime(MOUNT_ATTR_NOATIME),
+            "rstrictatime" => recursive_attrs.atime(MOUNT_ATTR_STRICTATIME),
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable" | "runbindable" => {
+                propagation = Some(parse_propagation(o).unwrap_or(Propagation { flag: 0, recursive: false }));
+            }
+            // Defaults of mount(8), or superblock flags that are the kernel's default anyway.
+            "defaults" | "async" | "nomand" | "loud" | "nolazytime" | "noiversion" | "remount" => {}
+            // Superblock flags: passed to the filesystem as flags.
+            "sync" | "dirsync" | "mand" | "lazytime" | "silent" | "iversion" => data.push((o.to_owned(), None)),
+            "idmap" | "ridmap" | "tmpcopyup" => {
+                return Err(MountSpecError::UnsupportedOption { index, dest: destination, option: o.to_owned() });
+            }
+            _ => match o.split_once('=') {
+                Some((k, v)) => data.push((k.to_owned(), Some(v.to_owned()))),
+                None => data.push((o.to_owned(), None)),
+            },
+        }
+    }
+    if fstype == "bind" && bind.is_none() {
+        bind = Some(false);
+    }
+    let kind = match bind {
+        Some(recursive) => {
+            let Some(src) = m.source() else {
+                return Err(MountSpecError::MissingSource { index, dest: destination });
+            };
+            // Like runc: a relative bind source is relative to the bundle.
+            let source = if src.is_absolute() { src.clone() } else { bundle.join(src) };
+            // Filesystem options mean nothing to a bind mount (mount(2) ignores them too).
+            data.clear();
+            MountKind::Bind { source, recursive }
+        }
+        None if fstype.is_empty() => return Err(MountSpecError::MissingType { index, dest: destination }),
+        None if fstype == "cgroup" => MountKind::Cgroup,
+        None => MountKind::Fs {
+            fstype: fstype.to_owned(),
+            source: m.source().as_ref().map_or_else(|| fstype.to_owned(), |s| s.to_string_lossy().into_owned()),
+        },
+    };
+    let no_symlinks = matches!(&kind, MountKind::Fs { fstype, .. } if fstype == "proc" || fstype == "sysfs");
+    Ok(MountStep { destination, dest, kind, attrs, recursive_attrs, propagation, data, no_symlinks })
+}
+
+/// `rootfsPropagation` and mount propagation options → MS_* flag (+ recursive).
+pub fn parse_propagation(s: &str) -> Option<Propagation> {
+    let (flag, recursive) = match s {
+        "private" => (libc::MS_PRIVATE, false),
+        "rprivate" => (libc::MS_PRIVATE, true),
+        "shared" => (libc::MS_SHARED, false),
+        "rshared" => (libc::MS_SHARED, true),
+        "slave" => (libc::MS_SLAVE, false),
+        "rslave" => (libc::MS_SLAVE, true),
+        "unbindable" => (libc::MS_UNBINDABLE, false),
+        "runbindable" => (libc::MS_UNBINDABLE, true),
+        _ => return None,
+    };
+    Some(Propagation { flag, recursive })
+}
+
+/// A container path made relative to the root, with `.` and `..` resolved lexically so that it
+/// can never climb above the root (`/../x` is `x`).
+pub fn clean_in_root(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mount(dest: &str, typ: Option<&str>, src: Option<&str>, opts: &[&str]) -> Mount {
+        let mut m = Mount::default();
+        m.set_destination(dest.into());
+        m.set_typ(typ.map(str::to_owned));
+        m.set_source(src.map(PathBuf::from));
+        m.set_options(Some(opts.iter().map(|s| s.to_string()).collect()));
+        m
+    }
+
+    #[test]
+    fn runc_default_dev_pts() {
+        let m = mount(
+            "/dev/pts",
+            Some("devpts"),
+            Some("devpts"),
+            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+        );
+        let s = plan_mount(0, &m, Path::new("/b")).unwrap();
+        assert_eq!(s.dest, PathBuf::from("dev/pts"));
+        assert_eq!(s.kind, MountKind::Fs { fstype: "devpts".into(), source: "devpts".into() });
+        assert_eq!(s.attrs.set, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+        assert_eq!(
+            s.data,
+            vec![
+                ("newinstance".into(), None),
+                ("ptmxmode".into(), Some("0666".into())),
+                ("mode".into(), Some("0620".into())),
+                ("gid".into(), Some("5".into()))
+            ]
+        );
+    }
+
+    #[test]
+    fn bind_with_relative_source_and_propagation() {
+        let m = mount("/data/../etc/hosts", Some("bind"), Some("hosts"), &["rbind", "ro", "rprivate"]);
+        let s = plan_mount(3, &m, Path::new("/b")).unwrap();
+        assert_eq!(s.dest, PathBuf::from("etc/hosts"));
+        assert_eq!(s.kind, MountKind::Bind { source: "/b/hosts".into(), recursive: true });
+        assert!(s.attrs.readonly());
+        assert_eq!(s.propagation, Some(Propagation { flag: libc::MS_PRIVATE, recursive: true }));
+    }
+
+    #[test]
+    fn later_options_win_and_atime_modes_replace_each_other() {
+        let s =
+            plan_mount(0, &mount("/x", Some("tmpfs"), None, &["ro", "rw", "noatime", "strictatime"]), Path::new("/"))
+                .unwrap();
+        assert!(!s.attrs.readonly());
+        assert_eq!(s.attrs.set & MOUNT_ATTR__ATIME, MOUNT_ATTR_STRICTATIME);
+        assert_eq!(s.kind, MountKind::Fs { fstype: "tmpfs".into(), source: "tmpfs".into() });
+    }
+
+    #[test]
+    fn proc_and_sysfs_refuse_symlinks() {
+        assert!(plan_mount(0, &mount("/proc", Some("proc"), Some("proc"), &[]), Path::new("/")).unwrap().no_symlinks);
+        assert!(!plan_mount(0, &mount("/tmp", Some("tmpfs"), None, &[]), Path::new("/")).unwrap().no_symlinks);
+    }
+
+    #[test]
+    fn errors_name_the_mount() {
+        let e = plan_mount(2, &mount("/x", None, Some("/y"), &[]), Path::new("/")).unwrap_err();
+        assert_eq!(e.to_string(), "mounts[2] (/x): type is required for a non-bind mount");
+        let e = plan_mount(1, &mount("/x", Some("tmpfs"), None, &["tmpcopyup"]), Path::new("/")).unwrap_err();
+        assert!(e.to_string().contains("tmpcopyup"));
+        assert!(matches!(
+            plan_mount(0, &mount("", Some("tmpfs"), None, &[]), Path::new("/")),
+            Err(MountSpecError::EmptyDestination { .. })
+        ));
+    }
+
+    #[test]
+    fn clean_never_climbs_out() {
+        assert_eq!(clean_in_root(Path::new("/../../etc/./passwd")), PathBuf::from("etc/passwd"));
+        assert_eq!(clean_in_root(Path::new("relative/x")), PathBuf::from("relative/x"));
+        assert_eq!(clean_in_root(Path::new("/")), PathBuf::new());
+    }
+}

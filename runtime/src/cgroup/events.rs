@@ -123,15 +123,24 @@ impl OomWatcher {
                 }
                 Inner::V2 { memory_events, cgroup_events, last, path } => {
                     let watch_err = |source: io::Error| CgroupError::Watch { path: path.clone(), source };
-                    let populated = read_from_start(cgroup_events).map_err(watch_err)?;
-                    if keyed_value(&populated, "populated") == Some(0) {
-                        return Ok(OomWait::Gone);
-                    }
-                    let now = oom_count(&read_from_start(memory_events).map_err(watch_err)?);
+                    // The files of a removed cgroup read as ENODEV.
+                    let gone = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::ENODEV | libc::ENOENT));
+                    // OOMs first: the kill that empties the cgroup is still reported.
+                    let now = match read_from_start(memory_events) {
+                        Ok(text) => oom_count(&text),
+                        Err(e) if gone(&e) => return Ok(OomWait::Gone),
+                        Err(e) => return Err(watch_err(e)),
+                    };
                     if now > *last {
                         let n = now - *last;
                         *last = now;
                         return Ok(OomWait::Oom(n));
+                    }
+                    match read_from_start(cgroup_events) {
+                        Ok(text) if keyed_value(&text, "populated") == Some(0) => return Ok(OomWait::Gone),
+                        Ok(_) => {}
+                        Err(e) if gone(&e) => return Ok(OomWait::Gone),
+                        Err(e) => return Err(watch_err(e)),
                     }
                     let mut fds = [
                         PollFd::new(memory_events.as_fd(), PollFlags::POLLPRI),

@@ -439,6 +439,8 @@ fn fill_cpusets(h: &Hierarchy, made: &[PathBuf], spec_cpus: bool, spec_mems: boo
     if leaf_existed {
         targets.push(&h.dir);
     }
+    // What was just written one level up: the next level copies it without reading it back.
+    let mut written: Option<(&Path, String, String)> = None;
     for dir in targets {
         let is_leaf = dir == h.dir;
         let (want_cpus, want_mems) = (!(is_leaf && spec_cpus), !(is_leaf && spec_mems));
@@ -453,12 +455,18 @@ fn fill_cpusets(h: &Hierarchy, made: &[PathBuf], spec_cpus: bool, spec_mems: boo
             }
         }
         let parent = dir.parent().unwrap_or(&h.mount);
-        let (cpus, mems) = cpuset_values(parent, &h.mount)?;
+        let (cpus, mems) = match written.take() {
+            Some((p, cpus, mems)) if p == parent => (cpus, mems),
+            _ => cpuset_values(parent, &h.mount)?,
+        };
         if want_cpus {
             d.write("cpuset.cpus", &cpus)?;
         }
         if want_mems {
             d.write("cpuset.mems", &mems)?;
+        }
+        if want_cpus && want_mems {
+            written = Some((dir, cpus, mems));
         }
     }
     Ok(())

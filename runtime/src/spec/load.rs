@@ -37,7 +37,8 @@ pub enum LoadError {
 /// Load and parse a runtime spec (`config.json`); also returns the bytes read.
 pub fn load_spec(path: &Path) -> Result<(Spec, Vec<u8>), LoadError> {
     let bytes = read_bounded(path)?;
-    let spec = parse_json(&bytes).map_err(|(field, source)| LoadError::Parse { path: path.to_owned(), field, source })?;
+    let spec =
+        parse_json(&bytes).map_err(|(field, source)| LoadError::Parse { path: path.to_owned(), field, source })?;
     Ok((spec, bytes))
 }
 

@@ -648,3 +648,44 @@ fn events_report_oom_and_stats_until_the_container_is_gone() {
     assert!(kinds.contains(&"oom"), "{kinds:?}");
     assert!(kinds.contains(&"stats"), "{kinds:?}");
 }
+
+#[test]
+fn below_a_threaded_cgroup_only_threaded_controllers() {
+    require_root();
+    let probe = Manager::new(&CgroupRequest { cgroups_path: Some("/x"), container_id: "x", systemd: false }).unwrap();
+    let Some(v2_root) = probe.path("").map(|p| p.parent().unwrap().to_path_buf()) else {
+        return; // pure v1: no cgroup types
+    };
+    // /<top>/t is made threaded by hand, as a threaded application would.
+    let top = format!("strata-threaded-{}", std::process::id());
+    let t = v2_root.join(&top).join("t");
+    fs::create_dir_all(&t).unwrap();
+    fs::write(t.join("cgroup.type"), "threaded").unwrap();
+    let manager = |leaf: &str| {
+        let path = format!("/{top}/t/{leaf}");
+        Manager::new(&CgroupRequest { cgroups_path: Some(&path), container_id: "x", systemd: false }).unwrap()
+    };
+
+    // Threaded-capable limits: the new cgroup is made threaded too.
+    let mut m = manager("ok");
+    m.create(Some(&res(r#"{"pids":{"limit":9}}"#))).unwrap();
+    let leaf = m.path("").unwrap().to_path_buf();
+    assert_eq!(fs::read_to_string(leaf.join("cgroup.type")).unwrap().trim(), "threaded");
+    assert_eq!(fs::read_to_string(m.path("pids").unwrap().join("pids.max")).unwrap().trim(), "9");
+    m.destroy().unwrap();
+
+    // A memory limit needs a domain cgroup: refused on pure v2, where memory lives in this tree.
+    let mut m = manager("mem");
+    let result = m.create(Some(&res(r#"{"memory":{"limit":33554432}}"#)));
+    if m.is_unified() {
+        let err = result.unwrap_err();
+        assert!(matches!(err, CgroupError::Threaded { .. }), "{err}");
+        assert!(!m.path("").unwrap().exists());
+    } else {
+        result.unwrap();
+        m.destroy().unwrap();
+    }
+    for d in [t.as_path(), t.parent().unwrap()] {
+        fs::remove_dir(d).unwrap();
+    }
+}

@@ -25,8 +25,8 @@ use crate::hooks::{HookError, run_hooks};
 use crate::rootfs::{self, RootfsError};
 use crate::security::seccomp::{CompiledSeccomp, SeccompError};
 use crate::spec::Plan;
-use crate::spec::namespaces::proc_name;
 use crate::spec::process::ProcessPlan;
+use crate::spec::namespaces::proc_name;
 use crate::sys::mount::FsContext;
 
 /// Everything the child needs, prepared by the parent before the clone.

@@ -35,15 +35,13 @@ pub fn delete(root: &Path, id: &ContainerId, force: bool) -> Result<(), Error> {
     let status = state.status(&dir, || super::frozen(&state));
     match status {
         Status::Stopped => {}
-        Status::Created => stop_processes(&state),
-        Status::Creating | Status::Running | Status::Paused if force => stop_processes(&state),
-        Status::Creating => {
-            return Err(Error::msg(ErrorKind::InvalidState, format!("container {id} is still being created")));
-        }
-        Status::Running | Status::Paused => {
+        _ if force => stop_processes(&state),
+        // The runtime-spec: deleting a container that is not stopped is an error and changes
+        // nothing (runc and crun kill a created container instead; --force does that here).
+        Status::Creating | Status::Created | Status::Running | Status::Paused => {
             return Err(Error::msg(
                 ErrorKind::InvalidState,
-                format!("cannot delete container {id} that is not stopped: {}", status.as_str()),
+                format!("cannot delete container {id} that is not stopped: {} (use --force)", status.as_str()),
             ));
         }
     }

@@ -105,3 +105,12 @@ pub fn enter_root(rootfs: &Rootfs, no_pivot: bool) -> Result<(), RootfsError> {
     nix::unistd::chdir("/").map_err(pivot_err)?;
     Ok(())
 }
+
+/// Without a mount namespace: just `chroot` into the rootfs (nothing can be mounted without
+/// changing the caller's mount table).
+pub fn chroot_into(path: &Path) -> Result<(), RootfsError> {
+    let err = |source| RootfsError::PivotRoot { path: path.to_owned(), source };
+    nix::unistd::chdir(path).map_err(err)?;
+    nix::unistd::chroot(".").map_err(err)?;
+    nix::unistd::chdir("/").map_err(err)
+}

@@ -24,7 +24,7 @@ use crate::error::{Error, ErrorKind, kind_of_errno};
 use crate::hooks::{HookError, run_hooks};
 use crate::rootfs::{self, RootfsError};
 use crate::security::seccomp::{CompiledSeccomp, SeccompError};
-use crate::spec::Plan;
+use crate::spec::{Ns, Plan};
 use crate::spec::process::ProcessPlan;
 use crate::spec::namespaces::proc_name;
 use crate::sys::mount::FsContext;
@@ -157,11 +157,17 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, InitError> {
     let procfs = private_procfs()?;
     nix::unistd::setsid().map_err(InitError::Setsid)?;
 
-    // Root filesystem, before pivot_root.
-    rootfs::set_root_propagation(plan.rootfs_propagation, &plan.rootfs)?;
-    let root = rootfs::bind_rootfs(&plan.rootfs)?;
-    let deferred_dev = rootfs::mount_all(&root, &plan.mounts, args.cgroups)?;
-    rootfs::create_devices(root.fd.as_fd(), plan, plan.namespaces.user != crate::spec::Ns::Host)?;
+    // Root filesystem, before pivot_root. Without a mount namespace of its own the container
+    // runs in the caller's filesystem, as with runc: nothing is mounted.
+    let prepared = if plan.namespaces.mount == Ns::Host {
+        None
+    } else {
+        rootfs::set_root_propagation(plan.rootfs_propagation, &plan.rootfs)?;
+        let root = rootfs::bind_rootfs(&plan.rootfs)?;
+        let deferred_dev = rootfs::mount_all(&root, &plan.mounts, args.cgroups)?;
+        rootfs::create_devices(root.fd.as_fd(), plan, plan.namespaces.user != Ns::Host)?;
+        Some((root, deferred_dev))
+    };
 
     let hooks = &plan.hooks;
     let needs_hooks = [hooks.prestart(), hooks.create_runtime(), hooks.create_container(), hooks.start_container()]
@@ -177,8 +183,21 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, InitError> {
         run_hooks("createContainer", hooks.create_container().as_deref().unwrap_or_default(), hook_state.as_bytes())?;
     }
 
-    rootfs::enter_root(&root, args.no_pivot)?;
-    drop(root);
+    let deferred_dev = match prepared {
+        Some((root, deferred_dev)) => {
+            rootfs::enter_root(&root, args.no_pivot)?;
+            deferred_dev
+        }
+        None => {
+            // runc mounts into the caller's namespace here and leaves the mounts behind; we only
+            // change root, and say what was not done.
+            if !plan.mounts.is_empty() {
+                crate::logging::debug("no mount namespace: mounts are not set up, only the root is changed");
+            }
+            rootfs::chroot_into(&plan.rootfs)?;
+            None
+        }
+    };
     let new_root = nix::fcntl::open("/", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|source| RootfsError::OpenRootfs { path: "/".into(), source })?;
 
@@ -195,13 +214,15 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, InitError> {
         write_proc(procfs.as_fd(), &format!("sys/{key}"), value.as_bytes())
             .map_err(|e| InitError::Sysctl(key.replace('/', "."), e))?;
     }
-    rootfs::readonly_paths(new_root.as_fd(), &plan.readonly_paths)?;
-    rootfs::mask_paths(new_root.as_fd(), &plan.masked_paths)?;
-    if let Some(dev) = deferred_dev {
-        rootfs::remount_readonly(dev.as_fd(), "/dev")?;
-    }
-    if plan.root_readonly {
-        rootfs::remount_readonly(new_root.as_fd(), "/")?;
+    if plan.namespaces.mount != Ns::Host {
+        rootfs::readonly_paths(new_root.as_fd(), &plan.readonly_paths)?;
+        rootfs::mask_paths(new_root.as_fd(), &plan.masked_paths)?;
+        if let Some(dev) = deferred_dev {
+            rootfs::remount_readonly(dev.as_fd(), "/dev")?;
+        }
+        if plan.root_readonly {
+            rootfs::remount_readonly(new_root.as_fd(), "/")?;
+        }
     }
     drop(new_root);
 
@@ -240,6 +261,8 @@ pub(super) fn finish_process(
     seccomp: Option<&CompiledSeccomp>,
     after_ready: impl FnOnce() -> Result<(), InitError>,
 ) -> Result<Infallible, InitError> {
+    // Read before any seccomp filter: what runs after it must be what runc runs after it.
+    let env = proc_setup::env_with_home(p);
     proc_setup::apply_rlimits(&p.rlimits)?;
     if p.no_new_privileges {
         proc_setup::set_no_new_privs()?;
@@ -257,7 +280,6 @@ pub(super) fn finish_process(
     }
     proc_setup::set_umask(p.umask);
     proc_setup::enter_cwd(&p.cwd)?;
-    let env = proc_setup::env_with_home(p);
     let path = proc_setup::resolve_executable(p)?;
 
     channel.send(&ToParent::Ready).map_err(InitError::Sync)?;
@@ -328,10 +350,10 @@ fn write_proc(procfs: BorrowedFd<'_>, rel: &str, value: &[u8]) -> Result<(), Err
 
 /// Block until `start` opens the fifo for reading, then tell it we are going.
 fn wait_for_start(procfs: BorrowedFd<'_>, fifo: OwnedFd) -> Result<(), InitError> {
-    let how = OpenHow::new().flags(OFlag::O_WRONLY | OFlag::O_CLOEXEC);
+    // Plain openat: a seccomp filter may already be installed, and every profile allows it.
     let path = format!("self/fd/{}", fifo.as_raw_fd());
     let writer = loop {
-        match openat2(procfs, path.as_str(), how) {
+        match nix::fcntl::openat(procfs, path.as_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()) {
             Ok(fd) => break fd,
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(InitError::ExecFifo(e)),

@@ -46,8 +46,6 @@ pub enum NamespaceError {
     Duplicate(String),
     #[error("linux.namespaces: path of the {kind} namespace must be absolute, got {path:?}")]
     RelativePath { kind: String, path: PathBuf },
-    #[error("linux.namespaces: a mount namespace is required")]
-    NoMountNamespace,
     #[error("linux.namespaces: {0}")]
     Unsupported(&'static str),
 }
@@ -85,9 +83,6 @@ impl NamespacePlan {
                 _ => Ns::New,
             };
             *plan.slot(ns.typ()) = wanted;
-        }
-        if plan.mount == Ns::Host {
-            return Err(NamespaceError::NoMountNamespace);
         }
         plan.decide()?;
         Ok(plan)
@@ -279,7 +274,6 @@ mod tests {
             NamespacePlan::new(&[ns(Mount, None), ns(Pid, None), ns(Pid, None)]),
             Err(NamespaceError::Duplicate("pid".into()))
         );
-        assert_eq!(NamespacePlan::new(&[ns(Pid, None)]), Err(NamespaceError::NoMountNamespace));
         assert!(matches!(
             NamespacePlan::new(&[ns(Mount, None), ns(Network, Some("netns/x"))]),
             Err(NamespaceError::RelativePath { .. })

@@ -78,8 +78,8 @@ pub(super) fn build(spec: &Spec, bundle: &Path) -> Result<Plan, SpecError> {
     let domainname = spec.domainname().clone().filter(|h| !h.is_empty());
     for (field, value) in [("hostname", &hostname), ("domainname", &domainname)] {
         if let Some(v) = value {
-            if namespaces.uts != Ns::New {
-                return Err(SpecError::Uts { field, reason: "needs a new uts namespace" });
+            if namespaces.uts == Ns::Host {
+                return Err(SpecError::Uts { field, reason: "needs a private uts namespace" });
             }
             if v.len() > 64 || v.contains('\0') {
                 return Err(SpecError::Uts { field, reason: "must be at most 64 bytes without NUL" });
@@ -330,7 +330,7 @@ mod tests {
     #[test]
     fn hostname_needs_uts_namespace() {
         let err = build_with(r#"{"namespaces":[{"type":"mount"}]}"#, r#""hostname":"box""#).unwrap_err();
-        assert_eq!(err.to_string(), "hostname: needs a new uts namespace");
+        assert_eq!(err.to_string(), "hostname: needs a private uts namespace");
     }
 
     #[test]

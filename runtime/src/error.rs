@@ -68,10 +68,9 @@ impl Error {
 /// One link of the chain. System errors are spelled as runc (Go) spells them, lowercase and
 /// without the errno name: clients match on "no such file or directory", "permission denied".
 fn describe(e: &(dyn StdError + 'static)) -> String {
-    let errno = e
-        .downcast_ref::<nix::errno::Errno>()
-        .copied()
-        .or_else(|| e.downcast_ref::<std::io::Error>().and_then(|io| io.raw_os_error()).map(nix::errno::Errno::from_raw));
+    let errno = e.downcast_ref::<nix::errno::Errno>().copied().or_else(|| {
+        e.downcast_ref::<std::io::Error>().and_then(|io| io.raw_os_error()).map(nix::errno::Errno::from_raw)
+    });
     match errno {
         Some(n) if n != nix::errno::Errno::UnknownErrno => errno_text(n),
         _ => e.to_string(),

@@ -6,8 +6,8 @@ use super::{CreateArgs, DeleteArgs, ExecArgs, KillArgs, RunArgs, parse_id};
 use crate::container::create::{CreateOptions, create as create_container};
 use crate::container::exec::ExecOptions;
 use crate::container::{delete as delete_mod, exec as exec_mod, kill as kill_mod, run as run_mod, start as start_mod};
-use crate::error::ErrorKind;
 use crate::error::Error;
+use crate::error::ErrorKind;
 
 fn options(root: &Path, a: &CreateArgs, foreground: bool) -> Result<CreateOptions, Error> {
     let id = parse_id(&a.id)?;

@@ -56,13 +56,17 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     })?;
     let plan = Plan::new(&spec, &bundle).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
     check_rootfs(&plan.rootfs)?;
-    if plan.process.terminal && opts.console_socket.is_none() && !opts.foreground {
+    let terminal = plan.process.as_ref().is_some_and(|p| p.terminal);
+    if plan.process.is_none() && opts.foreground {
+        return Err(Error::msg(ErrorKind::InvalidSpec, "process is required to run a container"));
+    }
+    if terminal && opts.console_socket.is_none() && !opts.foreground {
         return Err(Error::msg(
             ErrorKind::InvalidSpec,
             "cannot allocate tty if runc will detach without setting console socket",
         ));
     }
-    if !plan.process.terminal && opts.console_socket.is_some() {
+    if !terminal && opts.console_socket.is_some() {
         return Err(Error::msg(
             ErrorKind::InvalidSpec,
             "cannot use console socket if runc will not detach or allocate tty",
@@ -99,6 +103,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         },
         namespaces: namespace_names(&plan),
         systemd_cgroup: opts.systemd_cgroup,
+        has_process: plan.process.is_some(),
     };
     // Written before any other side effect so that `delete --force` can always clean up.
     dir.save(&state)?;
@@ -108,7 +113,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     undo.cgroup = Some(cgroup.state());
     cgroup.create(plan.resources.as_ref()).map_err(|e| Error::new(ErrorKind::Other, e))?;
     let cgroup_view = cgroup.container_view();
-    let exec_fifo = if opts.foreground { None } else { Some(make_exec_fifo(&dir)?) };
+    let exec_fifo = if opts.foreground { None } else { Some(make_exec_fifo(&dir, &plan)?) };
     let console_socket = match &opts.console_socket {
         Some(path) => Some(connect_console(path)?),
         None => None,
@@ -195,12 +200,34 @@ fn namespace_names(plan: &Plan) -> Vec<String> {
     .collect()
 }
 
-fn make_exec_fifo(dir: &ContainerDir) -> Result<OwnedFd, Error> {
+/// The fifo `start` opens; owned by the container's root so that its init, whatever user
+/// namespace it is in, may open it for writing.
+fn make_exec_fifo(dir: &ContainerDir, plan: &Plan) -> Result<OwnedFd, Error> {
     let path = dir.file(EXEC_FIFO);
     let err =
         |e: nix::errno::Errno| io_error(ErrorKind::Other, format!("create exec fifo {}", path.display()), e.into());
     nix::unistd::mkfifoat(dir.fd(), EXEC_FIFO, Mode::from_bits_truncate(0o622)).map_err(err)?;
-    nix::fcntl::openat(dir.fd(), EXEC_FIFO, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(err)
+    let fd = nix::fcntl::openat(dir.fd(), EXEC_FIFO, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(err)?;
+    if let (Some(uid), Some(gid)) = (host_id_of_root(&plan.uid_map), host_id_of_root(&plan.gid_map)) {
+        nix::unistd::fchownat(
+            dir.fd(),
+            EXEC_FIFO,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(err)?;
+    }
+    Ok(fd)
+}
+
+/// The host id that id 0 of the container maps to ("0 100000 65536" → 100000).
+fn host_id_of_root(map: &str) -> Option<u32> {
+    map.lines().find_map(|line| {
+        let mut f = line.split_whitespace().map(str::parse::<u64>);
+        let (inside, outside, size) = (f.next()?.ok()?, f.next()?.ok()?, f.next()?.ok()?);
+        (inside == 0 && size > 0).then(|| u32::try_from(outside).ok()).flatten()
+    })
 }
 
 fn connect_console(path: &Path) -> Result<OwnedFd, Error> {

@@ -54,7 +54,10 @@ pub fn exec(root: &Path, id: &ContainerId, o: &ExecOptions) -> Result<i32, Error
     let process = build_process(&spec, o)?;
     let plan = ProcessPlan::new(&process).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
     if plan.terminal && o.console_socket.is_none() && o.detach {
-        return Err(Error::msg(ErrorKind::InvalidSpec, "cannot allocate tty if runc will detach without setting console socket"));
+        return Err(Error::msg(
+            ErrorKind::InvalidSpec,
+            "cannot allocate tty if runc will detach without setting console socket",
+        ));
     }
     let compiled = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         Some(profile) => Some(seccomp::compile(profile).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?),
@@ -108,7 +111,8 @@ fn build_process(spec: &Spec, o: &ExecOptions) -> Result<Process, Error> {
     if o.args.is_empty() {
         return Err(Error::msg(ErrorKind::InvalidSpec, "exec needs a command (or --process)"));
     }
-    let mut p = spec.process().clone().ok_or_else(|| Error::msg(ErrorKind::InvalidSpec, "the container has no process"))?;
+    let mut p =
+        spec.process().clone().ok_or_else(|| Error::msg(ErrorKind::InvalidSpec, "the container has no process"))?;
     p.set_args(Some(o.args.clone()));
     p.set_terminal(Some(o.tty));
     p.set_console_size(None);

@@ -32,6 +32,12 @@ pub fn start(root: &Path, id: &ContainerId) -> Result<(), Error> {
             return Err(Error::msg(ErrorKind::InvalidState, "cannot start an already running container"));
         }
     }
+    if !state.has_process {
+        return Err(Error::msg(
+            ErrorKind::InvalidSpec,
+            "cannot start a container without a process (config.json has none)",
+        ));
+    }
     release(&dir, &state)?;
     run_poststart(&state);
     Ok(())

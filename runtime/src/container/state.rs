@@ -87,6 +87,13 @@ pub struct State {
     pub namespaces: Vec<String>,
     #[serde(default)]
     pub systemd_cgroup: bool,
+    /// config.json had a process: without one the container can be created but not started.
+    #[serde(default = "yes")]
+    pub has_process: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The container's state directory, opened and locked.

@@ -16,7 +16,7 @@ use nix::errno::Errno;
 pub use dev::{create_devices, open_pty_master};
 pub use mounts::mount_all;
 pub use paths::{mask_paths, readonly_paths, remount_readonly};
-pub use pivot::{bind_rootfs, chroot_into, enter_root, set_root_propagation};
+pub use pivot::{bind_rootfs, chroot_into, enter_root, finish_root_propagation, set_root_propagation};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {

@@ -15,7 +15,9 @@ use crate::spec::Propagation;
 /// the container mounts propagates back to the host.
 pub fn set_root_propagation(wanted: Option<Propagation>, rootfs: &Path) -> Result<(), RootfsError> {
     let (flag, name) = match wanted {
+        // An unbindable / would refuse the rootfs bind: that one is applied after pivot_root.
         None => (MsFlags::MS_SLAVE | MsFlags::MS_REC, "rslave"),
+        Some(p) if p.flag == libc::MS_UNBINDABLE => (MsFlags::MS_SLAVE | MsFlags::MS_REC, "rslave"),
         Some(p) => {
             let mut f = MsFlags::from_bits_retain(p.flag);
             if p.recursive {
@@ -113,4 +115,18 @@ pub fn chroot_into(path: &Path) -> Result<(), RootfsError> {
     nix::unistd::chdir(path).map_err(err)?;
     nix::unistd::chroot(".").map_err(err)?;
     nix::unistd::chdir("/").map_err(err)
+}
+
+/// After pivot_root: give the container's `/` the propagation asked for where the bind of the
+/// rootfs could not carry it (shared: a peer group of its own; unbindable).
+pub fn finish_root_propagation(wanted: Option<Propagation>) -> Result<(), RootfsError> {
+    let Some(p) = wanted.filter(|p| p.flag == libc::MS_SHARED || p.flag == libc::MS_UNBINDABLE) else {
+        return Ok(());
+    };
+    let mut flag = MsFlags::from_bits_retain(p.flag);
+    if p.recursive {
+        flag |= MsFlags::MS_REC;
+    }
+    mount(None::<&str>, "/", None::<&str>, flag, None::<&str>)
+        .map_err(|e| RootfsError::RootPropagation(propagation_name(p), e))
 }

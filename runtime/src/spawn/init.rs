@@ -24,9 +24,9 @@ use crate::error::{Error, ErrorKind, kind_of_errno};
 use crate::hooks::{HookError, run_hooks};
 use crate::rootfs::{self, RootfsError};
 use crate::security::seccomp::{CompiledSeccomp, SeccompError};
-use crate::spec::{Ns, Plan};
-use crate::spec::process::ProcessPlan;
 use crate::spec::namespaces::proc_name;
+use crate::spec::process::ProcessPlan;
+use crate::spec::{Ns, Plan};
 use crate::sys::mount::FsContext;
 
 /// Everything the child needs, prepared by the parent before the clone.
@@ -186,6 +186,7 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, InitError> {
     let deferred_dev = match prepared {
         Some((root, deferred_dev)) => {
             rootfs::enter_root(&root, args.no_pivot)?;
+            rootfs::finish_root_propagation(plan.rootfs_propagation)?;
             deferred_dev
         }
         None => {
@@ -201,8 +202,8 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, InitError> {
     let new_root = nix::fcntl::open("/", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|source| RootfsError::OpenRootfs { path: "/".into(), source })?;
 
-    if plan.process.terminal {
-        setup_terminal(new_root.as_fd(), plan.process.console_size, args.console_socket.take(), true)?;
+    if let Some(p) = plan.process.as_ref().filter(|p| p.terminal) {
+        setup_terminal(new_root.as_fd(), p.console_size, args.console_socket.take(), true)?;
     }
     if let Some(h) = &plan.hostname {
         nix::unistd::sethostname(h).map_err(InitError::Hostname)?;
@@ -229,7 +230,7 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, InitError> {
     if let Some(p) = plan.personality {
         crate::sys::process::personality(p).map_err(ProcessError::Personality)?;
     }
-    if let Some(adj) = plan.process.oom_score_adj {
+    if let Some(adj) = plan.process.as_ref().and_then(|p| p.oom_score_adj) {
         write_proc(procfs.as_fd(), "self/oom_score_adj", adj.to_string().as_bytes())
             .map_err(|e| InitError::OomScoreAdj(adj, e))?;
     }
@@ -240,8 +241,15 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, InitError> {
             Err(e) => return Err(InitError::Keyring(e)),
         }
     }
+    let Some(process) = &plan.process else {
+        // No process: the container can be created and inspected, and `start` refuses it.
+        args.channel.send(&ToParent::Ready).map_err(InitError::Sync)?;
+        loop {
+            nix::unistd::pause();
+        }
+    };
     let exec_fifo = args.exec_fifo.take();
-    finish_process(&plan.process, &args.channel, args.seccomp, move || {
+    finish_process(process, &args.channel, args.seccomp, move || {
         if let Some(fifo) = exec_fifo {
             wait_for_start(procfs.as_fd(), fifo)?;
         }

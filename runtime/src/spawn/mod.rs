@@ -214,8 +214,8 @@ pub struct ExecRequest<'a> {
 /// Clone a process into the container: pid and time namespaces are entered by the parent (for
 /// its children), the others by the child; the cgroup is the container's.
 pub fn spawn_exec(req: ExecRequest<'_>) -> Result<InitProcess, Error> {
-    let (parent_end, child_end) =
-        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(SpawnError::Socketpair)?;
+    let (parent_end, child_end) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(SpawnError::Socketpair)?;
     let ns_path = |name: &str| Path::new("/proc").join(req.container_pid.as_raw().to_string()).join("ns").join(name);
     // User first (the others are owned by it), mount last (it changes what paths mean).
     let order = ["user", "ipc", "uts", "net", "cgroup", "mnt"];

@@ -170,8 +170,11 @@ pub fn set_umask(umask: Option<u32>) {
 pub fn enter_cwd(cwd: &Path) -> Result<(), ProcessError> {
     nix::unistd::chdir(cwd).map_err(|source| ProcessError::Chdir { cwd: cwd.to_owned(), source })?;
     match nix::unistd::getcwd() {
-        Ok(p) if p.is_absolute() => Ok(()),
-        _ => Err(ProcessError::CwdOutsideRoot(cwd.to_owned())),
+        Ok(p) if !p.is_absolute() => Err(ProcessError::CwdOutsideRoot(cwd.to_owned())),
+        // getcwd reports a directory outside the root as ENOENT. Any other error (a seccomp
+        // profile may deny getcwd) says nothing about where we are.
+        Err(Errno::ENOENT) => Err(ProcessError::CwdOutsideRoot(cwd.to_owned())),
+        _ => Ok(()),
     }
 }
 

@@ -46,7 +46,8 @@ pub struct Plan {
     pub domainname: Option<String>,
     /// (path under /proc/sys, value)
     pub sysctl: Vec<(String, String)>,
-    pub process: ProcessPlan,
+    /// `None` when config.json has no process: the container can be created, not started.
+    pub process: Option<ProcessPlan>,
     pub personality: Option<u64>,
     pub hooks: Hooks,
     pub annotations: HashMap<String, String>,

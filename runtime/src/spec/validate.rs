@@ -17,8 +17,6 @@ pub enum SpecError {
     Version(String),
     #[error("root: {0}")]
     Root(&'static str),
-    #[error("process is required")]
-    NoProcess,
     #[error(transparent)]
     Process(#[from] ProcessSpecError),
     #[error(transparent)]
@@ -54,7 +52,7 @@ pub(super) fn build(spec: &Spec, bundle: &Path) -> Result<Plan, SpecError> {
         return Err(SpecError::Root("path is required"));
     }
     let rootfs = if root.path().is_absolute() { root.path().clone() } else { bundle.join(root.path()) };
-    let process = ProcessPlan::new(spec.process().as_ref().ok_or(SpecError::NoProcess)?)?;
+    let process = spec.process().as_ref().map(ProcessPlan::new).transpose()?;
 
     let default_linux = oci_spec::runtime::Linux::default();
     let linux = spec.linux().as_ref().unwrap_or(&default_linux);

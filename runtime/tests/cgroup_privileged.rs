@@ -619,12 +619,15 @@ fn events_report_oom_and_stats_until_the_container_is_gone() {
         "while [ ! -e {f} ]; do /bin/busybox sleep 0.05; done; exec /bin/busybox dd if=/dev/zero of=/dev/null bs=64M count=1",
         f = flag.display()
     ));
-    // Like `delete` after the container died: v1 ends the stream when the cgroup goes away.
+    // v2 ends the stream when the cgroup is empty; v1 when it is removed, as by `delete` after
+    // the container died.
     let state = cg.m.state();
+    let v1 = !cg.m.is_unified();
     let deleter = std::thread::spawn(move || {
         let out = child.wait_with_output().unwrap();
-        let m = Manager::from_state(&state);
-        m.destroy().unwrap();
+        if v1 {
+            Manager::from_state(&state).destroy().unwrap();
+        }
         out
     });
     let mut kinds = Vec::new();

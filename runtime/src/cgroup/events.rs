@@ -59,7 +59,7 @@ pub struct OomWatcher {
 
 #[derive(Debug)]
 enum Inner {
-    V1 { efd: EventFd, _oom_control: File, event_control: PathBuf },
+    V1 { efd: EventFd, _oom_control: File, event_control: PathBuf, gone: bool },
     V2 { memory_events: File, cgroup_events: File, last: u64, path: PathBuf },
 }
 
@@ -75,8 +75,8 @@ impl OomWatcher {
                 .map_err(|e| CgroupError::Watch { path: d.file_path("memory.oom_control"), source: e.into() })?;
             let line = format!("{} {}", efd.as_fd().as_raw_fd(), oom_control.as_raw_fd());
             d.write("cgroup.event_control", &line)?;
-            let inner =
-                Inner::V1 { efd, _oom_control: oom_control, event_control: d.file_path("cgroup.event_control") };
+            let event_control = d.file_path("cgroup.event_control");
+            let inner = Inner::V1 { efd, _oom_control: oom_control, event_control, gone: false };
             return Ok(Some(Self { inner }));
         }
         let Some(h) = hs.iter().find(|h| h.unified).filter(|_| mgr.is_unified()) else { return Ok(None) };
@@ -105,7 +105,10 @@ impl OomWatcher {
                 }
             };
             match &mut self.inner {
-                Inner::V1 { efd, event_control, .. } => {
+                Inner::V1 { efd, event_control, gone, .. } => {
+                    if *gone {
+                        return Ok(OomWait::Gone);
+                    }
                     let mut fds = [PollFd::new(efd.as_fd(), PollFlags::POLLIN)];
                     match poll(&mut fds, ms) {
                         Ok(0) => return Ok(OomWait::Timeout),
@@ -115,8 +118,13 @@ impl OomWatcher {
                     }
                     let n =
                         efd.read().map_err(|e| CgroupError::Watch { path: event_control.clone(), source: e.into() })?;
-                    // The eventfd also fires when the cgroup goes away.
+                    // The eventfd is also signalled once when the cgroup goes away; OOMs
+                    // counted together with that are still reported, then the end.
                     if !event_control.exists() {
+                        *gone = true;
+                        if n > 1 {
+                            return Ok(OomWait::Oom(n - 1));
+                        }
                         return Ok(OomWait::Gone);
                     }
                     return Ok(OomWait::Oom(n));

@@ -1,224 +1,65 @@
-//! The cgroup manager: places a container in its cgroup (v1 hierarchies and/or the v2 unified
-//! hierarchy), applies `linux.resources`, and finds it again from the saved state.
+//! The cgroup manager: places a container in its cgroup (every v1 hierarchy, the v2 unified
+//! hierarchy, or both in the hybrid layout), applies `linux.resources`, and finds it again from
+//! the saved state for pause/resume, ps, events, update, kill --all and delete.
 //!
-//! This first version only creates the cgroup, moves processes in, lists and freezes them, and
-//! removes it; resource writers and the v2 device filter come with the cgroups work.
+//! Layout and paths: see [`layout`] and [`path`]. Each controller's resources are written to
+//! the v1 hierarchy that has the controller; a controller no v1 hierarchy has is used on the
+//! cgroup2 side when it is available there (pure v2, or e.g. hugetlb in this machine's hybrid
+//! layout). Only the files of the fields that are set are written.
+//!
+//! How spec values become cgroup files (v1 | v2); "ignored" fields have no v2 equivalent and
+//! are skipped as runc does ([`Manager::ignored_resources`] lists them for a warning):
+//!
+//! | linux.resources        | v1                                     | v2                                        |
+//! |------------------------|----------------------------------------|-------------------------------------------|
+//! | memory.limit           | memory.limit_in_bytes                  | memory.max (-1 → "max")                   |
+//! | memory.reservation     | memory.soft_limit_in_bytes             | memory.low                                |
+//! | memory.swap (mem+swap) | memory.memsw.limit_in_bytes            | memory.swap.max = swap − limit            |
+//! | memory.swappiness      | memory.swappiness (0..=100)            | ignored                                   |
+//! | memory.kernel          | memory.kmem.limit_in_bytes, skipped where the kernel dropped it | ignored          |
+//! | memory.kernelTCP       | memory.kmem.tcp.limit_in_bytes         | ignored                                   |
+//! | memory.disableOOMKiller| memory.oom_control                     | ignored                                   |
+//! | memory.useHierarchy    | memory.use_hierarchy                   | ignored (always hierarchical)             |
+//! | memory.checkBeforeUpdate | update: refuse a limit ≤ usage       | same, with memory.current                 |
+//! | cpu.shares             | cpu.shares (2..=262144)                | cpu.weight, [`convert::shares_to_weight`] |
+//! | cpu.quota, cpu.period  | cpu.cfs_quota_us, cpu.cfs_period_us    | cpu.max "quota period"                    |
+//! | cpu.burst              | cpu.cfs_burst_us                       | cpu.max.burst                             |
+//! | cpu.realtime*          | cpu.rt_runtime_us, cpu.rt_period_us    | ignored                                   |
+//! | cpu.idle               | cpu.idle                               | cpu.idle                                  |
+//! | cpu.cpus, cpu.mems     | cpuset.cpus, cpuset.mems (new dirs copy the parent's first) | same                 |
+//! | pids.limit             | pids.max (negative → "max", 0 = unset) | same                                      |
+//! | blockIO.weight         | blkio.weight or blkio.bfq.weight       | io.bfq.weight, else io.weight = 1 + (w − 10)·9999/990 |
+//! | blockIO.leafWeight*    | blkio.leaf_weight*, skipped where the kernel dropped it | ignored                  |
+//! | blockIO.weightDevice   | blkio[.bfq].weight_device "M:m w"      | io.bfq.weight "M:m w", else io.weight "M:m converted" |
+//! | blockIO.throttle*      | blkio.throttle.{read,write}_{bps,iops}_device | io.max "M:m rbps=…" (wbps, riops, wiops) |
+//! | hugepageLimits         | hugetlb.<size>.limit_in_bytes (+ .rsvd.) | hugetlb.<size>.max (+ .rsvd.)           |
+//! | network.classID        | net_cls.classid                        | ignored                                   |
+//! | network.priorities     | net_prio.ifpriomap "name prio"         | ignored                                   |
+//! | rdma                   | rdma.max "dev hca_handle=N hca_object=M" | same                                    |
+//! | unified                | the cgroup2 directory when there is one, else an error | written as given, last    |
+//! | devices                | devices.deny / devices.allow           | eBPF device filter ([`devices`])          |
+//!
+//! `update` writes the fields present in the partial resources it gets and leaves the rest;
+//! like runc it does not touch devices.
 
-use std::fs;
-use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::{Path, PathBuf};
+pub(crate) mod convert;
+pub(crate) mod devices;
+mod dir;
+mod error;
+mod events;
+mod freezer;
+mod kill;
+mod layout;
+mod manager;
+mod path;
+mod resources;
+mod stats;
+mod update;
 
-use nix::unistd::Pid;
-use oci_spec::runtime::LinuxResources;
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, thiserror::Error)]
-pub enum CgroupError {
-    #[error("read {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("write {path}")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("create cgroup {path}")]
-    Create {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("remove cgroup {path}")]
-    Remove {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("invalid cgroupsPath {path:?}: {reason}")]
-    InvalidPath { path: String, reason: &'static str },
-    #[error("systemd cgroup driver not supported (cgroupsPath {0:?}); use the cgroupfs driver")]
-    SystemdUnsupported(String),
-}
-
-/// What the container asked for.
-#[derive(Debug, Clone, Copy)]
-pub struct CgroupRequest<'a> {
-    pub cgroups_path: Option<&'a str>,
-    pub container_id: &'a str,
-    pub systemd: bool,
-}
-
-/// What is saved in the container's state to find the cgroup again.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct CgroupState {
-    /// Directories of the container's cgroup, one per mounted hierarchy.
-    pub dirs: Vec<PathBuf>,
-}
-
-#[derive(Debug)]
-pub struct Manager {
-    dirs: Vec<PathBuf>,
-    unified: Option<OwnedFd>,
-}
-
-/// How the container sees a `cgroup` mount at `/sys/fs/cgroup`.
-#[derive(Debug, Clone)]
-pub enum ContainerView {
-    /// Pure v2: mount a cgroup2 filesystem (in the container's cgroup namespace).
-    Unified,
-    /// v1: a tmpfs with one bind mount per hierarchy of the container's own directory.
-    V1(Vec<V1Mount>),
-}
-
-#[derive(Debug, Clone)]
-pub struct V1Mount {
-    /// Directory name under /sys/fs/cgroup ("memory", "cpu,cpuacct", "unified", "systemd").
-    pub name: String,
-    /// The container's directory in that hierarchy on the host.
-    pub host_dir: PathBuf,
-}
-
-impl Manager {
-    /// Work out where the container's cgroup goes. No side effects.
-    pub fn new(req: &CgroupRequest<'_>) -> Result<Self, CgroupError> {
-        let path = req.cgroups_path.unwrap_or(req.container_id);
-        if req.systemd || looks_like_systemd(path) {
-            return Err(CgroupError::SystemdUnsupported(path.to_owned()));
-        }
-        let relative = path.trim_start_matches('/');
-        if relative.split('/').any(|c| c == "..") {
-            return Err(CgroupError::InvalidPath { path: path.to_owned(), reason: "contains \"..\"" });
-        }
-        let mut dirs = Vec::new();
-        for mount in hierarchies()? {
-            dirs.push(mount.join(relative));
-        }
-        Ok(Self { dirs, unified: None })
-    }
-
-    pub fn from_state(state: &CgroupState) -> Self {
-        Self { dirs: state.dirs.clone(), unified: None }
-    }
-
-    pub fn state(&self) -> CgroupState {
-        CgroupState { dirs: self.dirs.clone() }
-    }
-
-    /// Create the cgroup directories and apply the resources (before any process is in it).
-    pub fn create(&mut self, _resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
-        for dir in &self.dirs {
-            fs::create_dir_all(dir).map_err(|source| CgroupError::Create { path: dir.clone(), source })?;
-            // v1 cpuset starts empty: each new level inherits its parent's cpus and mems.
-            let mut levels: Vec<&Path> = dir.ancestors().take_while(|p| p.join("cpuset.cpus").exists()).collect();
-            levels.reverse();
-            for level in levels {
-                for file in ["cpuset.cpus", "cpuset.mems"] {
-                    let own = level.join(file);
-                    if fs::read_to_string(&own).is_ok_and(|v| v.trim().is_empty()) {
-                        if let Some(parent) = level.parent() {
-                            let value = fs::read_to_string(parent.join(file))
-                                .map_err(|source| CgroupError::Read { path: parent.join(file), source })?;
-                            fs::write(&own, value.trim())
-                                .map_err(|source| CgroupError::Write { path: own.clone(), source })?;
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The v2 directory to clone the child into (`CLONE_INTO_CGROUP`), when there is one.
-    pub fn clone_into_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.unified.as_ref().map(|fd| fd.as_fd())
-    }
-
-    /// Move `pid` into every hierarchy (all but the unified one when the child was cloned into it).
-    pub fn add_process(&self, pid: Pid, cloned_into: bool) -> Result<(), CgroupError> {
-        let _ = cloned_into;
-        for dir in &self.dirs {
-            let path = dir.join("cgroup.procs");
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(|source| CgroupError::Write { path: path.clone(), source })?;
-            f.write_all(pid.as_raw().to_string().as_bytes())
-                .map_err(|source| CgroupError::Write { path: path.clone(), source })?;
-        }
-        Ok(())
-    }
-
-    /// Every process in the cgroup (host pids).
-    pub fn pids(&self) -> Result<Vec<Pid>, CgroupError> {
-        let Some(dir) = self.dirs.first() else { return Ok(Vec::new()) };
-        let path = dir.join("cgroup.procs");
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(CgroupError::Read { path, source }),
-        };
-        Ok(text.lines().filter_map(|l| l.trim().parse().ok()).map(Pid::from_raw).collect())
-    }
-
-    /// Remove the cgroup directories; missing ones are fine.
-    pub fn destroy(&self) -> Result<(), CgroupError> {
-        for dir in &self.dirs {
-            match fs::remove_dir(dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(CgroupError::Remove { path: dir.clone(), source }),
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether the cgroup is frozen (the container is paused).
-    pub fn is_frozen(&self) -> bool {
-        false
-    }
-
-    /// Thaw the cgroup (resume).
-    pub fn thaw(&self) -> Result<(), CgroupError> {
-        Ok(())
-    }
-
-    /// How a `cgroup` mount inside the container is built.
-    pub fn container_view(&self) -> ContainerView {
-        ContainerView::V1(
-            self.dirs
-                .iter()
-                .filter_map(|d| {
-                    let rel = d.strip_prefix("/sys/fs/cgroup").ok()?;
-                    let name = rel.components().next()?.as_os_str().to_string_lossy().into_owned();
-                    Some(V1Mount { name, host_dir: d.clone() })
-                })
-                .collect(),
-        )
-    }
-}
-
-fn looks_like_systemd(path: &str) -> bool {
-    !path.starts_with('/') && path.split(':').count() == 3
-}
-
-/// Mount points of the mounted cgroup hierarchies (v1 controllers and cgroup2).
-fn hierarchies() -> Result<Vec<PathBuf>, CgroupError> {
-    let path = Path::new("/proc/self/mountinfo");
-    let text = fs::read_to_string(path).map_err(|source| CgroupError::Read { path: path.into(), source })?;
-    Ok(text
-        .lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let fstype = right.split(' ').next()?;
-            if fstype != "cgroup" && fstype != "cgroup2" {
-                return None;
-            }
-            left.split(' ').nth(4).map(PathBuf::from)
-        })
-        .collect())
-}
+pub use convert::{blkio_weight_to_io_weight, shares_to_weight, swap_to_v2};
+pub use error::CgroupError;
+pub use events::{Event, EventsEnd, OomWait, OomWatcher, watch_events};
+pub use freezer::FreezerState;
+pub use manager::{CgroupRequest, CgroupState, ContainerView, Manager, V1Mount};
+pub use stats::Stats;
+pub use update::{UpdateFlags, parse_resources, parse_size};

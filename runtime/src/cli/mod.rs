@@ -4,6 +4,7 @@
 mod features;
 mod ignored;
 mod lifecycle;
+mod resources;
 mod query;
 mod spec;
 
@@ -66,7 +67,7 @@ pub enum Command {
     /// Create and run a container
     Run(RunArgs),
     /// Execute a new process inside the container
-    Exec(ExecArgs),
+    Exec(Box<ExecArgs>),
     /// Output the state of a container
     State(IdArg),
     /// Send a signal to the container's init process
@@ -75,6 +76,16 @@ pub enum Command {
     Delete(DeleteArgs),
     /// List containers started by strata with the given root
     List(ListArgs),
+    /// Suspend all processes in the container
+    Pause(IdArg),
+    /// Resume all processes that have been paused
+    Resume(IdArg),
+    /// Display the processes running inside a container
+    Ps(PsArgs),
+    /// Display container events such as OOM notifications and resource statistics
+    Events(EventsArgs),
+    /// Update container resource constraints
+    Update(Box<UpdateArgs>),
     /// Create a new specification file
     Spec(SpecArgs),
     /// Show the enabled features
@@ -178,6 +189,74 @@ pub struct ExecArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Output format: table or json
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+    pub id: String,
+    /// Options for ps (default -ef)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Set the stats collection interval
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub interval: String,
+    /// Display the container's stats then exit
+    #[arg(long)]
+    pub stats: bool,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Path to a file with the resources to update (linux.resources JSON), or - for stdin
+    #[arg(short, long, value_name = "FILE")]
+    pub resources: Option<String>,
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<String>,
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<String>,
+    #[arg(long = "cpu-quota")]
+    pub cpu_quota: Option<String>,
+    #[arg(long = "cpu-burst")]
+    pub cpu_burst: Option<String>,
+    #[arg(long = "cpu-share")]
+    pub cpu_share: Option<String>,
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<String>,
+    #[arg(long = "cpu-rt-runtime")]
+    pub cpu_rt_runtime: Option<String>,
+    #[arg(long = "cpu-idle")]
+    pub cpu_idle: Option<String>,
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    #[arg(long)]
+    pub memory: Option<String>,
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    #[arg(long = "memory-swap")]
+    pub memory_swap: Option<String>,
+    #[arg(long = "kernel-memory")]
+    pub kernel_memory: Option<String>,
+    #[arg(long = "kernel-memory-tcp")]
+    pub kernel_memory_tcp: Option<String>,
+    #[arg(long = "pids-limit")]
+    pub pids_limit: Option<String>,
+    /// Intel RDT L3 cache schema (not supported)
+    #[arg(long = "l3-cache-schema")]
+    pub l3_cache_schema: Option<String>,
+    /// Intel RDT memory bandwidth schema (not supported)
+    #[arg(long = "mem-bw-schema")]
+    pub mem_bw_schema: Option<String>,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
 pub struct KillArgs {
     /// Send the signal to all processes in the container
     #[arg(short, long)]
@@ -249,6 +328,11 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Kill(a) => lifecycle::kill(root, &a).map(|()| 0),
         Command::Delete(a) => lifecycle::delete(root, &a).map(|()| 0),
         Command::List(a) => query::list(root, &a).map(|()| 0),
+        Command::Pause(a) => resources::pause(root, &a.id).map(|()| 0),
+        Command::Resume(a) => resources::resume(root, &a.id).map(|()| 0),
+        Command::Ps(a) => resources::ps(root, &a).map(|()| 0),
+        Command::Events(a) => resources::events(root, &a).map(|()| 0),
+        Command::Update(a) => resources::update(root, &a).map(|()| 0),
         Command::Spec(a) => spec::write_spec(&a).map(|()| 0),
         Command::Features => features::print().map(|()| 0),
     }

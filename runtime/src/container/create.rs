@@ -81,7 +81,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         container_id: opts.id.as_str(),
         systemd: opts.systemd_cgroup,
     })
-    .map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
+    .map_err(Error::from)?;
 
     let dir = ContainerDir::create(&opts.root, &opts.id)?;
     let mut undo = Undo { dir: dir.path.clone(), cgroup: None, child: None, armed: true };
@@ -111,7 +111,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     std::fs::write(dir.file(CONFIG_COPY), &config_bytes)
         .map_err(|e| io_error(ErrorKind::Other, format!("write {}", dir.file(CONFIG_COPY).display()), e))?;
     undo.cgroup = Some(cgroup.state());
-    cgroup.create(plan.resources.as_ref()).map_err(|e| Error::new(ErrorKind::Other, e))?;
+    cgroup.create(plan.resources.as_ref()).map_err(Error::from)?;
     let cgroup_view = cgroup.container_view();
     let exec_fifo = if opts.foreground { None } else { Some(make_exec_fifo(&dir, &plan)?) };
     let console_socket = match &opts.console_socket {

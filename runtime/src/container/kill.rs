@@ -39,18 +39,11 @@ pub fn kill(root: &Path, id: &ContainerId, signal: i32, all: bool) -> Result<(),
         return if all { Ok(()) } else { Err(Error::msg(ErrorKind::InvalidState, "container not running")) };
     }
     if all {
-        let manager = state.cgroup.as_ref().map(Manager::from_state);
-        let pids = match &manager {
-            Some(m) => m.pids().map_err(|e| Error::new(ErrorKind::Other, e))?,
-            None => vec![Pid::from_raw(state.pid)],
+        let Some(cg) = &state.cgroup else {
+            return Err(Error::msg(ErrorKind::Unsupported, "the container has no cgroup"));
         };
-        for pid in pids {
-            match nix::sys::signal::kill(pid, Signal::try_from(signal).ok()) {
-                Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-                Err(e) => return Err(Error::new(crate::error::kind_of_errno(e), e)),
-            }
-        }
-        return Ok(());
+        let signal = Signal::try_from(signal).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
+        return Manager::from_state(cg).kill_all(signal).map_err(Error::from);
     }
     let pidfd = pidfd_open(Pid::from_raw(state.pid))
         .map_err(|_| Error::msg(ErrorKind::InvalidState, "container not running"))?;

@@ -7,6 +7,7 @@ pub mod foreground;
 pub mod id;
 pub mod info;
 pub mod kill;
+pub mod resources;
 pub mod run;
 pub mod start;
 pub mod state;

@@ -11,7 +11,7 @@ use crate::test::Test;
 /// Mounts a fresh tmpfs at `dir` (created) and unmounts it when the test ends.
 pub fn tmpfs(t: &Test, dir: &Path) {
     std::fs::create_dir_all(dir).or_fail(format!("create {}", dir.display()));
-    mount(Some("tmpfs"), dir, Some("tmpfs"), MsFlags::empty(), Some("size=1m"))
+    mount(Some("tmpfs"), dir, Some("tmpfs"), MsFlags::empty(), Some("size=256m"))
         .or_fail(format!("mount tmpfs on {}", dir.display()));
     detach_at_end(t, dir);
 }

@@ -82,7 +82,7 @@ fn copy_exec(from: &Path, to: &Path) {
 }
 
 /// Recreates the template's tree at `to`: directories (same modes) and symlinks anew, regular files as
-/// hard links.
+/// hard links (copies across filesystems).
 pub fn clone_tree(from: &Path, to: &Path) {
     let md = fs::symlink_metadata(from).or_fail(format!("stat {}", from.display()));
     fs::create_dir(to).or_fail(format!("create {}", to.display()));
@@ -96,8 +96,12 @@ pub fn clone_tree(from: &Path, to: &Path) {
         } else if ft.is_symlink() {
             let target = fs::read_link(&src).or_fail(format!("readlink {}", src.display()));
             symlink(target, &dst).or_fail(format!("symlink {}", dst.display()));
-        } else {
-            fs::hard_link(&src, &dst).or_fail(format!("link {}", dst.display()));
+        } else if let Err(e) = fs::hard_link(&src, &dst) {
+            // Across filesystems (a rootfs on a test's own tmpfs) hard links are impossible: copy.
+            if e.raw_os_error() != Some(nix::libc::EXDEV) {
+                panic!("link {}: {e}", dst.display());
+            }
+            fs::copy(&src, &dst).or_fail(format!("copy {}", dst.display()));
         }
     }
 }

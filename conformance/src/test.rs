@@ -210,6 +210,11 @@ impl Test {
         Bundle::new(dir, &cgroups_path)
     }
 
+    /// A copy of the test rootfs at `dir` (which must not exist yet), e.g. on a test's own mount.
+    pub fn rootfs_at(&self, dir: &Path) {
+        rootfs::clone_tree(&run_dir().template, dir);
+    }
+
     /// A runtime command: `<runtime> --root <root> <args...>`.
     pub fn cmd(&self, args: &[&str]) -> Cmd<'_> {
         Cmd::new(self, args)

@@ -42,7 +42,10 @@ impl ConsoleSocket {
     #[track_caller]
     pub fn receive(&mut self) -> Received {
         let handle = self.accept.take().or_fail("console socket already received");
-        handle.join().unwrap_or_else(|_| panic!("console socket thread panicked")).unwrap_or_else(|e| panic!("console socket: {e}"))
+        handle
+            .join()
+            .unwrap_or_else(|_| panic!("console socket thread panicked"))
+            .unwrap_or_else(|e| panic!("console socket: {e}"))
     }
 }
 

@@ -120,7 +120,12 @@ impl<'t> Container<'t> {
         let started = Instant::now();
         while !self.stdout().contains(needle) {
             if !process_alive(self.pid) {
-                panic!("container {} exited before printing {needle:?}; stdout: {:?}; stderr: {:?}", self.id, self.stdout(), self.stderr());
+                panic!(
+                    "container {} exited before printing {needle:?}; stdout: {:?}; stderr: {:?}",
+                    self.id,
+                    self.stdout(),
+                    self.stderr()
+                );
             }
             if started.elapsed() > EXIT_LIMIT {
                 panic!("container {} did not print {needle:?} within {EXIT_LIMIT:?}", self.id);

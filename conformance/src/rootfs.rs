@@ -63,7 +63,8 @@ pub fn build_template(dir: &Path, probe: &Path) {
         let parent = Path::new(applet).parent().or_fail(format!("parent of applet {applet}"));
         fs::create_dir_all(dir.join(parent)).or_fail(format!("create dir for applet {applet}"));
         let depth = parent.components().count();
-        let target = if parent == Path::new("bin") { "busybox".to_string() } else { "../".repeat(depth) + "bin/busybox" };
+        let target =
+            if parent == Path::new("bin") { "busybox".to_string() } else { "../".repeat(depth) + "bin/busybox" };
         if !link.exists() {
             symlink(&target, &link).or_fail(format!("link applet {applet}"));
         }

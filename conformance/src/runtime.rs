@@ -133,13 +133,18 @@ impl Outcome {
     /// Stdout parsed as JSON.
     #[track_caller]
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout of {} is not JSON ({e}): {:?}", self.command, self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout of {} is not JSON ({e}): {:?}", self.command, self.stdout))
     }
 }
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}` exited with {}; stdout: {:?}; stderr: {:?}", self.command, self.status, self.stdout, self.stderr)
+        write!(
+            f,
+            "`{}` exited with {}; stdout: {:?}; stderr: {:?}",
+            self.command, self.status, self.stdout, self.stderr
+        )
     }
 }
 

@@ -206,7 +206,11 @@ impl Test {
         let dir = self.dir.join(format!("bundle{n}"));
         fs::create_dir_all(&dir).or_fail(format!("create {}", dir.display()));
         rootfs::clone_tree(&run_dir().template, &dir.join("rootfs"));
-        let cgroups_path = format!("/strata-conformance/{}-{}-{n}", std::process::id(), self.name.chars().take(24).collect::<String>());
+        let cgroups_path = format!(
+            "/strata-conformance/{}-{}-{n}",
+            std::process::id(),
+            self.name.chars().take(24).collect::<String>()
+        );
         Bundle::new(dir, &cgroups_path)
     }
 
@@ -238,6 +242,17 @@ impl Test {
     #[track_caller]
     pub fn create_with(&self, b: &Bundle, extra: &[&str]) -> Container<'_> {
         let (id, out) = self.try_create(b, extra);
+        out.ok();
+        Container::new(self, id, b.dir.clone(), &out)
+    }
+
+    /// Creates a container with a `create` command line adjusted by `adjust` (flags, a shell prefix);
+    /// the id is appended after it. The test fails if `create` fails.
+    #[track_caller]
+    pub fn create_via(&self, b: &Bundle, adjust: impl FnOnce(Cmd<'_>) -> Cmd<'_>) -> Container<'_> {
+        b.write();
+        let id = self.new_id();
+        let out = adjust(self.cmd(&["create", "--bundle"]).arg(&b.dir)).arg(&id).run();
         out.ok();
         Container::new(self, id, b.dir.clone(), &out)
     }

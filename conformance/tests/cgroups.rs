@@ -57,7 +57,11 @@ fn cgroup_namespace_hides_the_path() {
         b.push("/linux/namespaces", json!({"type": "cgroup"}));
         b.probe(&["cgroup"]);
         let v = t.run_probe(&b);
-        let memory = v.as_array().or_fail("cgroup report").iter().find(|l| l["controllers"].as_array().is_some_and(|c| c.iter().any(|x| x == "memory")));
+        let memory = v
+            .as_array()
+            .or_fail("cgroup report")
+            .iter()
+            .find(|l| l["controllers"].as_array().is_some_and(|c| c.iter().any(|x| x == "memory")));
         assert_eq!(memory.or_fail(format!("memory line in {v}"))["path"], "/", "{v}");
     });
 }

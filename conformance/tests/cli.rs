@@ -39,12 +39,7 @@ fn exec_pid_file_holds_digits_only() {
     spec_test("exec_pid_file_holds_digits_only", |t| {
         let c = t.start(&sleeper(t));
         let pid_file = t.path("exec.pid");
-        let out = t
-            .cmd(&["exec", "--detach", "--pid-file"])
-            .arg(&pid_file)
-            .arg(&c.id)
-            .args(&["sleep", "30"])
-            .run();
+        let out = t.cmd(&["exec", "--detach", "--pid-file"]).arg(&pid_file).arg(&c.id).args(&["sleep", "30"]).run();
         out.ok();
         let text = std::fs::read_to_string(&pid_file).or_fail("read exec pid file");
         assert!(!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()), "exec pid file holds {text:?}");
@@ -150,7 +145,11 @@ fn log_format_flags_with_equals_sign() {
         let id = t.new_id();
         t.cmd(&["create", "--bundle"])
             .without_root()
-            .global([format!("--root={}", t.root().display()), "--log-format=json".into(), format!("--log={}", log.display())])
+            .global([
+                format!("--root={}", t.root().display()),
+                "--log-format=json".into(),
+                format!("--log={}", log.display()),
+            ])
             .arg(&b.dir)
             .arg(&id)
             .run()
@@ -285,7 +284,8 @@ fn pause_and_resume() {
         c.cmd(&["pause"]).run().ok();
         assert_eq!(c.status(), "paused");
         let cg = b.spec["linux"]["cgroupsPath"].as_str().or_fail("cgroupsPath").trim_start_matches('/').to_string();
-        let freezer = std::fs::read_to_string(format!("/sys/fs/cgroup/freezer/{cg}/freezer.state")).or_fail("read freezer.state");
+        let freezer =
+            std::fs::read_to_string(format!("/sys/fs/cgroup/freezer/{cg}/freezer.state")).or_fail("read freezer.state");
         assert_eq!(freezer.trim(), "FROZEN");
         c.cmd(&["resume"]).run().ok();
         assert_eq!(c.status(), "running");
@@ -451,7 +451,12 @@ fn spec_writes_valid_config() {
         assert_eq!(v["root"]["path"], "rootfs");
         assert!(v["process"]["args"].as_array().is_some_and(|a| !a.is_empty()), "{v}");
         assert!(v["process"]["cwd"].as_str().is_some_and(|c| c.starts_with('/')), "{v}");
-        let ns: Vec<&str> = v["linux"]["namespaces"].as_array().or_fail("namespaces").iter().filter_map(|n| n["type"].as_str()).collect();
+        let ns: Vec<&str> = v["linux"]["namespaces"]
+            .as_array()
+            .or_fail("namespaces")
+            .iter()
+            .filter_map(|n| n["type"].as_str())
+            .collect();
         for want in ["pid", "mount", "ipc", "uts", "network"] {
             assert!(ns.contains(&want), "namespace {want} missing: {ns:?}");
         }
@@ -478,7 +483,8 @@ fn spec_rootless_has_user_namespace() {
         let dir = t.path("spec-bundle");
         std::fs::create_dir_all(&dir).or_fail("create dir");
         t.cmd(&["spec", "--rootless", "--bundle"]).arg(&dir).run().ok();
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).or_fail("read")).or_fail("parse");
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).or_fail("read")).or_fail("parse");
         let ns = v["linux"]["namespaces"].as_array().or_fail("namespaces");
         assert!(ns.iter().any(|n| n["type"] == "user"), "{v}");
         assert!(v["linux"]["uidMappings"].as_array().is_some_and(|a| !a.is_empty()), "{v}");
@@ -499,11 +505,13 @@ fn features_reports_json() {
         for h in ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"] {
             assert!(hooks.contains(&h), "hook {h} missing from {hooks:?}");
         }
-        let opts: Vec<&str> = v["mountOptions"].as_array().or_fail("mountOptions").iter().filter_map(Value::as_str).collect();
+        let opts: Vec<&str> =
+            v["mountOptions"].as_array().or_fail("mountOptions").iter().filter_map(Value::as_str).collect();
         for o in ["ro", "rw", "bind", "rbind", "nosuid", "nodev", "noexec", "rprivate", "rslave", "rshared"] {
             assert!(opts.contains(&o), "mount option {o} missing from {opts:?}");
         }
-        let ns: Vec<&str> = v["linux"]["namespaces"].as_array().or_fail("linux.namespaces").iter().filter_map(Value::as_str).collect();
+        let ns: Vec<&str> =
+            v["linux"]["namespaces"].as_array().or_fail("linux.namespaces").iter().filter_map(Value::as_str).collect();
         for n in ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"] {
             assert!(ns.contains(&n), "namespace {n} missing from {ns:?}");
         }
@@ -651,9 +659,13 @@ fn update_memory_limit() {
     spec_test("update_memory_limit", |t| {
         let b = sleeper(t);
         let c = t.start(&b);
-        c.cmd(&["update", "--resources", "-"]).stdin(r#"{"memory":{"limit":134217728},"pids":{"limit":77}}"#).run().ok();
+        c.cmd(&["update", "--resources", "-"])
+            .stdin(r#"{"memory":{"limit":134217728},"pids":{"limit":77}}"#)
+            .run()
+            .ok();
         let cg = b.spec["linux"]["cgroupsPath"].as_str().or_fail("cgroupsPath").trim_start_matches('/').to_string();
-        let mem = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/{cg}/memory.limit_in_bytes")).or_fail("read memory limit");
+        let mem = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/{cg}/memory.limit_in_bytes"))
+            .or_fail("read memory limit");
         assert_eq!(mem.trim(), "134217728");
         let pids = std::fs::read_to_string(format!("/sys/fs/cgroup/pids/{cg}/pids.max")).or_fail("read pids.max");
         assert_eq!(pids.trim(), "77");

@@ -50,7 +50,11 @@ fn terminal_is_the_process_stdio() {
     spec_test("terminal_is_the_process_stdio", |t| {
         let mut b = t.bundle();
         let (v, _) = on_terminal(t, &mut b, &["tty"]);
-        assert_eq!((v["stdin"].as_bool(), v["stdout"].as_bool(), v["stderr"].as_bool()), (Some(true), Some(true), Some(true)), "{v}");
+        assert_eq!(
+            (v["stdin"].as_bool(), v["stdout"].as_bool(), v["stderr"].as_bool()),
+            (Some(true), Some(true), Some(true)),
+            "{v}"
+        );
         assert!(v["ttyname"].as_str().is_some_and(|n| n.starts_with("/dev/pts/")), "{v}");
     });
 }
@@ -106,10 +110,12 @@ fn terminal_dev_console_is_the_pty() {
         c.start();
         c.wait_success();
         let out = reader.output();
-        let v: Value = serde_json::from_str(out.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("")).or_fail(format!("output: {out:?}"));
+        let v: Value = serde_json::from_str(out.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(""))
+            .or_fail(format!("output: {out:?}"));
         let obj = v.as_object().or_fail("devices report");
         let console = &v["/dev/console"];
-        let pts = obj.iter().find(|(k, _)| k.starts_with("/dev/pts/")).map(|(_, v)| v).or_fail(format!("tty report: {v}"));
+        let pts =
+            obj.iter().find(|(k, _)| k.starts_with("/dev/pts/")).map(|(_, v)| v).or_fail(format!("tty report: {v}"));
         assert_eq!(console["type"], "c", "{v}");
         assert_eq!((&console["major"], &console["minor"]), (&pts["major"], &pts["minor"]), "{v}");
     });

@@ -177,7 +177,8 @@ fn device_file_mode_applied() {
     // config-linux.md devices: "fileMode (uint32, OPTIONAL) - file mode for the device. Note it is a
     // decimal (not an octal) number."
     spec_test("device_file_mode_applied", |t| {
-        let d = with_device(t, json!({"path": "/dev/conf-mode", "type": "c", "major": 1, "minor": 3, "fileMode": 0o604}));
+        let d =
+            with_device(t, json!({"path": "/dev/conf-mode", "type": "c", "major": 1, "minor": 3, "fileMode": 0o604}));
         assert_eq!(d["mode"], 0o604, "{d}");
     });
 }
@@ -187,7 +188,10 @@ fn device_owner_applied() {
     // config-linux.md devices: "uid (uint32, OPTIONAL) - id of device owner in the container namespace",
     // "gid (uint32, OPTIONAL) - id of device group in the container namespace."
     spec_test("device_owner_applied", |t| {
-        let d = with_device(t, json!({"path": "/dev/conf-owner", "type": "c", "major": 1, "minor": 3, "uid": 1000, "gid": 5}));
+        let d = with_device(
+            t,
+            json!({"path": "/dev/conf-owner", "type": "c", "major": 1, "minor": 3, "uid": 1000, "gid": 5}),
+        );
         assert_eq!((d["uid"].as_u64(), d["gid"].as_u64()), (Some(1000), Some(5)), "{d}");
     });
 }
@@ -252,8 +256,14 @@ fn device_cgroup_later_deny_wins() {
     spec_test("device_cgroup_later_deny_wins", |t| {
         let mut b = t.bundle();
         b.push("/linux/devices", json!({"path": "/dev/conf-kmsg", "type": "c", "major": 1, "minor": 11}));
-        b.push("/linux/resources/devices", json!({"allow": true, "type": "c", "major": 1, "minor": 11, "access": "rwm"}));
-        b.push("/linux/resources/devices", json!({"allow": false, "type": "c", "major": 1, "minor": 11, "access": "r"}));
+        b.push(
+            "/linux/resources/devices",
+            json!({"allow": true, "type": "c", "major": 1, "minor": 11, "access": "rwm"}),
+        );
+        b.push(
+            "/linux/resources/devices",
+            json!({"allow": false, "type": "c", "major": 1, "minor": 11, "access": "r"}),
+        );
         b.probe(&["access", "read:/dev/conf-kmsg"]);
         let v = t.run_probe(&b);
         assert_eq!(v["read:/dev/conf-kmsg"]["errno"], EPERM, "{v}");

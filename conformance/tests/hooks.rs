@@ -57,7 +57,10 @@ impl HookBundle {
     }
 
     fn entry(&self, label: &str) -> Value {
-        self.entries().into_iter().find(|e| e["label"] == label).or_fail(format!("no {label} hook ran; log: {:?}", self.labels()))
+        self.entries()
+            .into_iter()
+            .find(|e| e["label"] == label)
+            .or_fail(format!("no {label} hook ran; log: {:?}", self.labels()))
     }
 }
 
@@ -66,7 +69,8 @@ fn ns_of(pid: i32) -> Value {
     let mut m = serde_json::Map::new();
     for ns in ["mnt", "net", "ipc", "uts", "pid"] {
         let link = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).or_fail(format!("read ns of {pid}"));
-        let ino = link.to_string_lossy().split_once(":[").and_then(|(_, r)| r.trim_end_matches(']').parse::<u64>().ok());
+        let ino =
+            link.to_string_lossy().split_once(":[").and_then(|(_, r)| r.trim_end_matches(']').parse::<u64>().ok());
         m.insert(ns.to_string(), json!(ino));
     }
     Value::Object(m)

@@ -42,7 +42,10 @@ fn create_applies_namespaces_and_mounts_before_start() {
             assert_ne!(link.to_string_lossy(), format!("{ns}:[{}]", host[ns]), "{ns} namespace not created by create");
         }
         let mountinfo = std::fs::read_to_string(format!("/proc/{}/mountinfo", c.pid)).or_fail("read mountinfo");
-        assert!(mountinfo.lines().any(|l| l.split(' ').nth(4) == Some("/proc") && l.contains(" - proc ")), "{mountinfo}");
+        assert!(
+            mountinfo.lines().any(|l| l.split(' ').nth(4) == Some("/proc") && l.contains(" - proc ")),
+            "{mountinfo}"
+        );
         assert!(mountinfo.lines().any(|l| l.split(' ').nth(4) == Some("/dev/pts")), "{mountinfo}");
     });
 }

@@ -573,8 +573,8 @@ fn rootfs_propagation_slave_receives_host_mounts() {
     spec_test("rootfs_propagation_slave_receives_host_mounts", |t| {
         let (mut b, root) = rootfs_on_shared_mount(t);
         b.set("/linux/rootfsPropagation", json!("slave"));
-        // Waits (bounded: 300 x 0.1 s) for the host's mount to appear, then reports what it sees.
-        b.sh("echo ready; i=0; while [ ! -e /mnt/marker ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; /bin/strata-probe access read:/mnt/marker");
+        // Waits (bounded: 150 x 0.1 s) for the host's mount to appear, then reports what it sees.
+        b.sh("echo ready; i=0; while [ ! -e /mnt/marker ] && [ $i -lt 150 ]; do sleep 0.1; i=$((i+1)); done; /bin/strata-probe access read:/mnt/marker");
         let c = t.start(&b);
         c.wait_for_output("ready");
         hostmount::tmpfs(t, &root.join("mnt"));
@@ -595,7 +595,9 @@ fn container_mounts_do_not_reach_the_host() {
         let c = t.start(&b);
         c.wait_success();
         let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").or_fail("read host mountinfo");
-        let leaked = host_mounts.lines().any(|l| l.contains(&format!("{}/mnt ", root.display())) || l.contains("container-tmpfs"));
+        let leaked = host_mounts
+            .lines()
+            .any(|l| l.contains(&format!("{}/mnt ", root.display())) || l.contains("container-tmpfs"));
         assert!(!leaked, "a container mount appeared on the host");
     });
 }

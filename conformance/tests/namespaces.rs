@@ -17,9 +17,14 @@ fn ns_with(t: &Test, types: &[&str]) -> Value {
 
 fn assert_new(t: &Test, ns: &str, kernel_name: &str) {
     let host = host_namespaces();
-    let seen = ns_with(t, &["pid", "network", "ipc", "uts", "mount", "cgroup"].iter().copied().chain(
-        if ns == "time" { Some("time") } else { None },
-    ).collect::<Vec<_>>());
+    let seen = ns_with(
+        t,
+        &["pid", "network", "ipc", "uts", "mount", "cgroup"]
+            .iter()
+            .copied()
+            .chain(if ns == "time" { Some("time") } else { None })
+            .collect::<Vec<_>>(),
+    );
     assert!(seen[kernel_name].as_u64().is_some(), "no {kernel_name} namespace reported: {seen}");
     assert_ne!(seen[kernel_name], host[kernel_name], "container shares the runtime's {kernel_name} namespace");
 }
@@ -28,7 +33,11 @@ fn assert_inherited(t: &Test, missing: &str, kernel_name: &str) {
     let all = ["pid", "network", "ipc", "uts", "mount", "cgroup"];
     let types: Vec<&str> = all.iter().copied().filter(|n| *n != missing).collect();
     let seen = ns_with(t, &types);
-    assert_eq!(seen[kernel_name], host_namespaces()[kernel_name], "{kernel_name} namespace not inherited from the runtime");
+    assert_eq!(
+        seen[kernel_name],
+        host_namespaces()[kernel_name],
+        "{kernel_name} namespace not inherited from the runtime"
+    );
 }
 
 // config-linux.md namespaces: "If path is not specified, the runtime MUST create a new container
@@ -233,7 +242,10 @@ fn duplicate_namespace_fails() {
     // MUST generate an error."
     spec_test("duplicate_namespace_fails", |t| {
         let mut b = t.bundle();
-        b.set("/linux/namespaces", json!([{"type": "pid"}, {"type": "mount"}, {"type": "network"}, {"type": "network"}]));
+        b.set(
+            "/linux/namespaces",
+            json!([{"type": "pid"}, {"type": "mount"}, {"type": "network"}, {"type": "network"}]),
+        );
         let (id, out) = t.try_create(&b, &[]);
         out.failed();
         t.cmd(&["state", &id]).run().failed();

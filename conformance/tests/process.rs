@@ -102,7 +102,8 @@ fn process_user_additional_gids() {
         let mut b = t.bundle();
         b.set("/process/user", json!({"uid": 1000, "gid": 1000, "additionalGids": [5, 100, 4242]}));
         let ids = probe(t, &mut b, "ids");
-        let mut groups: Vec<u64> = ids["groups"].as_array().or_fail("groups").iter().filter_map(Value::as_u64).collect();
+        let mut groups: Vec<u64> =
+            ids["groups"].as_array().or_fail("groups").iter().filter_map(Value::as_u64).collect();
         groups.sort();
         assert_eq!(groups, [5, 100, 4242], "{ids}");
     });
@@ -138,23 +139,11 @@ fn process_umask_unset_inherits_caller() {
     spec_test("process_umask_unset_inherits_caller", |t| {
         let mut b = t.bundle();
         b.probe(&["umask"]);
-        b.write();
-        let id = t.new_id();
-        t.cmd(&["create", "--bundle"]).arg(&b.dir).arg(&id).sh_prefix("umask 0027").run().ok();
-        t.cmd(&["start", &id]).run().ok();
-        let c_state = t.cmd(&["state", &id]).run().json();
-        let pid = c_state["pid"].as_i64().unwrap_or(0) as i32;
-        if pid > 0 {
-            strata_conformance::container::wait_exit(pid, &id);
-        }
-        let out = std::fs::read_dir(t.dir())
-            .or_fail("list test dir")
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".out"))
-            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-            .find(|s| !s.trim().is_empty() && s.trim().parse::<u32>().is_ok())
-            .or_fail("umask report");
-        assert_eq!(out.trim().parse::<u32>().or_fail("umask"), 0o027);
+        let c = t.create_via(&b, |cmd| cmd.sh_prefix("umask 0027"));
+        c.start();
+        c.wait_success();
+        let out = c.stdout();
+        assert_eq!(out.trim().parse::<u32>().or_fail(format!("umask report {out:?}")), 0o027);
     });
 }
 
@@ -196,14 +185,10 @@ fn process_oom_score_adj_unset_is_unchanged() {
         let mut b = t.bundle();
         b.remove("/process/oomScoreAdj");
         b.probe(&["oom"]);
-        b.write();
-        let id = t.new_id();
-        let created = t.cmd(&["create", "--bundle"]).arg(&b.dir).arg(&id).sh_prefix("echo 321 > /proc/self/oom_score_adj").run();
-        created.ok();
-        let pid = t.cmd(&["state", &id]).run().json()["pid"].as_i64().or_fail("pid") as i32;
-        t.cmd(&["start", &id]).run().ok();
-        strata_conformance::container::wait_exit(pid, &id);
-        let out = std::fs::read_to_string(&created.stdout_path).or_fail("read output");
+        let c = t.create_via(&b, |cmd| cmd.sh_prefix("echo 321 > /proc/self/oom_score_adj"));
+        c.start();
+        c.wait_success();
+        let out = c.stdout();
         assert_eq!(out.trim(), "321");
     });
 }
@@ -242,7 +227,8 @@ fn process_rlimit_unlisted_is_inherited() {
         let mut b = t.bundle();
         b.set("/process/rlimits", json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 1024}]));
         let v = probe(t, &mut b, "rlimits");
-        let (soft, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_SIGPENDING).or_fail("getrlimit");
+        let (soft, hard) =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_SIGPENDING).or_fail("getrlimit");
         assert_eq!(rlimit(&v, "RLIMIT_SIGPENDING"), (json!(soft), json!(hard)));
     });
 }
@@ -321,7 +307,11 @@ fn process_capabilities_root_limited_to_bounding() {
 fn process_capabilities_bounding() {
     spec_test("process_capabilities_bounding", |t| {
         let set = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID"];
-        let v = caps_with(t, json!({"bounding": set, "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}), json!({"uid": 0, "gid": 0}));
+        let v = caps_with(
+            t,
+            json!({"bounding": set, "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}),
+            json!({"uid": 0, "gid": 0}),
+        );
         assert_eq!(cap_names(&v, "bounding"), sorted(&set), "{v}");
     });
 }
@@ -370,7 +360,11 @@ fn process_capabilities_ambient() {
 fn process_capabilities_none() {
     // config.md capabilities: with every set empty, no capability is kept.
     spec_test("process_capabilities_none", |t| {
-        let v = caps_with(t, json!({"bounding": [], "permitted": [], "effective": [], "inheritable": [], "ambient": []}), json!({"uid": 0, "gid": 0}));
+        let v = caps_with(
+            t,
+            json!({"bounding": [], "permitted": [], "effective": [], "inheritable": [], "ambient": []}),
+            json!({"uid": 0, "gid": 0}),
+        );
         for set in ["bounding", "permitted", "effective", "inheritable", "ambient"] {
             assert_eq!(cap_names(&v, set), Vec::<String>::new(), "{set}: {v}");
         }
@@ -414,7 +408,11 @@ fn process_terminal_false_has_no_tty() {
         let mut b = t.bundle();
         b.remove("/process/terminal");
         let v = probe(t, &mut b, "tty");
-        assert_eq!((v["stdin"].as_bool(), v["stdout"].as_bool(), v["stderr"].as_bool()), (Some(false), Some(false), Some(false)), "{v}");
+        assert_eq!(
+            (v["stdin"].as_bool(), v["stdout"].as_bool(), v["stderr"].as_bool()),
+            (Some(false), Some(false), Some(false)),
+            "{v}"
+        );
     });
 }
 
@@ -440,14 +438,10 @@ fn process_only_stdio_fds_open() {
     spec_test("process_only_stdio_fds_open", |t| {
         let mut b = t.bundle();
         b.probe(&["fds"]);
-        b.write();
-        let id = t.new_id();
-        let created = t.cmd(&["create", "--bundle"]).arg(&b.dir).arg(&id).sh_prefix("exec 5</etc/hostname 7</etc/passwd").run();
-        created.ok();
-        let pid = t.cmd(&["state", &id]).run().json()["pid"].as_i64().or_fail("pid") as i32;
-        t.cmd(&["start", &id]).run().ok();
-        strata_conformance::container::wait_exit(pid, &id);
-        let out = std::fs::read_to_string(&created.stdout_path).or_fail("read output");
+        let c = t.create_via(&b, |cmd| cmd.sh_prefix("exec 5</etc/hostname 7</etc/passwd"));
+        c.start();
+        c.wait_success();
+        let out = c.stdout();
         let fds: Value = serde_json::from_str(out.trim()).or_fail(format!("fds report: {out}"));
         let mut open: Vec<&String> = fds.as_object().or_fail("fds").keys().collect();
         open.sort();
@@ -463,17 +457,13 @@ fn process_preserve_fds_passes_descriptors() {
     spec_test("process_preserve_fds_passes_descriptors", |t| {
         let mut b = t.bundle();
         b.probe(&["fds"]);
-        b.write();
         let passed = t.path("passed.txt");
         std::fs::write(&passed, "x").or_fail("write passed file");
-        let id = t.new_id();
         let prefix = format!("exec 3<{} 4</etc/passwd", passed.display());
-        let created = t.cmd(&["create", "--preserve-fds", "1", "--bundle"]).arg(&b.dir).arg(&id).sh_prefix(&prefix).run();
-        created.ok();
-        let pid = t.cmd(&["state", &id]).run().json()["pid"].as_i64().or_fail("pid") as i32;
-        t.cmd(&["start", &id]).run().ok();
-        strata_conformance::container::wait_exit(pid, &id);
-        let out = std::fs::read_to_string(&created.stdout_path).or_fail("read output");
+        let c = t.create_via(&b, |cmd| cmd.args(&["--preserve-fds", "1"]).sh_prefix(&prefix));
+        c.start();
+        c.wait_success();
+        let out = c.stdout();
         let fds: Value = serde_json::from_str(out.trim()).or_fail(format!("fds report: {out}"));
         assert_eq!(fds["3"], json!(passed), "{fds}");
         assert!(fds.get("4").is_none(), "fd 4 was not preserved but is open: {fds}");

@@ -88,7 +88,12 @@ fn user_namespace_process_runs_as_mapped_host_uid() {
         b.args(&["sleep", "60"]);
         let c = t.start(&b);
         let status = std::fs::read_to_string(format!("/proc/{}/status", c.pid)).or_fail("read status");
-        let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(|r| r.split_whitespace().next().unwrap_or("").to_string());
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|r| r.split_whitespace().next().unwrap_or("").to_string())
+        };
         assert_eq!(field("Uid:").as_deref(), Some("100007"), "{status}");
         assert_eq!(field("Gid:").as_deref(), Some("100008"), "{status}");
         c.kill("KILL").ok();

@@ -134,7 +134,9 @@ pub fn access(checks: &[String]) -> Result<Value, String> {
                     .map(|()| Value::Null)
                     .map_err(|e| io_err(&e))
             }
-            "mkdir" => fs::create_dir(path).and_then(|()| fs::remove_dir(path)).map(|()| Value::Null).map_err(|e| io_err(&e)),
+            "mkdir" => {
+                fs::create_dir(path).and_then(|()| fs::remove_dir(path)).map(|()| Value::Null).map_err(|e| io_err(&e))
+            }
             "exec" => access_check(path, AccessFlags::X_OK).map(|()| Value::Null).map_err(nix_err),
             "list" => fs::read_dir(path)
                 .map(|d| {

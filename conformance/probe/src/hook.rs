@@ -41,10 +41,6 @@ pub fn record(label: &str, file: &str) -> Result<(), String> {
         "state_pid_cmdline": pid_cmdline,
         "state_pid_ns": pid_ns,
     });
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(file)
-        .map_err(|e| format!("open {file}: {e}"))?;
+    let mut f = OpenOptions::new().create(true).append(true).open(file).map_err(|e| format!("open {file}: {e}"))?;
     f.write_all(format!("{line}\n").as_bytes()).map_err(|e| format!("write {file}: {e}"))
 }

@@ -156,6 +156,7 @@ pub struct Cmd<'t> {
     args: Vec<OsString>,
     stdin: Option<Vec<u8>>,
     sh_prefix: Option<String>,
+    via: Vec<OsString>,
     with_root: bool,
 }
 
@@ -167,6 +168,7 @@ impl<'t> Cmd<'t> {
             args: args.iter().map(OsString::from).collect(),
             stdin: None,
             sh_prefix: None,
+            via: Vec::new(),
             with_root: true,
         }
     }
@@ -204,6 +206,12 @@ impl<'t> Cmd<'t> {
         self
     }
 
+    /// Run the runtime through a wrapper program, e.g. `["setpriv", "--bounding-set", "-sys_time"]`.
+    pub fn via(mut self, wrapper: &[&str]) -> Self {
+        self.via = wrapper.iter().map(OsString::from).collect();
+        self
+    }
+
     /// Leave out `--root` (to test the runtime's default root; use with care).
     pub fn without_root(mut self) -> Self {
         self.with_root = false;
@@ -236,6 +244,11 @@ impl<'t> Cmd<'t> {
             .collect::<Vec<_>>()
             .join(" ");
         let mut cmd = match &self.sh_prefix {
+            _ if !self.via.is_empty() => {
+                let mut c = Command::new(&self.via[0]);
+                c.args(&self.via[1..]).arg(&rt.path).args(&argv);
+                c
+            }
             Some(prefix) => {
                 let mut c = Command::new("/bin/sh");
                 c.arg("-c").arg(format!("{prefix}; exec \"$0\" \"$@\"")).arg(&rt.path).args(&argv);

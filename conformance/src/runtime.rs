@@ -158,6 +158,7 @@ pub struct Cmd<'t> {
     sh_prefix: Option<String>,
     via: Vec<OsString>,
     with_root: bool,
+    bare_env: bool,
 }
 
 impl<'t> Cmd<'t> {
@@ -170,6 +171,7 @@ impl<'t> Cmd<'t> {
             sh_prefix: None,
             via: Vec::new(),
             with_root: true,
+            bare_env: false,
         }
     }
 
@@ -209,6 +211,12 @@ impl<'t> Cmd<'t> {
     /// Run the runtime through a wrapper program, e.g. `["setpriv", "--bounding-set", "-sys_time"]`.
     pub fn via(mut self, wrapper: &[&str]) -> Self {
         self.via = wrapper.iter().map(OsString::from).collect();
+        self
+    }
+
+    /// Run with an environment of only `XDG_RUNTIME_DIR=` (how podman runs kill/delete/pause/resume/state).
+    pub fn bare_env(mut self) -> Self {
+        self.bare_env = true;
         self
     }
 
@@ -260,6 +268,9 @@ impl<'t> Cmd<'t> {
                 c
             }
         };
+        if self.bare_env {
+            cmd.env_clear().env("XDG_RUNTIME_DIR", "");
+        }
         let (out_path, err_path) = self.t.output_paths();
         let stdin = match self.stdin {
             Some(data) => {

@@ -214,6 +214,23 @@ fn kill_all_signals_every_process() {
 }
 
 #[test]
+fn commands_work_with_a_bare_environment() {
+    // clients.md: "podman runs kill/delete/pause/resume/state with an environment of only
+    // XDG_RUNTIME_DIR= (empty, root) -- no PATH, no HOME."
+    spec_test("commands_work_with_a_bare_environment", |t| {
+        let c = t.start(&sleeper(t));
+        let state = c.cmd(&["state"]).bare_env().run();
+        assert_eq!(state.ok().json()["status"], "running");
+        c.cmd(&["pause"]).bare_env().run().ok();
+        c.cmd(&["resume"]).bare_env().run().ok();
+        c.cmd(&["kill"]).arg("9").bare_env().run().ok();
+        assert_eq!(c.wait(), Exit::Signal(9));
+        c.cmd(&["delete", "--force"]).bare_env().run().ok();
+        t.cmd(&["state", &c.id]).run().failed();
+    });
+}
+
+#[test]
 fn delete_force_unknown_id_succeeds() {
     // clients.md c.5: "delete --force of unknown id → rc 0" (podman and containerd always clean up with
     // it after a failed create).

@@ -1,0 +1,169 @@
+//! Per-runtime expectations: tests of spec requirements that a runtime is known not to meet.
+//!
+//! A test listed here for the runtime under test is expected to fail on it ([`crate::spec_test`] then
+//! reports the failure as expected, and fails if the test unexpectedly passes). Every entry is also
+//! documented in `conformance/README.md`. Strata has no entries: it is held to every test.
+
+use crate::runtime::RuntimeKind;
+
+#[derive(Debug)]
+pub struct Deviation {
+    pub runtime: RuntimeKind,
+    /// The test function's name.
+    pub test: &'static str,
+    /// What the runtime does instead of what the spec says.
+    pub reason: &'static str,
+}
+
+pub const DEVIATIONS: &[Deviation] = &[
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "delete_created_container_fails",
+        reason: "runc delete (without --force) kills and removes a container in the created state instead of refusing",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "device_path_conflict_fails",
+        reason: "runc ignores EEXIST from mknod: a regular file at a device path is accepted and left in place",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "hooks_full_lifecycle_order",
+        reason: "runc runs poststart hooks at the end of create, before startContainer hooks and the user program",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "hooks_poststart_after_user_process_executed",
+        reason: "runc runs poststart hooks at the end of create, while the process is still runc init",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "hooks_state_on_stdin_poststart",
+        reason: "runc runs poststart hooks during create, so their state says status \"created\"",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "hooks_poststart_failure_fails_start",
+        reason: "runc runs poststart hooks during create, so a failing one fails create, not start",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "hooks_poststop_failure_is_only_a_warning",
+        reason: "runc stops at the first failing poststop hook: the remaining poststop hooks do not run",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "hooks_start_container_failure_fails_start",
+        reason: "runc start returns 0 when a startContainer hook fails (the hook runs in the container's init after start returned)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "mount_option_defaults",
+        reason: "runc passes \"defaults\" to the filesystem as data; tmpfs rejects it with EINVAL",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "rootfs_propagation_shared",
+        reason: "runc applies rootfsPropagation to the runtime's / before binding the rootfs and makes the rootfs parent private: the container's / is private",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "rootfs_propagation_slave",
+        reason: "runc: the container's / is private whatever rootfsPropagation says (see rootfs_propagation_shared)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "rootfs_propagation_unbindable",
+        reason: "runc: the container's / is private whatever rootfsPropagation says (see rootfs_propagation_shared)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "rootfs_propagation_slave_receives_host_mounts",
+        reason: "runc: the container's / is private, so host mounts never reach it",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "new_time_namespace",
+        reason: "runc 1.1.5 does not support the time namespace (\"namespace time does not exist\")",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "masked_and_readonly_paths_must_be_absolute",
+        reason: "runc accepts relative maskedPaths and readonlyPaths",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "personality_linux32",
+        reason: "runc 1.1.5 ignores linux.personality (added in runtime-spec 1.1)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "process_capability_not_grantable_is_not_fatal",
+        reason: "runc fails create (\"unable to apply caps: operation not permitted\") when a capability is outside its own bounding set",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "process_io_priority_applied",
+        reason: "runc 1.1.5 ignores process.ioPriority (added in runtime-spec 1.2)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "process_rlimit_duplicate_type_fails",
+        reason: "runc accepts duplicate rlimit types (the last one wins)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "process_scheduler_applied",
+        reason: "runc 1.1.5 ignores process.scheduler (added in runtime-spec 1.2)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "process_umask_unset_inherits_caller",
+        reason: "runc sets umask 0022 when user.umask is unset instead of keeping the caller's",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "domainname_set",
+        reason: "runc 1.1.5 ignores domainname (added in runtime-spec 1.1)",
+    },
+];
+
+/// Why `test` is expected to fail on `kind`, if it is.
+pub fn deviation(kind: RuntimeKind, test: &str) -> Option<&'static str> {
+    DEVIATIONS.iter().find(|d| d.runtime == kind && d.test == test).map(|d| d.reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DEVIATIONS;
+
+    /// Every listed test exists as `fn <name>()` in tests/*.rs, once per runtime.
+    #[test]
+    fn deviations_name_existing_tests() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+        let mut sources = String::new();
+        for e in std::fs::read_dir(&dir).unwrap() {
+            sources.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap());
+        }
+        for (i, d) in DEVIATIONS.iter().enumerate() {
+            assert!(sources.contains(&format!("fn {}()", d.test)), "no test named {}", d.test);
+            assert!(
+                sources.contains(&format!("spec_test(\"{}\"", d.test)),
+                "{} does not run through spec_test",
+                d.test
+            );
+            let dup = DEVIATIONS[..i].iter().any(|o| o.test == d.test && o.runtime == d.runtime);
+            assert!(!dup, "{} listed twice", d.test);
+        }
+    }
+
+    /// The README documents every deviation (by test name).
+    #[test]
+    fn deviations_documented_in_readme() {
+        let readme =
+            std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+        for d in DEVIATIONS {
+            assert!(readme.contains(&format!("`{}`", d.test)), "README.md does not mention `{}`", d.test);
+        }
+    }
+}

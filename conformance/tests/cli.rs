@@ -1,0 +1,691 @@
+//! The runc-compatible command line that podman/conmon and containerd depend on (docs/clients.md): pid
+//! files, `--log` JSON, error wording and exit codes, list/ps/spec/features/version, kill signal
+//! spellings, run, exec, pause/resume, update.
+
+use strata_conformance::*;
+
+fn sleeper(t: &Test) -> Bundle {
+    let mut b = t.bundle();
+    b.args(&["sleep", "60"]);
+    b
+}
+
+fn stopped(t: &Test) -> Container<'_> {
+    let mut b = t.bundle();
+    b.args(&["true"]);
+    let c = t.start(&b);
+    c.wait_success();
+    assert_eq!(c.status(), "stopped");
+    c
+}
+
+#[test]
+fn pid_file_holds_digits_only() {
+    // clients.md c.3: "Pid file: host PID of the container init / exec process, written before the
+    // runtime exits, digits only" (containerd: strconv.Atoi of the whole file).
+    spec_test("pid_file_holds_digits_only", |t| {
+        let b = t.bundle();
+        let pid_file = t.path("init.pid");
+        let c = t.create_with(&b, &["--pid-file", pid_file.to_str().or_fail("path")]);
+        let text = std::fs::read_to_string(&pid_file).or_fail("read pid file");
+        assert!(!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()), "pid file holds {text:?}");
+        assert_eq!(text.parse::<i32>().or_fail("parse pid file"), c.pid);
+    });
+}
+
+#[test]
+fn exec_pid_file_holds_digits_only() {
+    // clients.md c.2: exec "--pid-file ... exec pid file (same strictness)".
+    spec_test("exec_pid_file_holds_digits_only", |t| {
+        let c = t.start(&sleeper(t));
+        let pid_file = t.path("exec.pid");
+        let out = t.cmd(&["exec", "--detach", "--pid-file"]).arg(&pid_file).arg(&c.id).args(&["sleep", "30"]).run();
+        out.ok();
+        let text = std::fs::read_to_string(&pid_file).or_fail("read exec pid file");
+        assert!(!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()), "exec pid file holds {text:?}");
+        let pid: i32 = text.parse().or_fail("parse exec pid");
+        assert_ne!(pid, c.pid);
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).or_fail("read comm of exec pid");
+        assert_eq!(comm.trim(), "sleep");
+        c.kill("KILL").ok();
+    });
+}
+
+#[test]
+fn log_file_created_on_success() {
+    // clients.md c.4: runc "creates the file at startup whenever --log is given (empty on success)";
+    // containerd fails to read errors when the file is missing.
+    spec_test("log_file_created_on_success", |t| {
+        let b = t.bundle();
+        b.write();
+        let log = t.path("log.json");
+        let id = t.new_id();
+        t.cmd(&["create", "--bundle"]).arg(&b.dir).arg(&id).json_log(&log).run().ok();
+        assert!(log.exists(), "--log file not created");
+        let text = std::fs::read_to_string(&log).or_fail("read log");
+        assert!(!text.contains("\"level\":\"error\""), "error logged on success: {text}");
+    });
+}
+
+#[test]
+fn log_error_is_one_json_line() {
+    // clients.md c.4: "Put exactly one line {"level":"error","msg":"...","time":"<RFC3339>"} in the
+    // --log file" (podman parses the whole file as one object; containerd needs an RFC3339 time).
+    spec_test("log_error_is_one_json_line", |t| {
+        let mut b = t.bundle();
+        b.args(&["/no-such-program"]);
+        b.write();
+        let log = t.path("log.json");
+        let id = t.new_id();
+        let out = t.cmd(&["create", "--bundle"]).arg(&b.dir).arg(&id).json_log(&log).run();
+        out.failed();
+        let text = std::fs::read_to_string(&log).or_fail("read log");
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "log holds {} lines: {text}", lines.len());
+        let v: Value = serde_json::from_str(lines[0]).or_fail(format!("log line is not JSON: {}", lines[0]));
+        assert_eq!(v["level"], "error", "{v}");
+        let msg = v["msg"].as_str().or_fail("msg");
+        assert!(msg.contains("no-such-program"), "msg does not name the missing program: {msg}");
+        let time = v["time"].as_str().or_fail("time");
+        assert!(is_rfc3339(time), "time {time:?} is not RFC3339");
+    });
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)`.
+fn is_rfc3339(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    if b.len() < 20 || !digits(0..4) || b[4] != b'-' || !digits(5..7) || b[7] != b'-' || !digits(8..10) {
+        return false;
+    }
+    if !(b[10] == b'T' || b[10] == b't') || !digits(11..13) || b[13] != b':' || !digits(14..16) || b[16] != b':' {
+        return false;
+    }
+    if !digits(17..19) {
+        return false;
+    }
+    let mut i = 19;
+    if b[i] == b'.' {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+    }
+    match &b[i..] {
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => [h1, h2, m1, m2].iter().all(|d| d.is_ascii_digit()),
+        _ => false,
+    }
+}
+
+#[test]
+fn log_error_message_also_on_stderr() {
+    // clients.md c.4/c.5: "With --log, runc writes the JSON line to the file and the bare message to
+    // stderr" (podman falls back to stderr).
+    spec_test("log_error_message_also_on_stderr", |t| {
+        let log = t.path("log.json");
+        let out = t.cmd(&["state", "no-such-container"]).json_log(&log).run();
+        out.failed();
+        assert!(out.stderr.contains("does not exist"), "stderr: {:?}", out.stderr);
+    });
+}
+
+#[test]
+fn log_format_flags_with_equals_sign() {
+    // clients.md c.1: "Both flag spellings occur: --log-format=json / --root=/x (podman) and
+    // --log-format json (containerd). Accept both."
+    spec_test("log_format_flags_with_equals_sign", |t| {
+        let b = t.bundle();
+        b.write();
+        let log = t.path("log.json");
+        let id = t.new_id();
+        t.cmd(&["create", "--bundle"])
+            .without_root()
+            .global([
+                format!("--root={}", t.root().display()),
+                "--log-format=json".into(),
+                format!("--log={}", log.display()),
+            ])
+            .arg(&b.dir)
+            .arg(&id)
+            .run()
+            .ok();
+        assert!(log.exists());
+        let s = t.cmd(&["state", &id]).run();
+        assert_eq!(s.ok().json()["status"], "created");
+    });
+}
+
+#[test]
+fn state_of_unknown_container_exit_code_and_wording() {
+    // clients.md c.5: "state/delete of unknown id → rc 1 "container does not exist"" (containerd maps
+    // "does not exist" to NotFound).
+    spec_test("state_of_unknown_container_exit_code_and_wording", |t| {
+        let out = t.cmd(&["state", "no-such-container"]).run();
+        assert_eq!(out.code(), Some(1), "{out}");
+        assert!(out.stderr.contains("does not exist"), "{out}");
+        let out = t.cmd(&["delete", "no-such-container"]).run();
+        assert_eq!(out.code(), Some(1), "{out}");
+        assert!(out.stderr.contains("does not exist"), "{out}");
+    });
+}
+
+#[test]
+fn kill_stopped_container_exit_code_and_wording() {
+    // clients.md c.5: "kill on stopped → rc 1 "container not running"" (containerd treats it as
+    // "process already finished").
+    spec_test("kill_stopped_container_exit_code_and_wording", |t| {
+        let c = stopped(t);
+        let out = c.kill("KILL");
+        assert_eq!(out.code(), Some(1), "{out}");
+        assert!(out.stderr.contains("container not running"), "{out}");
+    });
+}
+
+#[test]
+fn kill_all_stopped_container_succeeds() {
+    // clients.md c.5: "kill --all on stopped → rc 0".
+    spec_test("kill_all_stopped_container_succeeds", |t| {
+        let c = stopped(t);
+        c.cmd(&["kill", "--all"]).arg("KILL").run().ok();
+    });
+}
+
+#[test]
+fn kill_all_signals_every_process() {
+    // runc `kill --all`: podman uses it for containers sharing the host pid namespace.
+    spec_test("kill_all_signals_every_process", |t| {
+        let mut b = t.bundle();
+        b.sh("sleep 60 & sleep 61 & wait");
+        let c = t.start(&b);
+        let ps = c.cmd(&["ps", "--format", "json"]).run();
+        let before = ps.ok().json();
+        t.cmd(&["kill", "--all", &c.id, "KILL"]).run().ok();
+        assert_eq!(c.wait(), Exit::Signal(9));
+        for pid in before.as_array().or_fail("ps list") {
+            let pid = pid.as_i64().or_fail("pid") as i32;
+            assert!(!strata_conformance::container::process_alive(pid), "process {pid} survived kill --all");
+        }
+    });
+}
+
+#[test]
+fn commands_work_with_a_bare_environment() {
+    // clients.md: "podman runs kill/delete/pause/resume/state with an environment of only
+    // XDG_RUNTIME_DIR= (empty, root) -- no PATH, no HOME."
+    spec_test("commands_work_with_a_bare_environment", |t| {
+        let c = t.start(&sleeper(t));
+        let state = c.cmd(&["state"]).bare_env().run();
+        assert_eq!(state.ok().json()["status"], "running");
+        c.cmd(&["pause"]).bare_env().run().ok();
+        c.cmd(&["resume"]).bare_env().run().ok();
+        c.cmd(&["kill"]).arg("9").bare_env().run().ok();
+        assert_eq!(c.wait(), Exit::Signal(9));
+        c.cmd(&["delete", "--force"]).bare_env().run().ok();
+        t.cmd(&["state", &c.id]).run().failed();
+    });
+}
+
+#[test]
+fn delete_force_unknown_id_succeeds() {
+    // clients.md c.5: "delete --force of unknown id → rc 0" (podman and containerd always clean up with
+    // it after a failed create).
+    spec_test("delete_force_unknown_id_succeeds", |t| {
+        t.cmd(&["delete", "--force", "no-such-container"]).run().ok();
+    });
+}
+
+#[test]
+fn delete_force_running_container() {
+    // runc delete --force: "Forcibly deletes the container if it is still running (uses SIGKILL)".
+    spec_test("delete_force_running_container", |t| {
+        let c = t.start(&sleeper(t));
+        c.cmd(&["delete", "--force"]).run().ok();
+        assert_eq!(c.wait(), Exit::Signal(9));
+        t.cmd(&["state", &c.id]).run().failed();
+    });
+}
+
+#[test]
+fn delete_force_created_container() {
+    // podman: "create failed → delete --force <id>"; a created container must go away with its process.
+    spec_test("delete_force_created_container", |t| {
+        let c = t.create(&t.bundle());
+        c.cmd(&["delete", "--force"]).run().ok();
+        assert_eq!(c.wait(), Exit::Signal(9));
+        t.cmd(&["state", &c.id]).run().failed();
+    });
+}
+
+#[test]
+fn delete_stopped_container_exit_code() {
+    // clients.md c.5: "delete of stopped → rc 0".
+    spec_test("delete_stopped_container_exit_code", |t| {
+        let c = stopped(t);
+        assert_eq!(c.delete().code(), Some(0));
+    });
+}
+
+#[test]
+fn exec_in_stopped_container_fails_with_255() {
+    // clients.md c.5: "exec on stopped → rc 255 "exec failed: cannot exec in a stopped container"".
+    spec_test("exec_in_stopped_container_fails_with_255", |t| {
+        let c = stopped(t);
+        let out = t.cmd(&["exec", &c.id, "true"]).run();
+        assert_eq!(out.code(), Some(255), "{out}");
+        assert!(out.stderr.contains("stopped"), "{out}");
+    });
+}
+
+#[test]
+fn pause_stopped_container_fails() {
+    // clients.md c.5: "pause on stopped → rc 1 "container not running"".
+    spec_test("pause_stopped_container_fails", |t| {
+        let c = stopped(t);
+        let out = c.cmd(&["pause"]).run();
+        assert_eq!(out.code(), Some(1), "{out}");
+        assert!(out.stderr.contains("not running"), "{out}");
+    });
+}
+
+#[test]
+fn pause_and_resume() {
+    // clients.md b.1: podman pause/unpause → `pause <id>` / `resume <id>`; state reports "paused".
+    spec_test("pause_and_resume", |t| {
+        let b = sleeper(t);
+        let c = t.start(&b);
+        c.cmd(&["pause"]).run().ok();
+        assert_eq!(c.status(), "paused");
+        let cg = b.spec["linux"]["cgroupsPath"].as_str().or_fail("cgroupsPath").trim_start_matches('/').to_string();
+        let freezer =
+            std::fs::read_to_string(format!("/sys/fs/cgroup/freezer/{cg}/freezer.state")).or_fail("read freezer.state");
+        assert_eq!(freezer.trim(), "FROZEN");
+        c.cmd(&["resume"]).run().ok();
+        assert_eq!(c.status(), "running");
+        c.kill("KILL").ok();
+    });
+}
+
+#[test]
+fn ps_json_lists_container_pids() {
+    // clients.md c.2: `ps --format json` → "stdout JSON array of host PIDs".
+    spec_test("ps_json_lists_container_pids", |t| {
+        let c = t.start(&sleeper(t));
+        let out = c.cmd(&["ps", "--format", "json"]).run();
+        let pids = out.ok().json();
+        assert_eq!(pids, json!([c.pid]), "{out}");
+        c.kill("KILL").ok();
+    });
+}
+
+#[test]
+fn ps_json_of_stopped_container_is_empty() {
+    // clients.md c.5: "ps --format json on stopped → null, rc 0".
+    spec_test("ps_json_of_stopped_container_is_empty", |t| {
+        let c = stopped(t);
+        let out = c.cmd(&["ps", "--format", "json"]).run();
+        let v = out.ok().json();
+        assert!(v.is_null() || v == json!([]), "{out}");
+    });
+}
+
+#[test]
+fn list_table_format() {
+    // runc list: a table with the columns ID, PID, STATUS, BUNDLE, CREATED, OWNER.
+    spec_test("list_table_format", |t| {
+        let b = t.bundle();
+        let c = t.create(&b);
+        let out = t.cmd(&["list"]).run();
+        out.ok();
+        let mut lines = out.stdout.lines();
+        let header: Vec<&str> = lines.next().or_fail("header line").split_whitespace().collect();
+        assert_eq!(header, ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]);
+        let row: Vec<&str> = lines.next().or_fail("container row").split_whitespace().collect();
+        assert_eq!(row[0], c.id);
+        assert_eq!(row[1], c.pid.to_string());
+        assert_eq!(row[2], "created");
+        assert_eq!(row[3], b.dir.to_string_lossy());
+    });
+}
+
+#[test]
+fn list_json_format() {
+    // runc list --format json: an array of container states.
+    spec_test("list_json_format", |t| {
+        let b = t.bundle();
+        let c = t.create(&b);
+        let out = t.cmd(&["list", "--format", "json"]).run();
+        let v = out.ok().json();
+        let list = v.as_array().or_fail("list JSON is not an array");
+        assert_eq!(list.len(), 1, "{v}");
+        assert_eq!(list[0]["id"], json!(c.id));
+        assert_eq!(list[0]["pid"], json!(c.pid));
+        assert_eq!(list[0]["status"], "created");
+        assert_eq!(list[0]["bundle"], json!(b.dir));
+        assert!(list[0]["created"].as_str().is_some_and(is_rfc3339), "{v}");
+    });
+}
+
+#[test]
+fn list_quiet_prints_ids() {
+    // runc list -q: "display only container IDs".
+    spec_test("list_quiet_prints_ids", |t| {
+        let a = t.create(&t.bundle());
+        let b = t.create(&t.bundle());
+        let out = t.cmd(&["list", "-q"]).run();
+        let mut ids: Vec<&str> = out.ok().stdout.lines().collect();
+        ids.sort();
+        let mut want = vec![a.id.as_str(), b.id.as_str()];
+        want.sort();
+        assert_eq!(ids, want);
+    });
+}
+
+#[test]
+fn list_of_empty_root() {
+    // runc list with no containers: exit 0; JSON format prints null (or an empty array).
+    spec_test("list_of_empty_root", |t| {
+        t.cmd(&["list"]).run().ok();
+        let v = t.cmd(&["list", "--format", "json"]).run().json();
+        assert!(v.is_null() || v == json!([]), "{v}");
+    });
+}
+
+fn signal_test(t: &Test, spelling: &str, want: i64) {
+    let mut b = t.bundle();
+    b.probe(&["wait-signal"]);
+    let c = t.start(&b);
+    c.wait_for_output("ready");
+    let out = match spelling {
+        "" => c.cmd(&["kill"]).run(),
+        s => c.kill(s),
+    };
+    out.ok();
+    c.wait_success();
+    assert_eq!(c.json()["signal"], want, "{}", c.stdout());
+}
+
+#[test]
+fn kill_signal_by_number() {
+    // clients.md b.1: podman sends "kill <id> 10" (numeric signal, positional after id).
+    spec_test("kill_signal_by_number", |t| signal_test(t, "10", 10));
+}
+
+#[test]
+fn kill_signal_by_name_with_sig_prefix() {
+    // runc kill accepts signal names: "SIGHUP".
+    spec_test("kill_signal_by_name_with_sig_prefix", |t| signal_test(t, "SIGHUP", 1));
+}
+
+#[test]
+fn kill_signal_by_name_without_prefix() {
+    // runc kill accepts signal names without the SIG prefix: "USR2".
+    spec_test("kill_signal_by_name_without_prefix", |t| signal_test(t, "USR2", 12));
+}
+
+#[test]
+fn kill_default_signal_is_term() {
+    // runc kill: "signal ... defaults to SIGTERM".
+    spec_test("kill_default_signal_is_term", |t| signal_test(t, "", 15));
+}
+
+#[test]
+fn kill_sigkill_by_number() {
+    // containerd: "kill <id> 9".
+    spec_test("kill_sigkill_by_number", |t| {
+        let c = t.start(&sleeper(t));
+        c.kill("9").ok();
+        assert_eq!(c.wait(), Exit::Signal(9));
+    });
+}
+
+#[test]
+fn kill_invalid_signal_fails() {
+    // runc kill with an unknown signal name fails and leaves the container alone.
+    spec_test("kill_invalid_signal_fails", |t| {
+        let c = t.start(&sleeper(t));
+        c.kill("SIGNOTREAL").failed();
+        assert_eq!(c.status(), "running");
+        c.kill("KILL").ok();
+    });
+}
+
+#[test]
+fn spec_writes_valid_config() {
+    // runc spec: writes a template config.json for a bundle.
+    spec_test("spec_writes_valid_config", |t| {
+        let dir = t.path("spec-bundle");
+        std::fs::create_dir_all(&dir).or_fail("create dir");
+        t.cmd(&["spec", "--bundle"]).arg(&dir).run().ok();
+        let text = std::fs::read_to_string(dir.join("config.json")).or_fail("read written config.json");
+        let v: Value = serde_json::from_str(&text).or_fail("config.json is not JSON");
+        let version = v["ociVersion"].as_str().or_fail("ociVersion");
+        assert!(version.split(['.', '-']).take(3).all(|p| p.parse::<u32>().is_ok()), "ociVersion {version}");
+        assert_eq!(v["root"]["path"], "rootfs");
+        assert!(v["process"]["args"].as_array().is_some_and(|a| !a.is_empty()), "{v}");
+        assert!(v["process"]["cwd"].as_str().is_some_and(|c| c.starts_with('/')), "{v}");
+        let ns: Vec<&str> = v["linux"]["namespaces"]
+            .as_array()
+            .or_fail("namespaces")
+            .iter()
+            .filter_map(|n| n["type"].as_str())
+            .collect();
+        for want in ["pid", "mount", "ipc", "uts", "network"] {
+            assert!(ns.contains(&want), "namespace {want} missing: {ns:?}");
+        }
+    });
+}
+
+#[test]
+fn spec_refuses_to_overwrite() {
+    // runc spec: "File config.json exists. Remove it first".
+    spec_test("spec_refuses_to_overwrite", |t| {
+        let dir = t.path("spec-bundle");
+        std::fs::create_dir_all(&dir).or_fail("create dir");
+        std::fs::write(dir.join("config.json"), "keep me").or_fail("write config.json");
+        t.cmd(&["spec", "--bundle"]).arg(&dir).run().failed();
+        assert_eq!(std::fs::read_to_string(dir.join("config.json")).or_fail("read"), "keep me");
+    });
+}
+
+#[test]
+fn spec_rootless_has_user_namespace() {
+    // runc spec --rootless: "generate a configuration for a rootless container" (user namespace +
+    // mappings).
+    spec_test("spec_rootless_has_user_namespace", |t| {
+        let dir = t.path("spec-bundle");
+        std::fs::create_dir_all(&dir).or_fail("create dir");
+        t.cmd(&["spec", "--rootless", "--bundle"]).arg(&dir).run().ok();
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).or_fail("read")).or_fail("parse");
+        let ns = v["linux"]["namespaces"].as_array().or_fail("namespaces");
+        assert!(ns.iter().any(|n| n["type"] == "user"), "{v}");
+        assert!(v["linux"]["uidMappings"].as_array().is_some_and(|a| !a.is_empty()), "{v}");
+        assert!(v["linux"]["gidMappings"].as_array().is_some_and(|a| !a.is_empty()), "{v}");
+    });
+}
+
+#[test]
+fn features_reports_json() {
+    // features.md: "ociVersionMin (string, REQUIRED)", "ociVersionMax (string, REQUIRED)", "hooks",
+    // "mountOptions", and linux.namespaces / linux.capabilities.
+    spec_test("features_reports_json", |t| {
+        let out = t.cmd(&["features"]).run();
+        let v = out.ok().json();
+        assert!(v["ociVersionMin"].as_str().is_some_and(|s| s.starts_with("1.")), "{v}");
+        assert!(v["ociVersionMax"].as_str().is_some_and(|s| s.starts_with("1.")), "{v}");
+        let hooks: Vec<&str> = v["hooks"].as_array().or_fail("hooks").iter().filter_map(Value::as_str).collect();
+        for h in ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"] {
+            assert!(hooks.contains(&h), "hook {h} missing from {hooks:?}");
+        }
+        let opts: Vec<&str> =
+            v["mountOptions"].as_array().or_fail("mountOptions").iter().filter_map(Value::as_str).collect();
+        for o in ["ro", "rw", "bind", "rbind", "nosuid", "nodev", "noexec", "rprivate", "rslave", "rshared"] {
+            assert!(opts.contains(&o), "mount option {o} missing from {opts:?}");
+        }
+        let ns: Vec<&str> =
+            v["linux"]["namespaces"].as_array().or_fail("linux.namespaces").iter().filter_map(Value::as_str).collect();
+        for n in ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"] {
+            assert!(ns.contains(&n), "namespace {n} missing from {ns:?}");
+        }
+        let caps = v["linux"]["capabilities"].as_array().or_fail("linux.capabilities");
+        assert!(caps.iter().any(|c| c == "CAP_SYS_ADMIN"), "{v}");
+    });
+}
+
+#[test]
+fn version_flag() {
+    // clients.md c.2: `--version` "stdout shown verbatim" by podman info; runc prints a "spec: " line.
+    spec_test("version_flag", |t| {
+        let out = t.cmd(&["--version"]).without_root().run();
+        out.ok();
+        assert!(out.stdout.lines().any(|l| l.starts_with("spec: 1.")), "{out}");
+    });
+}
+
+#[test]
+fn run_returns_process_exit_code() {
+    // runc run: "the exit status of the container process" is run's exit status.
+    spec_test("run_returns_process_exit_code", |t| {
+        let mut b = t.bundle();
+        b.sh("exit 7");
+        b.write();
+        let id = t.new_id();
+        let out = t.cmd(&["run", "--bundle"]).arg(&b.dir).arg(&id).run();
+        assert_eq!(out.code(), Some(7), "{out}");
+    });
+}
+
+#[test]
+fn run_prints_container_output() {
+    // runc run: the container's stdio are run's (no terminal).
+    spec_test("run_prints_container_output", |t| {
+        let mut b = t.bundle();
+        b.args(&["echo", "from run"]);
+        b.write();
+        let id = t.new_id();
+        let out = t.cmd(&["run", "--bundle"]).arg(&b.dir).arg(&id).run();
+        assert_eq!(out.ok().stdout.trim(), "from run");
+    });
+}
+
+#[test]
+fn run_signal_exit_is_128_plus_signal() {
+    // DESIGN §3.5: "run ... returns the exit status (128+signal for a signal)" (as runc does).
+    spec_test("run_signal_exit_is_128_plus_signal", |t| {
+        let mut b = t.bundle();
+        // Without a pid namespace the shell is not an init and can be killed by its own signal.
+        b.without_namespace("pid");
+        b.sh("kill -TERM $$");
+        b.write();
+        let id = t.new_id();
+        let out = t.cmd(&["run", "--bundle"]).arg(&b.dir).arg(&id).run();
+        assert_eq!(out.code(), Some(128 + 15), "{out}");
+    });
+}
+
+#[test]
+fn container_exit_status_reaches_the_reaper() {
+    // clients.md c.3: "conmon (podman) and the runc shim are PR_SET_CHILD_SUBREAPER; runc's init/exec
+    // processes are re-parented to them when the runtime exits, and they reap them for exit codes."
+    spec_test("container_exit_status_reaches_the_reaper", |t| {
+        let mut b = t.bundle();
+        b.sh("exit 42");
+        let c = t.start(&b);
+        assert_eq!(c.wait(), Exit::Code(42));
+    });
+}
+
+#[test]
+fn exec_runs_in_container_namespaces() {
+    // runc exec: "Execute new process inside the container" -- in its namespaces.
+    spec_test("exec_runs_in_container_namespaces", |t| {
+        let c = t.start(&sleeper(t));
+        let out = t.cmd(&["exec", &c.id, "/bin/strata-probe", "ns"]).run();
+        let ns = out.ok().json();
+        for n in ["mnt", "pid", "net", "ipc", "uts", "cgroup", "user"] {
+            let link = std::fs::read_link(format!("/proc/{}/ns/{n}", c.pid)).or_fail("read ns");
+            assert_eq!(link.to_string_lossy(), format!("{}:[{}]", n, ns[n]), "exec'd process not in the {n} namespace");
+        }
+        c.kill("KILL").ok();
+    });
+}
+
+#[test]
+fn exec_process_json_is_applied() {
+    // clients.md c.2: "process.json (exec) is a plain OCI process object" (user, args, env, cwd).
+    spec_test("exec_process_json_is_applied", |t| {
+        let c = t.start(&sleeper(t));
+        let process = json!({
+            "user": {"uid": 1000, "gid": 1000, "additionalGids": [5]},
+            "args": ["/bin/strata-probe", "all"],
+            "env": ["PATH=/bin", "EXEC_VAR=1"],
+            "cwd": "/tmp",
+            "noNewPrivileges": true
+        });
+        let file = t.path("process.json");
+        std::fs::write(&file, process.to_string()).or_fail("write process.json");
+        let out = t.cmd(&["exec", "--process"]).arg(&file).arg(&c.id).run();
+        let v = out.ok().json();
+        assert_eq!(v["ids"]["uid"], 1000);
+        assert_eq!(v["ids"]["gid"], 1000);
+        assert_eq!(v["ids"]["groups"], json!([5]));
+        assert_eq!(v["cwd"], "/tmp");
+        let env = v["env"].as_array().or_fail("env");
+        for want in ["PATH=/bin", "EXEC_VAR=1"] {
+            assert!(env.iter().any(|e| e == want), "{want} missing from {env:?}");
+        }
+        assert_eq!(v["nnp"], true);
+        c.kill("KILL").ok();
+    });
+}
+
+#[test]
+fn exec_exit_code_propagates() {
+    // clients.md b.1: `podman exec c1 sh -c 'exit 7'` "rc 7 propagated" (a non-detached exec returns
+    // the process's status).
+    spec_test("exec_exit_code_propagates", |t| {
+        let c = t.start(&sleeper(t));
+        let out = t.cmd(&["exec", &c.id, "sh", "-c", "exit 3"]).run();
+        assert_eq!(out.code(), Some(3), "{out}");
+        c.kill("KILL").ok();
+    });
+}
+
+#[test]
+fn exec_detach_returns_immediately() {
+    // clients.md c.3: "exec --detach likewise: write exec PID, exit; the caller reaps."
+    spec_test("exec_detach_returns_immediately", |t| {
+        let c = t.start(&sleeper(t));
+        let pid_file = t.path("exec.pid");
+        t.cmd(&["exec", "--detach", "--pid-file"]).arg(&pid_file).arg(&c.id).args(&["sh", "-c", "exit 5"]).run().ok();
+        let pid: i32 = std::fs::read_to_string(&pid_file).or_fail("read exec pid").parse().or_fail("parse pid");
+        assert_eq!(strata_conformance::container::wait_exit(pid, "exec"), Exit::Code(5));
+        c.kill("KILL").ok();
+    });
+}
+
+#[test]
+fn update_memory_limit() {
+    // clients.md b.1: podman "update --resources=<file> <id>"; containerd "update --resources - <id>"
+    // with JSON on stdin.
+    spec_test("update_memory_limit", |t| {
+        let b = sleeper(t);
+        let c = t.start(&b);
+        c.cmd(&["update", "--resources", "-"])
+            .stdin(r#"{"memory":{"limit":134217728},"pids":{"limit":77}}"#)
+            .run()
+            .ok();
+        let cg = b.spec["linux"]["cgroupsPath"].as_str().or_fail("cgroupsPath").trim_start_matches('/').to_string();
+        let mem = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/{cg}/memory.limit_in_bytes"))
+            .or_fail("read memory limit");
+        assert_eq!(mem.trim(), "134217728");
+        let pids = std::fs::read_to_string(format!("/sys/fs/cgroup/pids/{cg}/pids.max")).or_fail("read pids.max");
+        assert_eq!(pids.trim(), "77");
+        c.kill("KILL").ok();
+    });
+}

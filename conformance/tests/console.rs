@@ -1,0 +1,135 @@
+//! config.md process.terminal and consoleSize, config-linux.md /dev/console, and the --console-socket
+//! contract (docs/clients.md c.3).
+
+use std::os::fd::AsFd;
+
+use strata_conformance::console::TerminalReader;
+use strata_conformance::*;
+
+/// Runs the probe with these arguments on a terminal and returns what it printed there, plus the
+/// payload of the console-socket message.
+fn on_terminal(t: &Test, b: &mut Bundle, args: &[&str]) -> (Value, String) {
+    b.set("/process/terminal", json!(true));
+    b.probe(args);
+    let mut sock = ConsoleSocket::listen(&t.socket_path());
+    let path = sock.path.to_str().or_fail("socket path").to_string();
+    let c = t.create_with(b, &["--console-socket", &path]);
+    let received = sock.receive();
+    let mut reader = TerminalReader::start(received.master);
+    c.start();
+    c.wait_success();
+    let out = reader.output();
+    let line = out.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    (serde_json::from_str(line).or_fail(format!("terminal output is not JSON: {out:?}")), received.payload)
+}
+
+#[test]
+fn terminal_master_sent_over_console_socket() {
+    // clients.md c.3: "--console-socket: runc connects (SOCK_STREAM unix) and sends one message with
+    // payload /dev/ptmx and SCM_RIGHTS = the pty master".
+    spec_test("terminal_master_sent_over_console_socket", |t| {
+        let mut b = t.bundle();
+        b.set("/process/terminal", json!(true));
+        b.args(&["true"]);
+        let mut sock = ConsoleSocket::listen(&t.socket_path());
+        let path = sock.path.to_str().or_fail("socket path").to_string();
+        let c = t.create_with(&b, &["--console-socket", &path]);
+        let received = sock.receive();
+        assert!(nix::unistd::isatty(received.master.as_fd()).or_fail("isatty"), "the descriptor is not a terminal");
+        assert!(received.payload.contains("ptmx"), "payload {:?}", received.payload);
+        let _reader = TerminalReader::start(received.master);
+        c.start();
+        c.wait_success();
+    });
+}
+
+#[test]
+fn terminal_is_the_process_stdio() {
+    // config.md process.terminal: "if set to true on Linux a pseudoterminal pair is allocated for the
+    // process and the pseudoterminal pty is duplicated on the process's standard streams."
+    spec_test("terminal_is_the_process_stdio", |t| {
+        let mut b = t.bundle();
+        let (v, _) = on_terminal(t, &mut b, &["tty"]);
+        assert_eq!(
+            (v["stdin"].as_bool(), v["stdout"].as_bool(), v["stderr"].as_bool()),
+            (Some(true), Some(true), Some(true)),
+            "{v}"
+        );
+        assert!(v["ttyname"].as_str().is_some_and(|n| n.starts_with("/dev/pts/")), "{v}");
+    });
+}
+
+#[test]
+fn terminal_is_the_controlling_terminal() {
+    // A terminal "attached to the process" is its controlling terminal (job control works: the process
+    // leads the terminal's foreground process group).
+    spec_test("terminal_is_the_controlling_terminal", |t| {
+        let mut b = t.bundle();
+        let (v, _) = on_terminal(t, &mut b, &["tty"]);
+        assert_eq!(v["ctty_pgrp"], 1, "{v}");
+    });
+}
+
+#[test]
+fn terminal_console_size_applied() {
+    // config.md: "consoleSize (object, OPTIONAL) specifies the console size in characters of the
+    // terminal."
+    spec_test("terminal_console_size_applied", |t| {
+        let mut b = t.bundle();
+        b.set("/process/consoleSize", json!({"height": 30, "width": 100}));
+        let (v, _) = on_terminal(t, &mut b, &["tty"]);
+        assert_eq!(v["winsize"], json!({"rows": 30, "cols": 100}), "{v}");
+    });
+}
+
+#[test]
+fn terminal_console_size_ignored_without_terminal() {
+    // config.md: "Runtimes MUST ignore consoleSize if terminal is false or unset."
+    spec_test("terminal_console_size_ignored_without_terminal", |t| {
+        let mut b = t.bundle();
+        b.set("/process/terminal", json!(false));
+        b.set("/process/consoleSize", json!({"height": 30, "width": 100}));
+        b.probe(&["tty"]);
+        let v = t.run_probe(&b);
+        assert_eq!(v["stdout"], false, "{v}");
+    });
+}
+
+#[test]
+fn terminal_dev_console_is_the_pty() {
+    // config-linux.md default devices: "/dev/console is set up if terminal is enabled in the config by
+    // bind mounting the pseudoterminal pty to /dev/console."
+    spec_test("terminal_dev_console_is_the_pty", |t| {
+        let mut b = t.bundle();
+        b.set("/process/terminal", json!(true));
+        b.sh("/bin/strata-probe devices /dev/console $(tty)");
+        let mut sock = ConsoleSocket::listen(&t.socket_path());
+        let path = sock.path.to_str().or_fail("socket path").to_string();
+        let c = t.create_with(&b, &["--console-socket", &path]);
+        let mut reader = TerminalReader::start(sock.receive().master);
+        c.start();
+        c.wait_success();
+        let out = reader.output();
+        let v: Value = serde_json::from_str(out.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(""))
+            .or_fail(format!("output: {out:?}"));
+        let obj = v.as_object().or_fail("devices report");
+        let console = &v["/dev/console"];
+        let pts =
+            obj.iter().find(|(k, _)| k.starts_with("/dev/pts/")).map(|(_, v)| v).or_fail(format!("tty report: {v}"));
+        assert_eq!(console["type"], "c", "{v}");
+        assert_eq!((&console["major"], &console["minor"]), (&pts["major"], &pts["minor"]), "{v}");
+    });
+}
+
+#[test]
+fn terminal_without_console_socket_fails() {
+    // runc create: "--console-socket ... required when terminal is true" (the pty master has nowhere else
+    // to go in detached mode).
+    spec_test("terminal_without_console_socket_fails", |t| {
+        let mut b = t.bundle();
+        b.set("/process/terminal", json!(true));
+        let (id, out) = t.try_create(&b, &[]);
+        out.failed();
+        t.cmd(&["state", &id]).run().failed();
+    });
+}

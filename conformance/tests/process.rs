@@ -1,0 +1,522 @@
+//! config.md process (args, cwd, env, user, rlimits, capabilities, noNewPrivileges, oomScoreAdj, umask,
+//! scheduler, ioPriority), config-linux.md personality, runtime-linux.md file descriptors.
+
+use strata_conformance::probe::{cap_names, sorted};
+use strata_conformance::*;
+
+fn probe(t: &Test, b: &mut Bundle, report: &str) -> Value {
+    b.probe(&[report]);
+    t.run_probe(b)
+}
+
+#[test]
+fn process_args_first_entry_searched_in_path() {
+    // config.md process.args: "that entry is used with the same semantics as execvp's file" (PATH is
+    // searched when it holds no slash).
+    spec_test("process_args_first_entry_searched_in_path", |t| {
+        let mut b = t.bundle();
+        b.set("/process/env", json!(["PATH=/usr/bin:/bin"]));
+        b.args(&["strata-probe", "pid"]);
+        assert_eq!(t.run_probe(&b)["pid"], 1);
+    });
+}
+
+#[test]
+fn process_args_become_argv() {
+    // config.md process.args: "with similar semantics to IEEE Std 1003.1-2008 execvp's argv".
+    spec_test("process_args_become_argv", |t| {
+        let mut b = t.bundle();
+        b.args(&["/bin/sh", "-c", "printf '%s|' \"$0\" \"$@\"", "zero", "one two", "", "three"]);
+        let c = t.start(&b);
+        c.wait_success();
+        assert_eq!(c.stdout(), "zero|one two||three|");
+    });
+}
+
+#[test]
+fn process_missing_executable_fails() {
+    // runtime.md: "If the runtime cannot apply a property as specified in the configuration, it MUST
+    // generate an error" -- at the latest when start runs the program (runc reports it at create).
+    spec_test("process_missing_executable_fails", |t| {
+        let mut b = t.bundle();
+        b.args(&["/no/such/program"]);
+        let (id, created) = t.try_create(&b, &[]);
+        if created.success() {
+            t.cmd(&["start", &id]).run().failed();
+        }
+    });
+}
+
+#[test]
+fn process_cwd_applied() {
+    // config.md process.cwd: "is the working directory that will be set for the executable."
+    spec_test("process_cwd_applied", |t| {
+        let mut b = t.bundle();
+        b.set("/process/cwd", json!("/usr/bin"));
+        assert_eq!(probe(t, &mut b, "cwd"), "/usr/bin");
+    });
+}
+
+#[test]
+fn process_cwd_must_be_absolute() {
+    // config.md process.cwd: "This value MUST be an absolute path." (config.md: "Runtimes MUST generate an
+    // error when invalid or unsupported values are encountered.")
+    spec_test("process_cwd_must_be_absolute", |t| {
+        let mut b = t.bundle();
+        b.set("/process/cwd", json!("usr/bin"));
+        let (id, created) = t.try_create(&b, &[]);
+        created.failed();
+        t.cmd(&["state", &id]).run().failed();
+    });
+}
+
+#[test]
+fn process_env_applied() {
+    // config.md process.env: "with the same semantics as IEEE Std 1003.1-2008's environ".
+    spec_test("process_env_applied", |t| {
+        let mut b = t.bundle();
+        let env = json!(["PATH=/bin", "HOME=/root", "WITH_SPACE=a b", "EMPTY=", "EQUALS=x=y"]);
+        b.set("/process/env", env.clone());
+        assert_eq!(probe(t, &mut b, "env"), env);
+    });
+}
+
+#[test]
+fn process_user_uid_and_gid() {
+    // config.md user: "uid (int, REQUIRED) specifies the user ID in the container namespace", "gid (int,
+    // REQUIRED) specifies the group ID in the container namespace."
+    spec_test("process_user_uid_and_gid", |t| {
+        let mut b = t.bundle();
+        b.set("/process/user", json!({"uid": 1000, "gid": 1001}));
+        let ids = probe(t, &mut b, "ids");
+        assert_eq!((ids["uid"].as_u64(), ids["euid"].as_u64()), (Some(1000), Some(1000)), "{ids}");
+        assert_eq!((ids["gid"].as_u64(), ids["egid"].as_u64()), (Some(1001), Some(1001)), "{ids}");
+    });
+}
+
+#[test]
+fn process_user_additional_gids() {
+    // config.md user: "additionalGids (array of ints, OPTIONAL) specifies additional group IDs in the
+    // container namespace to be added to the process."
+    spec_test("process_user_additional_gids", |t| {
+        let mut b = t.bundle();
+        b.set("/process/user", json!({"uid": 1000, "gid": 1000, "additionalGids": [5, 100, 4242]}));
+        let ids = probe(t, &mut b, "ids");
+        let mut groups: Vec<u64> =
+            ids["groups"].as_array().or_fail("groups").iter().filter_map(Value::as_u64).collect();
+        groups.sort();
+        assert_eq!(groups, [5, 100, 4242], "{ids}");
+    });
+}
+
+#[test]
+fn process_user_without_additional_gids_has_no_supplementary_groups() {
+    // config.md user: the supplementary groups are exactly additionalGids (none inherited from the
+    // runtime).
+    spec_test("process_user_without_additional_gids_has_no_supplementary_groups", |t| {
+        let mut b = t.bundle();
+        b.set("/process/user", json!({"uid": 1000, "gid": 1000}));
+        let ids = probe(t, &mut b, "ids");
+        let groups = ids["groups"].as_array().or_fail("groups");
+        assert!(groups.is_empty() || groups == &vec![json!(1000)], "{ids}");
+    });
+}
+
+#[test]
+fn process_umask_applied() {
+    // config.md user: "umask (int, OPTIONAL) specifies the umask of the user."
+    spec_test("process_umask_applied", |t| {
+        let mut b = t.bundle();
+        b.set("/process/user/umask", json!(0o077));
+        assert_eq!(probe(t, &mut b, "umask"), 0o077);
+    });
+}
+
+#[test]
+fn process_umask_unset_inherits_caller() {
+    // config.md user umask: "If unspecified, the umask should not be changed from the calling process'
+    // umask."
+    spec_test("process_umask_unset_inherits_caller", |t| {
+        let mut b = t.bundle();
+        b.probe(&["umask"]);
+        let c = t.create_via(&b, |cmd| cmd.sh_prefix("umask 0027"));
+        c.start();
+        c.wait_success();
+        let out = c.stdout();
+        assert_eq!(out.trim().parse::<u32>().or_fail(format!("umask report {out:?}")), 0o027);
+    });
+}
+
+#[test]
+fn process_no_new_privileges_true() {
+    // config.md: "noNewPrivileges (bool, OPTIONAL) setting noNewPrivileges to true prevents the process
+    // from gaining additional privileges."
+    spec_test("process_no_new_privileges_true", |t| {
+        let mut b = t.bundle();
+        b.set("/process/noNewPrivileges", json!(true));
+        assert_eq!(probe(t, &mut b, "nnp"), true);
+    });
+}
+
+#[test]
+fn process_no_new_privileges_false() {
+    // config.md noNewPrivileges: only true sets no_new_privs.
+    spec_test("process_no_new_privileges_false", |t| {
+        let mut b = t.bundle();
+        b.set("/process/noNewPrivileges", json!(false));
+        assert_eq!(probe(t, &mut b, "nnp"), false);
+    });
+}
+
+#[test]
+fn process_oom_score_adj_set() {
+    // config.md: "If oomScoreAdj is set, the runtime MUST set oom_score_adj to the given value."
+    spec_test("process_oom_score_adj_set", |t| {
+        let mut b = t.bundle();
+        b.set("/process/oomScoreAdj", json!(500));
+        assert_eq!(probe(t, &mut b, "oom"), 500);
+    });
+}
+
+#[test]
+fn process_oom_score_adj_unset_is_unchanged() {
+    // config.md: "If oomScoreAdj is not set, the runtime MUST NOT change the value of oom_score_adj."
+    spec_test("process_oom_score_adj_unset_is_unchanged", |t| {
+        let mut b = t.bundle();
+        b.remove("/process/oomScoreAdj");
+        b.probe(&["oom"]);
+        let c = t.create_via(&b, |cmd| cmd.sh_prefix("echo 321 > /proc/self/oom_score_adj"));
+        c.start();
+        c.wait_success();
+        let out = c.stdout();
+        assert_eq!(out.trim(), "321");
+    });
+}
+
+fn rlimit(v: &Value, name: &str) -> (Value, Value) {
+    (v[name]["soft"].clone(), v[name]["hard"].clone())
+}
+
+#[test]
+fn process_rlimits_applied() {
+    // config.md rlimits: "soft ... rlim.rlim_cur MUST match the configured value", "hard ...
+    // rlim.rlim_max MUST match the configured value."
+    spec_test("process_rlimits_applied", |t| {
+        let mut b = t.bundle();
+        b.set(
+            "/process/rlimits",
+            json!([
+                {"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1000},
+                {"type": "RLIMIT_CORE", "soft": 1024, "hard": 4096},
+                {"type": "RLIMIT_NPROC", "soft": 2000, "hard": 3000},
+                {"type": "RLIMIT_STACK", "soft": 4194304, "hard": 8388608},
+            ]),
+        );
+        let v = probe(t, &mut b, "rlimits");
+        assert_eq!(rlimit(&v, "RLIMIT_NOFILE"), (json!(512), json!(1000)));
+        assert_eq!(rlimit(&v, "RLIMIT_CORE"), (json!(1024), json!(4096)));
+        assert_eq!(rlimit(&v, "RLIMIT_NPROC"), (json!(2000), json!(3000)));
+        assert_eq!(rlimit(&v, "RLIMIT_STACK"), (json!(4194304), json!(8388608)));
+    });
+}
+
+#[test]
+fn process_rlimit_unlisted_is_inherited() {
+    // config.md rlimits are only "for the process" as listed: a type not listed keeps the runtime's value.
+    spec_test("process_rlimit_unlisted_is_inherited", |t| {
+        let mut b = t.bundle();
+        b.set("/process/rlimits", json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 1024}]));
+        let v = probe(t, &mut b, "rlimits");
+        let (soft, hard) =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_SIGPENDING).or_fail("getrlimit");
+        assert_eq!(rlimit(&v, "RLIMIT_SIGPENDING"), (json!(soft), json!(hard)));
+    });
+}
+
+#[test]
+fn process_rlimit_unknown_type_fails() {
+    // config.md rlimits type: "The runtime MUST generate an error for any values which cannot be mapped to
+    // a relevant kernel interface."
+    spec_test("process_rlimit_unknown_type_fails", |t| {
+        let mut b = t.bundle();
+        b.push("/process/rlimits", json!({"type": "RLIMIT_NO_SUCH_LIMIT", "soft": 1, "hard": 1}));
+        let (id, out) = t.try_create(&b, &[]);
+        out.failed();
+        t.cmd(&["state", &id]).run().failed();
+    });
+}
+
+#[test]
+fn process_rlimit_duplicate_type_fails() {
+    // config.md rlimits: "If rlimits contains duplicated entries with same type, the runtime MUST generate
+    // an error."
+    spec_test("process_rlimit_duplicate_type_fails", |t| {
+        let mut b = t.bundle();
+        b.set(
+            "/process/rlimits",
+            json!([{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 512}, {"type": "RLIMIT_NOFILE", "soft": 256, "hard": 256}]),
+        );
+        let (id, out) = t.try_create(&b, &[]);
+        out.failed();
+        t.cmd(&["state", &id]).run().failed();
+    });
+}
+
+fn caps_with(t: &Test, caps: Value, user: Value) -> Value {
+    let mut b = t.bundle();
+    b.set("/process/capabilities", caps);
+    b.set("/process/user", user);
+    b.set("/process/noNewPrivileges", json!(false));
+    probe(t, &mut b, "caps")
+}
+
+// config.md capabilities: "effective/bounding/inheritable/permitted/ambient (array of strings, OPTIONAL)
+// the ... field is an array of ... capabilities that are kept for the process."
+//
+// What survives execve(2) is the kernel's rule (capabilities(7)): a uid-0 process gets permitted =
+// effective = its bounding set; any other uid keeps permitted/effective only through the ambient set.
+// So effective and permitted are observed on a non-root process that also has them as ambient.
+
+#[test]
+fn process_capabilities_effective_and_permitted_for_non_root() {
+    spec_test("process_capabilities_effective_and_permitted_for_non_root", |t| {
+        let bounding = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT"];
+        let kept = ["CAP_KILL", "CAP_SYS_CHROOT"];
+        let v = caps_with(
+            t,
+            json!({"bounding": bounding, "permitted": kept, "effective": kept, "inheritable": kept, "ambient": kept}),
+            json!({"uid": 1000, "gid": 1000}),
+        );
+        assert_eq!(cap_names(&v, "effective"), sorted(&kept), "{v}");
+        assert_eq!(cap_names(&v, "permitted"), sorted(&kept), "{v}");
+        assert_eq!(cap_names(&v, "bounding"), sorted(&bounding), "{v}");
+    });
+}
+
+#[test]
+fn process_capabilities_root_limited_to_bounding() {
+    spec_test("process_capabilities_root_limited_to_bounding", |t| {
+        let set = ["CAP_KILL", "CAP_NET_BIND_SERVICE"];
+        let v = caps_with(t, json!({"bounding": set, "permitted": set, "effective": set}), json!({"uid": 0, "gid": 0}));
+        assert_eq!(cap_names(&v, "effective"), sorted(&set), "{v}");
+        assert_eq!(cap_names(&v, "permitted"), sorted(&set), "{v}");
+    });
+}
+
+#[test]
+fn process_capabilities_bounding() {
+    spec_test("process_capabilities_bounding", |t| {
+        let set = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID"];
+        let v = caps_with(
+            t,
+            json!({"bounding": set, "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}),
+            json!({"uid": 0, "gid": 0}),
+        );
+        assert_eq!(cap_names(&v, "bounding"), sorted(&set), "{v}");
+    });
+}
+
+#[test]
+fn process_capabilities_inheritable() {
+    spec_test("process_capabilities_inheritable", |t| {
+        let all = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+        let v = caps_with(
+            t,
+            json!({"bounding": all, "permitted": all, "effective": all, "inheritable": ["CAP_NET_BIND_SERVICE"]}),
+            json!({"uid": 0, "gid": 0}),
+        );
+        assert_eq!(cap_names(&v, "inheritable"), sorted(&["CAP_NET_BIND_SERVICE"]), "{v}");
+    });
+}
+
+#[test]
+fn process_capabilities_inheritable_empty_by_default() {
+    // DESIGN §4: "Inheritable capabilities stay empty unless asked" -- config.md: sets are "kept for the
+    // process" only as listed.
+    spec_test("process_capabilities_inheritable_empty_by_default", |t| {
+        let all = ["CAP_CHOWN", "CAP_KILL"];
+        let v = caps_with(t, json!({"bounding": all, "permitted": all, "effective": all}), json!({"uid": 0, "gid": 0}));
+        assert_eq!(cap_names(&v, "inheritable"), Vec::<String>::new(), "{v}");
+        assert_eq!(cap_names(&v, "ambient"), Vec::<String>::new(), "{v}");
+    });
+}
+
+#[test]
+fn process_capabilities_ambient() {
+    spec_test("process_capabilities_ambient", |t| {
+        let all = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+        let v = caps_with(
+            t,
+            json!({"bounding": all, "permitted": all, "effective": all, "inheritable": ["CAP_NET_BIND_SERVICE"],
+                   "ambient": ["CAP_NET_BIND_SERVICE"]}),
+            json!({"uid": 1000, "gid": 1000}),
+        );
+        assert_eq!(cap_names(&v, "ambient"), sorted(&["CAP_NET_BIND_SERVICE"]), "{v}");
+        assert_eq!(cap_names(&v, "effective"), sorted(&["CAP_NET_BIND_SERVICE"]), "{v}");
+    });
+}
+
+#[test]
+fn process_capabilities_none() {
+    // config.md capabilities: with every set empty, no capability is kept.
+    spec_test("process_capabilities_none", |t| {
+        let v = caps_with(
+            t,
+            json!({"bounding": [], "permitted": [], "effective": [], "inheritable": [], "ambient": []}),
+            json!({"uid": 0, "gid": 0}),
+        );
+        for set in ["bounding", "permitted", "effective", "inheritable", "ambient"] {
+            assert_eq!(cap_names(&v, set), Vec::<String>::new(), "{set}: {v}");
+        }
+    });
+}
+
+#[test]
+fn process_capability_unknown_is_not_fatal() {
+    // config.md capabilities: "Any value which cannot be mapped to a relevant kernel interface, or cannot
+    // be granted otherwise MUST be logged as a warning by the runtime. Runtimes SHOULD NOT fail if the
+    // container configuration requests capabilities that cannot be granted".
+    spec_test("process_capability_unknown_is_not_fatal", |t| {
+        let set = json!(["CAP_KILL", "CAP_NO_SUCH_CAPABILITY"]);
+        let v = caps_with(t, json!({"bounding": set, "permitted": set, "effective": set}), json!({"uid": 0, "gid": 0}));
+        assert_eq!(cap_names(&v, "effective"), sorted(&["CAP_KILL"]), "{v}");
+    });
+}
+
+#[test]
+fn process_capability_not_grantable_is_not_fatal() {
+    // config.md capabilities: "Runtimes SHOULD NOT fail if the container configuration requests
+    // capabilities that cannot be granted, for example, if the runtime operates in a restricted
+    // environment with a limited set of capabilities."
+    spec_test("process_capability_not_grantable_is_not_fatal", |t| {
+        let set = json!(["CAP_KILL", "CAP_SYS_TIME"]);
+        let mut b = t.bundle();
+        b.set("/process/capabilities", json!({"bounding": set, "permitted": set, "effective": set}));
+        b.probe(&["caps"]);
+        // The runtime itself runs without CAP_SYS_TIME, so it cannot grant it.
+        let c = t.create_via(&b, |cmd| cmd.via(&["setpriv", "--bounding-set", "-sys_time"]));
+        c.start();
+        c.wait_success();
+        let v = c.json();
+        assert_eq!(cap_names(&v, "effective"), sorted(&["CAP_KILL"]), "{v}");
+    });
+}
+
+#[test]
+fn process_terminal_false_has_no_tty() {
+    // config.md process.terminal: "specifies whether a terminal is attached to the process, defaults to
+    // false."
+    spec_test("process_terminal_false_has_no_tty", |t| {
+        let mut b = t.bundle();
+        b.remove("/process/terminal");
+        let v = probe(t, &mut b, "tty");
+        assert_eq!(
+            (v["stdin"].as_bool(), v["stdout"].as_bool(), v["stderr"].as_bool()),
+            (Some(false), Some(false), Some(false)),
+            "{v}"
+        );
+    });
+}
+
+#[test]
+fn process_stdio_is_the_runtimes() {
+    // clients.md c.3: "Non-tty: the runtime's fds 0/1/2 at create/exec are the container's stdio".
+    spec_test("process_stdio_is_the_runtimes", |t| {
+        let mut b = t.bundle();
+        b.probe(&["fds"]);
+        let c = t.start(&b);
+        c.wait_success();
+        let fds = c.json();
+        assert_eq!(fds["0"], "/dev/null", "{fds}");
+        assert_eq!(fds["1"], json!(c.stdout_path), "{fds}");
+        assert_eq!(fds["2"], json!(c.stderr_path), "{fds}");
+    });
+}
+
+#[test]
+fn process_only_stdio_fds_open() {
+    // runtime-linux.md: "By default, only the stdin, stdout and stderr file descriptors are kept open for
+    // the application by the runtime." (the runtime is started with extra descriptors 5 and 7)
+    spec_test("process_only_stdio_fds_open", |t| {
+        let mut b = t.bundle();
+        b.probe(&["fds"]);
+        let c = t.create_via(&b, |cmd| cmd.sh_prefix("exec 5</etc/hostname 7</etc/passwd"));
+        c.start();
+        c.wait_success();
+        let out = c.stdout();
+        let fds: Value = serde_json::from_str(out.trim()).or_fail(format!("fds report: {out}"));
+        let mut open: Vec<&String> = fds.as_object().or_fail("fds").keys().collect();
+        open.sort();
+        assert_eq!(open, ["0", "1", "2"], "{fds}");
+    });
+}
+
+#[test]
+fn process_preserve_fds_passes_descriptors() {
+    // runc create --preserve-fds N: "Pass N additional file descriptors to the container (stdio + $LISTEN_FDS
+    // + N in total)"; clients.md c.3: "fds 3…3+N-1 passed to the container; everything else above 2 must
+    // be closed".
+    spec_test("process_preserve_fds_passes_descriptors", |t| {
+        let mut b = t.bundle();
+        b.probe(&["fds"]);
+        let passed = t.path("passed.txt");
+        std::fs::write(&passed, "x").or_fail("write passed file");
+        let prefix = format!("exec 3<{} 4</etc/passwd", passed.display());
+        let c = t.create_via(&b, |cmd| cmd.args(&["--preserve-fds", "1"]).sh_prefix(&prefix));
+        c.start();
+        c.wait_success();
+        let out = c.stdout();
+        let fds: Value = serde_json::from_str(out.trim()).or_fail(format!("fds report: {out}"));
+        assert_eq!(fds["3"], json!(passed), "{fds}");
+        assert!(fds.get("4").is_none(), "fd 4 was not preserved but is open: {fds}");
+    });
+}
+
+#[test]
+fn process_scheduler_applied() {
+    // config.md process.scheduler: "policy (string, REQUIRED) represents the scheduling policy", "nice
+    // (int32, OPTIONAL) is the nice value for the process".
+    spec_test("process_scheduler_applied", |t| {
+        let mut b = t.bundle();
+        b.set("/process/scheduler", json!({"policy": "SCHED_BATCH", "nice": 5}));
+        let v = probe(t, &mut b, "sched");
+        assert_eq!(v["policy"], "SCHED_BATCH", "{v}");
+        assert_eq!(v["nice"], 5, "{v}");
+    });
+}
+
+#[test]
+fn process_io_priority_applied() {
+    // config.md process.ioPriority: "class (string, REQUIRED) specifies the I/O scheduling class",
+    // "priority (int, REQUIRED) specifies the priority level within the class."
+    spec_test("process_io_priority_applied", |t| {
+        let mut b = t.bundle();
+        b.set("/process/ioPriority", json!({"class": "IOPRIO_CLASS_BE", "priority": 6}));
+        let v = probe(t, &mut b, "ioprio");
+        assert_eq!(v, json!({"class": "IOPRIO_CLASS_BE", "priority": 6}));
+    });
+}
+
+#[test]
+fn personality_linux32() {
+    // config-linux.md personality: "LINUX32 will set the uname system call to show a 32 bit CPU type,
+    // such as i686."
+    spec_test("personality_linux32", |t| {
+        let mut b = t.bundle();
+        b.set("/linux/personality", json!({"domain": "LINUX32"}));
+        let v = probe(t, &mut b, "uts");
+        assert_eq!(v["machine"], "i686", "{v}");
+    });
+}
+
+#[test]
+fn unknown_properties_are_ignored() {
+    // config.md extensibility: "Runtimes MAY log unknown properties but MUST otherwise ignore them."
+    spec_test("unknown_properties_are_ignored", |t| {
+        let mut b = t.bundle();
+        b.set("/org.example.unknown", json!({"nested": [1, 2, 3]}));
+        b.set("/process/org.example.unknownProcessField", json!("x"));
+        b.set("/linux/org.example.unknownLinuxField", json!(true));
+        assert_eq!(probe(t, &mut b, "pid")["pid"], 1);
+    });
+}

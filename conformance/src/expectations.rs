@@ -43,7 +43,7 @@ pub const DEVIATIONS: &[Deviation] = &[
     },
     Deviation {
         runtime: RuntimeKind::Runc,
-        test: "hooks_poststart_failure_fails_start",
+        test: "hooks_poststart_failure_is_only_a_warning",
         reason: "runc runs poststart hooks during create, so a failing one fails create, not start",
     },
     Deviation {

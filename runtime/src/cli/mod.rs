@@ -4,8 +4,8 @@
 mod features;
 mod ignored;
 mod lifecycle;
-mod resources;
 mod query;
+mod resources;
 mod spec;
 
 use std::path::PathBuf;

@@ -90,7 +90,10 @@ pub fn events(root: &Path, a: &EventsArgs) -> Result<(), Error> {
 
 pub fn update(root: &Path, a: &UpdateArgs) -> Result<(), Error> {
     if a.l3_cache_schema.is_some() || a.mem_bw_schema.is_some() {
-        return Err(Error::msg(ErrorKind::Unsupported, "Intel RDT (--l3-cache-schema, --mem-bw-schema) is not supported"));
+        return Err(Error::msg(
+            ErrorKind::Unsupported,
+            "Intel RDT (--l3-cache-schema, --mem-bw-schema) is not supported",
+        ));
     }
     let resources = match a.resources.as_deref() {
         Some(path) => {
@@ -100,7 +103,9 @@ pub fn update(root: &Path, a: &UpdateArgs) -> Result<(), Error> {
             } else {
                 std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes))
             };
-            read.map_err(|e| crate::container::state::io_error(ErrorKind::InvalidSpec, format!("read resources {path}"), e))?;
+            read.map_err(|e| {
+                crate::container::state::io_error(ErrorKind::InvalidSpec, format!("read resources {path}"), e)
+            })?;
             parse_resources(&bytes).map_err(Error::from)?
         }
         None => UpdateFlags {

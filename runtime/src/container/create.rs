@@ -45,7 +45,7 @@ pub struct Created {
 pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     let bundle = std::path::absolute(&opts.bundle)
         .map_err(|e| io_error(ErrorKind::InvalidSpec, format!("bundle {}", opts.bundle.display()), e))?;
-    let (spec, config_bytes) = load_spec(&bundle.join("config.json")).map_err(|e| {
+    let loaded = load_spec(&bundle.join("config.json")).map_err(|e| {
         let kind = match &e {
             crate::spec::LoadError::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 ErrorKind::NotFound
@@ -54,7 +54,13 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         };
         Error::new(kind, e)
     })?;
-    let plan = Plan::new(&spec, &bundle).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
+    for w in &loaded.warnings {
+        crate::logging::warn(w);
+    }
+    let mut plan = Plan::new(&loaded.spec, &bundle).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
+    if let Some(p) = plan.process.as_mut() {
+        p.restrict_caps_to_grantable();
+    }
     check_rootfs(&plan.rootfs)?;
     let terminal = plan.process.as_ref().is_some_and(|p| p.terminal);
     if plan.process.is_none() && opts.foreground {
@@ -84,7 +90,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     .map_err(Error::from)?;
 
     let dir = ContainerDir::create(&opts.root, &opts.id)?;
-    let mut undo = Undo { dir: dir.path.clone(), cgroup: None, child: None, armed: true };
+    let mut undo = Undo { dir: dir.path.clone(), cgroup: None, child: None, poststop: None, armed: true };
     let mut state = State {
         id: opts.id.to_string(),
         phase: Phase::Creating,
@@ -108,7 +114,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     // Written before any other side effect so that `delete --force` can always clean up.
     dir.save(&state)?;
     // `exec` takes the container's process defaults and seccomp profile from this copy.
-    std::fs::write(dir.file(CONFIG_COPY), &config_bytes)
+    std::fs::write(dir.file(CONFIG_COPY), &loaded.bytes)
         .map_err(|e| io_error(ErrorKind::Other, format!("write {}", dir.file(CONFIG_COPY).display()), e))?;
     undo.cgroup = Some(cgroup.state());
     cgroup.create(plan.resources.as_ref()).map_err(Error::from)?;
@@ -132,6 +138,18 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     })
     .map_err(ctx_kind("unable to start container process"))?;
     undo.child = Some(init.pid);
+    // From here a failure goes on to the delete step of the lifecycle: poststop hooks run.
+    if let Some(hooks) = plan.hooks.poststop().as_ref().filter(|h| !h.is_empty()) {
+        let stopped = HookState {
+            oci_version: &state.oci_version,
+            id: &state.id,
+            status: "stopped",
+            pid: 0,
+            bundle: &state.bundle,
+            annotations: &state.annotations,
+        };
+        undo.poststop = Some((hooks.clone(), stopped.to_json()));
+    }
     state.pid = init.pid.as_raw();
     state.pid_start = read_stat(state.pid).map_or(0, |(_, start)| start);
     dir.save(&state)?;
@@ -209,6 +227,14 @@ fn make_exec_fifo(dir: &ContainerDir, plan: &Plan) -> Result<OwnedFd, Error> {
         |e: nix::errno::Errno| io_error(ErrorKind::Other, format!("create exec fifo {}", path.display()), e.into());
     nix::unistd::mkfifoat(dir.fd(), EXEC_FIFO, Mode::from_bits_truncate(0o622)).map_err(err)?;
     let fd = nix::fcntl::openat(dir.fd(), EXEC_FIFO, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(err)?;
+    // Writable by any user the process may run as (mkfifo's mode went through the umask).
+    nix::sys::stat::fchmodat(
+        dir.fd(),
+        EXEC_FIFO,
+        Mode::from_bits_truncate(0o622),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .map_err(err)?;
     if let (Some(uid), Some(gid)) = (host_id_of_root(&plan.uid_map), host_id_of_root(&plan.gid_map)) {
         nix::unistd::fchownat(
             dir.fd(),
@@ -257,6 +283,8 @@ struct Undo {
     dir: PathBuf,
     cgroup: Option<crate::cgroup::CgroupState>,
     child: Option<nix::unistd::Pid>,
+    /// Poststop hooks and their state, once the container process existed.
+    poststop: Option<(Vec<oci_spec::runtime::Hook>, String)>,
     armed: bool,
 }
 
@@ -273,6 +301,9 @@ impl Drop for Undo {
         }
         if let Some(cg) = &self.cgroup {
             super::delete::remove_cgroup(cg);
+        }
+        if let Some((hooks, state)) = &self.poststop {
+            crate::hooks::run_hooks_warn("poststop", hooks, state.as_bytes());
         }
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             if e.kind() != std::io::ErrorKind::NotFound {

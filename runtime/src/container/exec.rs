@@ -50,9 +50,10 @@ pub fn exec(root: &Path, id: &ContainerId, o: &ExecOptions) -> Result<i32, Error
             return Err(Error::msg(ErrorKind::InvalidState, "cannot exec in a stopped container"));
         }
     }
-    let (spec, _) = load_spec(&dir.file(CONFIG_COPY)).map_err(|e| Error::new(ErrorKind::Other, e))?;
+    let spec = load_spec(&dir.file(CONFIG_COPY)).map_err(|e| Error::new(ErrorKind::Other, e))?.spec;
     let process = build_process(&spec, o)?;
-    let plan = ProcessPlan::new(&process).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
+    let mut plan = ProcessPlan::new(&process).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
+    plan.restrict_caps_to_grantable();
     if plan.terminal && o.console_socket.is_none() && o.detach {
         return Err(Error::msg(
             ErrorKind::InvalidSpec,

@@ -53,6 +53,9 @@ fn release(dir: &ContainerDir, state: &State) -> Result<(), Error> {
             .map_err(fifo_err)?;
     let mut fifo = std::fs::File::from(fifo);
     let mut released = false;
+    // "0" releases init; anything after it ("E<message>") is a failure between release and exec
+    // (a startContainer hook, execve). End of file means execve closed the write end.
+    let mut report = Vec::new();
     loop {
         let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN), PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::NONE) {
@@ -62,12 +65,15 @@ fn release(dir: &ContainerDir, state: &State) -> Result<(), Error> {
         }
         let ready = |f: &PollFd| f.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP));
         if ready(&fds[0]) {
-            let mut byte = [0u8; 1];
-            match fifo.read(&mut byte) {
-                Ok(1) => released = true,
-                // End of file: init's execve closed the write end (or init died after the byte).
-                Ok(_) if released => break,
-                Ok(_) => return Err(Error::msg(ErrorKind::Other, "container init exited before it was started")),
+            let mut buf = [0u8; 4096];
+            match fifo.read(&mut buf) {
+                Ok(0) if released => break,
+                Ok(0) => return Err(Error::msg(ErrorKind::Other, "container init exited before it was started")),
+                Ok(n) => {
+                    let data = if released { &buf[..n] } else { &buf[1..n] };
+                    released = true;
+                    report.extend_from_slice(data);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(io_error(ErrorKind::Other, "read exec fifo".into(), e)),
             }
@@ -79,6 +85,16 @@ fn release(dir: &ContainerDir, state: &State) -> Result<(), Error> {
         }
     }
     let path = dir.file(EXEC_FIFO);
+    if let Some(message) = report.strip_prefix(b"E") {
+        // The init is on its way out; make sure it is gone before saying so (the container is
+        // stopped when start returns).
+        if crate::sys::process::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL).is_ok() {
+            let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+            let _exited_or_timeout = poll(&mut fds, PollTimeout::from(5000u16));
+        }
+        let _gone = std::fs::remove_file(&path);
+        return Err(Error::msg(ErrorKind::Other, String::from_utf8_lossy(message).into_owned()));
+    }
     std::fs::remove_file(&path).map_err(|e| io_error(ErrorKind::Other, format!("remove {}", path.display()), e))
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
-use nix::sys::stat::{Mode, SFlag, fstat, makedev, mknodat};
+use nix::sys::stat::{Mode, SFlag, fstat, fstatat, makedev, mknodat};
 use nix::sys::statfs::{DEVPTS_SUPER_MAGIC, fstatfs};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchownat, symlinkat, unlinkat};
 
@@ -73,9 +73,18 @@ fn make_node(root: BorrowedFd<'_>, node: &DeviceNode) -> Result<(), RootfsError>
         NodeKind::Block => SFlag::S_IFBLK,
         NodeKind::Fifo => SFlag::S_IFIFO,
     };
-    match mknodat(dir.as_fd(), name, kind, Mode::from_bits_truncate(node.mode), makedev(node.major, node.minor)) {
-        // An existing node (a rootfs that ships its own /dev) is kept, as runc does.
-        Ok(()) | Err(Errno::EEXIST) => {}
+    let dev = makedev(node.major, node.minor);
+    match mknodat(dir.as_fd(), name, kind, Mode::from_bits_truncate(node.mode), dev) {
+        Ok(()) => {}
+        // The same device already there (a rootfs that ships its own /dev) is kept; anything
+        // else at that path is an error (config-linux.md devices).
+        Err(Errno::EEXIST) => {
+            let st = fstatat(dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(err)?;
+            let same_kind = st.st_mode & libc::S_IFMT == kind.bits();
+            if !same_kind || (node.kind != NodeKind::Fifo && st.st_rdev != dev) {
+                return Err(RootfsError::DeviceConflict { path: format!("/{}", node.dest.display()) });
+            }
+        }
         Err(e) => return Err(err(e)),
     }
     fchownat(

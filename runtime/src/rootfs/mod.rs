@@ -90,6 +90,8 @@ pub enum RootfsError {
         #[source]
         source: Errno,
     },
+    #[error("{path} already exists and is not the requested device")]
+    DeviceConflict { path: String },
     #[error("create symlink {path}")]
     Symlink {
         path: String,

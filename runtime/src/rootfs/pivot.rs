@@ -10,30 +10,23 @@ use nix::sys::stat::Mode;
 
 use super::{Rootfs, RootfsError};
 use crate::spec::Propagation;
+use crate::sys::mount::{MountAttr, mount_setattr};
 
-/// Make `/` (recursively) slave, or what `rootfsPropagation` asks, before any mount, so nothing
-/// the container mounts propagates back to the host.
+/// Before any mount: make `/` recursively slave, so nothing the container mounts propagates to
+/// the host. `rprivate` and `rshared` are applied as asked; with `rshared` the mount holding
+/// the rootfs becomes a slave (pivot_root refuses a shared parent, and the rootfs bind must not
+/// reach the host). Other values are applied to the container's `/` after pivot_root.
 pub fn set_root_propagation(wanted: Option<Propagation>, rootfs: &Path) -> Result<(), RootfsError> {
-    let (flag, name) = match wanted {
-        // An unbindable / would refuse the rootfs bind: that one is applied after pivot_root.
+    let early = wanted.filter(|p| p.recursive && (p.flag == libc::MS_PRIVATE || p.flag == libc::MS_SHARED));
+    let (flag, name) = match early {
+        Some(p) => (MsFlags::from_bits_retain(p.flag) | MsFlags::MS_REC, propagation_name(p)),
         None => (MsFlags::MS_SLAVE | MsFlags::MS_REC, "rslave"),
-        Some(p) if p.flag == libc::MS_UNBINDABLE => (MsFlags::MS_SLAVE | MsFlags::MS_REC, "rslave"),
-        Some(p) => {
-            let mut f = MsFlags::from_bits_retain(p.flag);
-            if p.recursive {
-                f |= MsFlags::MS_REC;
-            }
-            (f, propagation_name(p))
-        }
     };
     mount(None::<&str>, "/", None::<&str>, flag, None::<&str>).map_err(|e| RootfsError::RootPropagation(name, e))?;
     if flag.contains(MsFlags::MS_SHARED) {
-        // pivot_root refuses a new root whose parent mount is shared; like runc, make just that
-        // parent private.
         if let Some(parent) = parent_mount_point(rootfs) {
-            let private = MsFlags::MS_PRIVATE;
-            mount(None::<&str>, parent.as_str(), None::<&str>, private, None::<&str>)
-                .map_err(|e| RootfsError::RootPropagation("private (parent of the rootfs)", e))?;
+            mount(None::<&str>, parent.as_str(), None::<&str>, MsFlags::MS_SLAVE, None::<&str>)
+                .map_err(|e| RootfsError::RootPropagation("slave (the mount holding the rootfs)", e))?;
         }
     }
     Ok(())
@@ -92,6 +85,11 @@ pub fn bind_rootfs(path: &Path) -> Result<Rootfs, RootfsError> {
 /// Make the rootfs the process's `/`.
 pub fn enter_root(rootfs: &Rootfs, no_pivot: bool) -> Result<(), RootfsError> {
     let pivot_err = |source| RootfsError::PivotRoot { path: rootfs.path.clone(), source };
+    // The old root, held by descriptor: after pivot_root "." still names the new root (only
+    // umount follows to the mount stacked on it), so a propagation change through "." would hit
+    // the container's own mounts.
+    let old_root = nix::fcntl::open("/", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(pivot_err)?;
     nix::unistd::fchdir(rootfs.fd.as_fd()).map_err(pivot_err)?;
     if no_pivot {
         mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).map_err(RootfsError::MoveRoot)?;
@@ -100,8 +98,10 @@ pub fn enter_root(rootfs: &Rootfs, no_pivot: bool) -> Result<(), RootfsError> {
         crate::sys::mount::pivot_root_dot().map_err(pivot_err)?;
         // The old root is now stacked on "."; make sure its unmount does not propagate to the
         // host, then drop it.
-        mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
-            .map_err(RootfsError::DetachOldRoot)?;
+        let slave = MountAttr { propagation: libc::MS_SLAVE, ..MountAttr::default() };
+        let flags = libc::AT_EMPTY_PATH as u32 | libc::AT_RECURSIVE as u32;
+        mount_setattr(old_root.as_fd(), c"", flags, &slave).map_err(RootfsError::DetachOldRoot)?;
+        drop(old_root);
         umount2(".", MntFlags::MNT_DETACH).map_err(RootfsError::DetachOldRoot)?;
     }
     nix::unistd::chdir("/").map_err(pivot_err)?;
@@ -117,12 +117,10 @@ pub fn chroot_into(path: &Path) -> Result<(), RootfsError> {
     nix::unistd::chdir("/").map_err(err)
 }
 
-/// After pivot_root: give the container's `/` the propagation asked for where the bind of the
-/// rootfs could not carry it (shared: a peer group of its own; unbindable).
+/// After pivot_root: give the container's `/` the propagation asked for (a shared `/` gets a
+/// peer group of its own).
 pub fn finish_root_propagation(wanted: Option<Propagation>) -> Result<(), RootfsError> {
-    let Some(p) = wanted.filter(|p| p.flag == libc::MS_SHARED || p.flag == libc::MS_UNBINDABLE) else {
-        return Ok(());
-    };
+    let Some(p) = wanted else { return Ok(()) };
     let mut flag = MsFlags::from_bits_retain(p.flag);
     if p.recursive {
         flag |= MsFlags::MS_REC;

@@ -20,7 +20,7 @@ use nix::unistd::{Gid, Uid};
 use super::process::{self as proc_setup, ProcessError};
 use super::protocol::{Channel, Failure, ToChild, ToParent};
 use crate::cgroup::ContainerView;
-use crate::error::{Error, ErrorKind, kind_of_errno};
+use crate::error::{Error, ErrorKind, Message, kind_of_errno};
 use crate::hooks::{HookError, run_hooks};
 use crate::rootfs::{self, RootfsError};
 use crate::security::seccomp::{CompiledSeccomp, SeccompError};
@@ -180,7 +180,8 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, InitError> {
             ToChild::HooksDone { state } => hook_state = state,
             ToChild::Go => return Err(InitError::ParentGone),
         }
-        run_hooks("createContainer", hooks.create_container().as_deref().unwrap_or_default(), hook_state.as_bytes())?;
+        let state = with_own_pid(&hook_state);
+        run_hooks("createContainer", hooks.create_container().as_deref().unwrap_or_default(), state.as_bytes())?;
     }
 
     let deferred_dev = match prepared {
@@ -256,7 +257,12 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, InitError> {
         };
         drop(procfs);
         if let Some(start_hooks) = plan.hooks.start_container().as_deref() {
-            run_hooks("startContainer", start_hooks, hook_state.as_bytes())?;
+            let state = with_own_pid(&hook_state);
+            if let Err(e) = run_hooks("startContainer", start_hooks, state.as_bytes()) {
+                let e = InitError::Hook(e);
+                report_to_start(started.as_ref(), &e);
+                return Err(e);
+            }
         }
         Ok(started)
     })
@@ -272,6 +278,7 @@ pub(super) fn finish_process(
     // Read before any seccomp filter: what runs after it must be what runc runs after it.
     let env = proc_setup::env_with_home(p);
     proc_setup::apply_rlimits(&p.rlimits)?;
+    proc_setup::apply_scheduling(p)?;
     if p.no_new_privileges {
         proc_setup::set_no_new_privs()?;
     }
@@ -293,13 +300,38 @@ pub(super) fn finish_process(
     channel.send(&ToParent::Ready).map_err(InitError::Sync)?;
     // Held open until execve closes it (close-on-exec): `start` reads the fifo to its end, so it
     // returns only once the user's program runs, and poststart hooks come after that.
-    let _held_until_exec = after_ready()?;
+    let held_until_exec = after_ready()?;
     // As close to execve as possible: nothing after this needs a filtered syscall.
     if let Some(filter) = seccomp.filter(|_| p.no_new_privileges) {
-        filter.install()?;
+        if let Err(e) = filter.install() {
+            let e = InitError::Seccomp(e);
+            report_to_start(held_until_exec.as_ref(), &e);
+            return Err(e);
+        }
     }
     let errno = proc_setup::exec(&path, &p.args, &env);
-    Err(InitError::Exec(path.to_string_lossy().into_owned(), errno))
+    let e = InitError::Exec(path.to_string_lossy().into_owned(), errno);
+    report_to_start(held_until_exec.as_ref(), &e);
+    Err(e)
+}
+
+/// After `start` released us, a failure can only reach it through the fifo it reads to the end.
+fn report_to_start(fifo: Option<&OwnedFd>, e: &InitError) {
+    if let Some(w) = fifo {
+        let message = format!("E{}", Error::new(e.kind(), Message(e.to_string())).chain());
+        // start reads this; if it is gone too, the message has nowhere else to go.
+        let _reported = nix::unistd::write(w, message.as_bytes());
+    }
+}
+
+/// The hook state with `pid` as this process sees itself: hooks run in the container's
+/// namespaces get the pid as seen by the container (config.md, "State").
+fn with_own_pid(state: &str) -> String {
+    let mut value: serde_json::Value = serde_json::from_str(state).unwrap_or_default();
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("pid".into(), nix::unistd::getpid().as_raw().into());
+    }
+    value.to_string()
 }
 
 /// Close every descriptor the child copied from the parent except its own and the preserved

@@ -67,6 +67,10 @@ pub enum ProcessError {
     NotExecutable(String),
     #[error("set personality")]
     Personality(#[source] Errno),
+    #[error("set the scheduler")]
+    Scheduler(#[source] Errno),
+    #[error("set the I/O priority")]
+    IoPriority(#[source] Errno),
     #[error("keep capabilities across setuid")]
     KeepCaps(#[source] Errno),
 }
@@ -86,10 +90,23 @@ impl ProcessError {
             | ProcessError::Chdir { source, .. }
             | ProcessError::Stat { source, .. }
             | ProcessError::Personality(source)
+            | ProcessError::Scheduler(source)
+            | ProcessError::IoPriority(source)
             | ProcessError::KeepCaps(source) => kind_of_errno(*source),
             ProcessError::Bounding { .. } | ProcessError::Ambient { .. } => ErrorKind::PermissionDenied,
         }
     }
+}
+
+/// Scheduling policy and I/O priority (while still privileged).
+pub fn apply_scheduling(p: &ProcessPlan) -> Result<(), ProcessError> {
+    if let Some(attr) = &p.scheduler {
+        crate::sys::process::sched_setattr(attr).map_err(ProcessError::Scheduler)?;
+    }
+    if let Some((class, level)) = p.io_priority {
+        crate::sys::process::set_io_priority(class, level).map_err(ProcessError::IoPriority)?;
+    }
+    Ok(())
 }
 
 pub fn apply_rlimits(limits: &[Rlimit]) -> Result<(), ProcessError> {
@@ -161,8 +178,11 @@ pub fn apply_caps(caps: &CapSets) -> Result<(), ProcessError> {
     Ok(())
 }
 
+/// Set the process umask; unset means the caller's is kept (config.md user.umask).
 pub fn set_umask(umask: Option<u32>) {
-    nix::sys::stat::umask(Mode::from_bits_truncate(umask.unwrap_or(0o022)));
+    if let Some(m) = umask {
+        nix::sys::stat::umask(Mode::from_bits_truncate(m));
+    }
 }
 
 /// chdir, then make sure the result is inside the root (a cwd reached through a leaked

@@ -34,12 +34,50 @@ pub enum LoadError {
     },
 }
 
-/// Load and parse a runtime spec (`config.json`); also returns the bytes read.
-pub fn load_spec(path: &Path) -> Result<(Spec, Vec<u8>), LoadError> {
+/// A parsed config.json, the bytes it came from, and what was ignored in it.
+#[derive(Debug)]
+pub struct LoadedSpec {
+    pub spec: Spec,
+    pub bytes: Vec<u8>,
+    /// Things the runtime-spec says to warn about rather than refuse (unknown capabilities).
+    pub warnings: Vec<String>,
+}
+
+/// Load and parse a runtime spec (`config.json`).
+pub fn load_spec(path: &Path) -> Result<LoadedSpec, LoadError> {
     let bytes = read_bounded(path)?;
-    let spec =
-        parse_json(&bytes).map_err(|(field, source)| LoadError::Parse { path: path.to_owned(), field, source })?;
-    Ok((spec, bytes))
+    let parse_err = |(field, source)| LoadError::Parse { path: path.to_owned(), field, source };
+    match parse_json(&bytes) {
+        Ok(spec) => Ok(LoadedSpec { spec, bytes, warnings: Vec::new() }),
+        // config.md: capabilities that cannot be mapped to the kernel are a warning, not an
+        // error. Only this rare case pays for a second parse.
+        Err((field, _)) if field.starts_with("process.capabilities.") => {
+            let mut value: serde_json::Value = parse_json(&bytes).map_err(parse_err)?;
+            let warnings = drop_unknown_capabilities(&mut value);
+            let spec = serde_path_to_error::deserialize(value)
+                .map_err(|e| parse_err((e.path().to_string(), e.into_inner())))?;
+            Ok(LoadedSpec { spec, bytes, warnings })
+        }
+        Err(e) => Err(parse_err(e)),
+    }
+}
+
+fn drop_unknown_capabilities(config: &mut serde_json::Value) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let Some(sets) = config.pointer_mut("/process/capabilities").and_then(|c| c.as_object_mut()) else {
+        return warnings;
+    };
+    for (set, names) in sets.iter_mut() {
+        let Some(list) = names.as_array_mut() else { continue };
+        list.retain(|name| {
+            let known = serde_json::from_value::<oci_spec::runtime::Capability>(name.clone()).is_ok();
+            if !known {
+                warnings.push(format!("process.capabilities.{set}: unknown capability {name} ignored"));
+            }
+            known
+        });
+    }
+    warnings
 }
 
 /// Load any JSON document (config.json, process.json) with a field path in parse errors.
@@ -84,6 +122,20 @@ mod tests {
         let (field, err) = parse_json::<Spec>(doc).unwrap_err();
         assert_eq!(field, "process.user.uid");
         assert!(err.to_string().contains("invalid type"), "{err}");
+    }
+
+    #[test]
+    fn unknown_capabilities_are_dropped_with_a_warning() {
+        let doc = br#"{"ociVersion":"1.0.2","process":{"user":{"uid":0,"gid":0},"cwd":"/","args":["sh"],
+            "capabilities":{"bounding":["CAP_KILL","CAP_TEST"],"effective":["CAP_KILL"]}},"root":{"path":"r"}}"#;
+        let path = std::env::temp_dir().join(format!("strata-load-{}", std::process::id()));
+        std::fs::write(&path, doc).unwrap();
+        let loaded = load_spec(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let caps = loaded.spec.process().as_ref().unwrap().capabilities().as_ref().unwrap();
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), 1);
+        assert_eq!(loaded.warnings.len(), 1);
+        assert!(loaded.warnings[0].contains("CAP_TEST"), "{:?}", loaded.warnings);
     }
 
     #[test]

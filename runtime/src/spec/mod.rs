@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{Hooks, LinuxResources, LinuxSeccomp, Spec};
 
 pub use devices::DeviceNode;
-pub use load::{LoadError, load_spec};
+pub use load::{LoadError, LoadedSpec, load_spec};
 pub use mounts::{MountKind, MountStep, Propagation};
 pub use namespaces::{NamespacePlan, Ns};
 pub use process::ProcessPlan;

@@ -43,6 +43,9 @@ pub struct ProcessPlan {
     pub apparmor_profile: Option<String>,
     pub selinux_label: Option<String>,
     pub oom_score_adj: Option<i32>,
+    /// (IOPRIO_CLASS_*, level 0..=7)
+    pub io_priority: Option<(u32, u32)>,
+    pub scheduler: Option<crate::sys::process::SchedAttr>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -65,6 +68,10 @@ pub enum ProcessSpecError {
     Unsupported(&'static str),
     #[error("process.oomScoreAdj {0} is outside -1000..=1000")]
     OomScoreAdj(i32),
+    #[error("process.ioPriority.priority {0} is outside 0..=7")]
+    IoPriority(i64),
+    #[error("process.scheduler.{0}")]
+    Scheduler(&'static str),
 }
 
 impl ProcessPlan {
@@ -85,12 +92,23 @@ impl ProcessPlan {
         if !p.cwd().is_absolute() {
             return Err(ProcessSpecError::RelativeCwd(p.cwd().clone()));
         }
-        if p.scheduler().is_some() {
-            return Err(ProcessSpecError::Unsupported("scheduler"));
-        }
-        if p.io_priority().is_some() {
-            return Err(ProcessSpecError::Unsupported("ioPriority"));
-        }
+        let io_priority = match p.io_priority() {
+            None => None,
+            Some(io) => {
+                use oci_spec::runtime::IOPriorityClass::*;
+                let class = match io.class() {
+                    IoprioClassRt => 1,
+                    IoprioClassBe => 2,
+                    IoprioClassIdle => 3,
+                };
+                let level = u32::try_from(io.priority())
+                    .ok()
+                    .filter(|l| *l <= 7)
+                    .ok_or(ProcessSpecError::IoPriority(io.priority()))?;
+                Some((class, level))
+            }
+        };
+        let scheduler = p.scheduler().as_ref().map(scheduler_attr).transpose()?;
         if p.exec_cpu_affinity().is_some() {
             return Err(ProcessSpecError::Unsupported("execCPUAffinity"));
         }
@@ -137,7 +155,29 @@ impl ProcessPlan {
             apparmor_profile: p.apparmor_profile().clone().filter(|s| !s.is_empty()),
             selinux_label: p.selinux_label().clone().filter(|s| !s.is_empty()),
             oom_score_adj: p.oom_score_adj(),
+            io_priority,
+            scheduler,
         })
+    }
+
+    /// Leave out capabilities this runtime does not hold itself (so cannot grant), with a warning:
+    /// config.md says runtimes SHOULD NOT fail for them.
+    pub fn restrict_caps_to_grantable(&mut self) {
+        let Some(caps) = self.caps.as_mut() else { return };
+        let Ok(held) = caps::read(None, caps::CapSet::Permitted) else { return };
+        let available = held.iter().fold(0u64, |m, c| m | c.bitmask());
+        let wanted = caps.effective | caps.permitted | caps.inheritable | caps.ambient;
+        let missing = wanted & !available;
+        if missing == 0 {
+            return;
+        }
+        let names: Vec<String> =
+            caps::all().into_iter().filter(|c| missing & c.bitmask() != 0).map(|c| c.to_string()).collect();
+        crate::logging::warn(&format!("capabilities not available to the runtime, not granted: {}", names.join(", ")));
+        caps.effective &= available;
+        caps.permitted &= available;
+        caps.inheritable &= available;
+        caps.ambient &= available;
     }
 
     /// The value of `KEY` in the process environment (the last one wins, as in execve users).
@@ -148,6 +188,49 @@ impl ProcessPlan {
             (k == key).then_some(v)
         })
     }
+}
+
+/// `process.scheduler` → the `sched_attr` for sched_setattr(2).
+fn scheduler_attr(s: &oci_spec::runtime::Scheduler) -> Result<crate::sys::process::SchedAttr, ProcessSpecError> {
+    use oci_spec::runtime::LinuxSchedulerFlag as F;
+    use oci_spec::runtime::LinuxSchedulerPolicy as P;
+    let policy = match s.policy() {
+        P::SchedOther => 0,
+        P::SchedFifo => 1,
+        P::SchedRr => 2,
+        P::SchedBatch => 3,
+        P::SchedIso => return Err(ProcessSpecError::Scheduler("policy SCHED_ISO is not implemented by Linux")),
+        P::SchedIdle => 5,
+        P::SchedDeadline => 6,
+    };
+    let mut flags = 0u64;
+    for f in s.flags().iter().flatten() {
+        flags |= match f {
+            F::SchedResetOnFork => 0x01,
+            F::SchedFlagReclaim => 0x02,
+            F::SchedFlagDLOverrun => 0x04,
+            F::SchedFlagKeepPolicy => 0x08,
+            F::SchedFlagKeepParams => 0x10,
+            F::SchedFlagUtilClampMin => 0x20,
+            F::SchedFlagUtilClampMax => 0x40,
+        };
+    }
+    let nice = s.nice().unwrap_or(0);
+    if !(-20..=19).contains(&nice) {
+        return Err(ProcessSpecError::Scheduler("nice must be within -20..=19"));
+    }
+    let priority = u32::try_from(s.priority().unwrap_or(0))
+        .map_err(|_| ProcessSpecError::Scheduler("priority must not be negative"))?;
+    Ok(crate::sys::process::SchedAttr {
+        size: 0,
+        policy,
+        flags,
+        nice,
+        priority,
+        runtime: s.runtime().unwrap_or(0),
+        deadline: s.deadline().unwrap_or(0),
+        period: s.period().unwrap_or(0),
+    })
 }
 
 fn clamp16(v: u64) -> u16 {

@@ -160,3 +160,35 @@ pub fn join_new_session_keyring() -> nix::Result<()> {
     check(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, std::ptr::null::<libc::c_char>()) })?;
     Ok(())
 }
+
+/// `ioprio_set(IOPRIO_WHO_PROCESS, 0, class << 13 | level)` for the calling process.
+pub fn set_io_priority(class: u32, level: u32) -> nix::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    let prio = (class << 13) | (level & 0x1fff);
+    // SAFETY: ioprio_set takes integers only.
+    check(unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, prio) })?;
+    Ok(())
+}
+
+/// `struct sched_attr` (linux/sched/types.h), version 1 without the util clamps.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+}
+
+/// `sched_setattr(0, attr, 0)` for the calling thread.
+pub fn sched_setattr(attr: &SchedAttr) -> nix::Result<()> {
+    let mut a = *attr;
+    a.size = std::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: the pointer is to a fully initialised sched_attr whose size field is correct.
+    check(unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &a as *const SchedAttr, 0) })?;
+    Ok(())
+}

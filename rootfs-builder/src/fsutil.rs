@@ -58,7 +58,9 @@ pub fn is_whiteout(st: &FileStat) -> bool {
     file_type(st) == SFlag::S_IFCHR && st.st_rdev == 0
 }
 
-/// Remove `name` in `dir`, recursively if it is a directory. Never follows symlinks.
+/// Remove `name` in `dir`, recursively if it is a directory. Never follows symlinks, and never
+/// descends into another filesystem (a mount inside the tree fails with `EXDEV` rather than
+/// having its content deleted).
 pub fn remove_all_at(dir: BorrowedFd<'_>, name: &CStr) -> nix::Result<()> {
     match nix::unistd::unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => return Ok(()),
@@ -71,6 +73,9 @@ pub fn remove_all_at(dir: BorrowedFd<'_>, name: &CStr) -> nix::Result<()> {
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::empty(),
     )?;
+    if nix::sys::stat::fstat(&fd)?.st_dev != nix::sys::stat::fstat(dir)?.st_dev {
+        return Err(Errno::EXDEV);
+    }
     clear_dir(fd.as_fd())?;
     match nix::unistd::unlinkat(dir, name, UnlinkatFlags::RemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => Ok(()),
@@ -89,12 +94,7 @@ pub fn clear_dir(dir: BorrowedFd<'_>) -> nix::Result<()> {
 /// The names in the directory open as `dir`, without `.` and `..`.
 pub fn list_dir(dir: BorrowedFd<'_>) -> nix::Result<Vec<CString>> {
     // Reopen: nix's Dir takes ownership and reads from the descriptor's offset.
-    let fd = nix::fcntl::openat(
-        dir,
-        c".",
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
+    let fd = nix::fcntl::openat(dir, c".", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
     let mut d = nix::dir::Dir::from_fd(fd)?;
     let mut names = Vec::new();
     for entry in d.iter() {
@@ -109,8 +109,12 @@ pub fn list_dir(dir: BorrowedFd<'_>) -> nix::Result<Vec<CString>> {
 }
 
 /// Copy every extended attribute of `src_dir/name` onto `dst_dir/name` (no symlink followed).
-pub fn copy_xattrs_at(src_dir: BorrowedFd<'_>, dst_dir: BorrowedFd<'_>, name: &CStr, skip: &dyn Fn(&CStr) -> bool)
--> nix::Result<()> {
+pub fn copy_xattrs_at(
+    src_dir: BorrowedFd<'_>,
+    dst_dir: BorrowedFd<'_>,
+    name: &CStr,
+    skip: &dyn Fn(&CStr) -> bool,
+) -> nix::Result<()> {
     for key in xattr::list_at(src_dir, name)? {
         if skip(&key) {
             continue;

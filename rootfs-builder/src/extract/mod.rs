@@ -154,14 +154,20 @@ fn parse_pax_time(v: &str) -> Option<TimeSpec> {
         nanos += i64::from(c.to_digit(10)?) * 10i64.pow(8 - i as u32);
     }
     // A negative time with a fraction counts the fraction towards zero.
-    if secs < 0 && nanos > 0 { Some(TimeSpec::new(secs - 1, 1_000_000_000 - nanos)) } else { Some(TimeSpec::new(secs, nanos)) }
+    if secs < 0 && nanos > 0 {
+        Some(TimeSpec::new(secs - 1, 1_000_000_000 - nanos))
+    } else {
+        Some(TimeSpec::new(secs, nanos))
+    }
 }
 
 impl Extractor<'_> {
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), Error> {
         let kind = entry.header().entry_type();
-        if matches!(kind, EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink)
-        {
+        if matches!(
+            kind,
+            EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink
+        ) {
             return Ok(());
         }
         self.stats.entries += 1;
@@ -178,7 +184,8 @@ impl Extractor<'_> {
         match kind {
             EntryType::Directory => self.directory(&parts, &meta, &raw),
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                let (name, parent) = parts.split_last().ok_or_else(|| rejected(&raw, "the layer root is not a file"))?;
+                let (name, parent) =
+                    parts.split_last().ok_or_else(|| rejected(&raw, "the layer root is not a file"))?;
                 self.regular(parent, name, &meta, entry, &raw)
             }
             EntryType::Symlink | EntryType::Link | EntryType::Char | EntryType::Block | EntryType::Fifo => {
@@ -259,7 +266,10 @@ impl Extractor<'_> {
                     self.make_dir(cur.as_fd(), &name, &here, raw)?;
                 }
                 Some(st) if fsutil::file_type(&st) == SFlag::S_IFLNK => {
-                    return Err(rejected(raw, format!("its parent {:?} is a symlink; writing through it", lossy(&here))));
+                    return Err(rejected(
+                        raw,
+                        format!("its parent {:?} is a symlink; writing through it", lossy(&here)),
+                    ));
                 }
                 Some(_) => return Err(rejected(raw, format!("its parent {:?} is not a directory", lossy(&here)))),
             }
@@ -352,12 +362,22 @@ impl Extractor<'_> {
                 }
                 (parent, name)
             }
-            None => (Rc::new(open_dir_beneath(self.root, b"").map_err(apply_err(raw, "opening the layer root"))?), c".".to_owned()),
+            None => (
+                Rc::new(open_dir_beneath(self.root, b"").map_err(apply_err(raw, "opening the layer root"))?),
+                c".".to_owned(),
+            ),
         };
-        fchownat(parent.as_fd(), name.as_c_str(), Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)), AtFlags::AT_SYMLINK_NOFOLLOW)
-            .map_err(apply_err(raw, "setting the owner"))?;
+        fchownat(
+            parent.as_fd(),
+            name.as_c_str(),
+            Some(Uid::from_raw(meta.uid)),
+            Some(Gid::from_raw(meta.gid)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(apply_err(raw, "setting the owner"))?;
         for (key, value) in &meta.xattrs {
-            xattr::set_at(parent.as_fd(), &name, key, value).map_err(apply_err(raw, "setting an extended attribute"))?;
+            xattr::set_at(parent.as_fd(), &name, key, value)
+                .map_err(apply_err(raw, "setting an extended attribute"))?;
         }
         self.deferred_dirs.push((full, meta.mode, meta.mtime));
         Ok(())
@@ -446,7 +466,10 @@ impl Extractor<'_> {
             && header.device_major().ok().flatten().unwrap_or(0) == 0
             && header.device_minor().ok().flatten().unwrap_or(0) == 0
         {
-            return Err(rejected(raw, "a 0/0 character device is an overlay whiteout, which a tar layer must spell .wh.NAME"));
+            return Err(rejected(
+                raw,
+                "a 0/0 character device is an overlay whiteout, which a tar layer must spell .wh.NAME",
+            ));
         }
         match create() {
             Ok(()) => {}
@@ -456,18 +479,31 @@ impl Extractor<'_> {
             }
             Err(e) => return Err(apply_err(raw, "creating the entry")(e)),
         }
-        fchownat(parent.as_fd(), name.as_c_str(), Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)), AtFlags::AT_SYMLINK_NOFOLLOW)
-            .map_err(apply_err(raw, "setting the owner"))?;
+        fchownat(
+            parent.as_fd(),
+            name.as_c_str(),
+            Some(Uid::from_raw(meta.uid)),
+            Some(Gid::from_raw(meta.gid)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(apply_err(raw, "setting the owner"))?;
         if kind != EntryType::Symlink {
             // Not a symlink (just created as a node), so following is harmless.
             fchmodat(parent.as_fd(), name.as_c_str(), Mode::from_bits_retain(meta.mode), FchmodatFlags::FollowSymlink)
                 .map_err(apply_err(raw, "setting the mode"))?;
         }
         for (key, value) in &meta.xattrs {
-            xattr::set_at(parent.as_fd(), &name, key, value).map_err(apply_err(raw, "setting an extended attribute"))?;
+            xattr::set_at(parent.as_fd(), &name, key, value)
+                .map_err(apply_err(raw, "setting an extended attribute"))?;
         }
-        nix::sys::stat::utimensat(parent.as_fd(), name.as_c_str(), &meta.mtime, &meta.mtime, UtimensatFlags::NoFollowSymlink)
-            .map_err(apply_err(raw, "setting the times"))?;
+        nix::sys::stat::utimensat(
+            parent.as_fd(),
+            name.as_c_str(),
+            &meta.mtime,
+            &meta.mtime,
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .map_err(apply_err(raw, "setting the times"))?;
         Ok(())
     }
 

@@ -62,7 +62,8 @@ pub fn resolve(files: Files, spec: &SourceSpec) -> Result<Resolved, Error> {
         }
         Some(r) => {
             let with_latest = format!("{r}:latest");
-            let found = entries.iter().find_map(|e| tags(e).iter().find(|t| **t == *r || **t == with_latest).map(|t| (e, t)));
+            let found =
+                entries.iter().find_map(|e| tags(e).iter().find(|t| **t == *r || **t == with_latest).map(|t| (e, t)));
             let (e, t) = found.ok_or_else(|| Error::UnknownReference {
                 source_name: source.clone(),
                 reference: r.clone(),
@@ -72,8 +73,10 @@ pub fn resolve(files: Files, spec: &SourceSpec) -> Result<Resolved, Error> {
         }
         None if entries.len() == 1 => (&entries[0], tags(&entries[0]).first().cloned()),
         None => {
-            let latest: Vec<(&Entry, &String)> =
-                entries.iter().flat_map(|e| tags(e).iter().filter(|t| t.ends_with(":latest")).map(move |t| (e, t))).collect();
+            let latest: Vec<(&Entry, &String)> = entries
+                .iter()
+                .flat_map(|e| tags(e).iter().filter(|t| t.ends_with(":latest")).map(move |t| (e, t)))
+                .collect();
             match latest.as_slice() {
                 [(e, t)] => (*e, Some((*t).clone())),
                 _ => {
@@ -92,7 +95,11 @@ pub fn resolve(files: Files, spec: &SourceSpec) -> Result<Resolved, Error> {
     if let Some(named) = digest_in_name(&entry.config)
         && named != config_digest
     {
-        return Err(Error::DigestMismatch { what: "image configuration".into(), expected: named, actual: config_digest });
+        return Err(Error::DigestMismatch {
+            what: "image configuration".into(),
+            expected: named,
+            actual: config_digest,
+        });
     }
     let config: ImageConfiguration = parse_json(&config_bytes, spec, "image configuration")?;
     check_layer_count(&config, entry.layers.len())?;

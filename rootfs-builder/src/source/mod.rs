@@ -225,7 +225,6 @@ fn parse_digest(s: &str, what: &str) -> Result<Digest, Error> {
     Digest::parse(s).map_err(|source| Error::Digest { what: what.to_string(), source })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,7 +38,7 @@ fn describe(entries: &[&Descriptor]) -> String {
 
 /// Read the blob a descriptor names and check its size and digest.
 pub fn read_blob(files: &Files, d: &Descriptor, what: &str) -> Result<(Digest, Vec<u8>), Error> {
-    let digest = parse_digest(&d.digest().to_string(), what)?;
+    let digest = parse_digest(d.digest().as_ref(), what)?;
     let expected = d.size();
     if expected > MAX_DOCUMENT {
         return Err(Error::SizeMismatch { what: what.into(), expected: MAX_DOCUMENT, actual: expected });
@@ -58,11 +58,9 @@ pub fn blob_path(d: &Digest) -> String {
 
 fn verify(bytes: &[u8], expected: &Digest, what: &str) -> Result<(), Error> {
     let mut r = crate::digest::DigestReader::new(bytes, expected.algorithm());
-    r.drain().map_err(|e| Error::Files(super::files::Error::Read {
-        source_name: String::new(),
-        path: what.to_string(),
-        source: e,
-    }))?;
+    r.drain().map_err(|e| {
+        Error::Files(super::files::Error::Read { source_name: String::new(), path: what.to_string(), source: e })
+    })?;
     let (actual, _) = r.finish();
     if actual != *expected {
         return Err(Error::DigestMismatch { what: what.into(), expected: expected.clone(), actual });
@@ -176,7 +174,7 @@ pub fn resolve(files: Files, spec: &SourceSpec, platform: &Platform) -> Result<R
         let media_type = l.media_type().to_string();
         let compression = Compression::from_media_type(&media_type)
             .ok_or_else(|| Error::UnsupportedMediaType { what: what.clone(), media_type: media_type.clone() })?;
-        let digest = parse_digest(&l.digest().to_string(), &what)?;
+        let digest = parse_digest(l.digest().as_ref(), &what)?;
         layers.push(LayerSource {
             path: blob_path(&digest),
             digest: Some(digest),

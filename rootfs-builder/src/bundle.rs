@@ -326,6 +326,7 @@ pub fn write_init(view: &MergedView, root: BorrowedFd<'_>, hostname: &str) -> Re
         move |e| Error::InitLayer(p, e)
     };
     let mut skipped: Vec<&str> = Vec::new();
+    let mut times = Vec::new();
     for (d, default_mode) in INIT_DIRS {
         if skipped.iter().any(|s| d.starts_with(&format!("{s}/"))) {
             continue;
@@ -354,8 +355,12 @@ pub fn write_init(view: &MergedView, root: BorrowedFd<'_>, hostname: &str) -> Re
             .map_err(ierr(d))?;
         nix::sys::stat::fchmod(&fd, Mode::from_bits_retain(mode)).map_err(ierr(d))?;
         if let Some(t) = mtime {
-            nix::sys::stat::futimens(&fd, &t, &t).map_err(ierr(d))?;
+            times.push((fd, t));
         }
+    }
+    // Times last, children before parents: making a child changes its parent's mtime.
+    for (fd, t) in times.iter().rev() {
+        nix::sys::stat::futimens(fd, t, t).map_err(ierr("init layer directory"))?;
     }
     if skipped.contains(&"etc") {
         return Ok(());

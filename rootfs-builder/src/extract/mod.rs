@@ -525,9 +525,12 @@ impl Extractor<'_> {
         let not_here = || rejected(raw, format!("hardlink target {:?} is not a file of this layer", lossy(&link)));
         let tdir = match open_dir_beneath(self.root, &path::join(tparent)) {
             Ok(fd) => fd,
-            Err(Errno::ENOENT | Errno::ENOTDIR) => return Err(not_here()),
-            Err(Errno::ELOOP | Errno::EXDEV) => {
-                return Err(rejected(raw, format!("hardlink target {:?} is reached through a symlink", lossy(&link))));
+            Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP | Errno::EXDEV) => {
+                return Err(if self.has_symlink_on(tparent) {
+                    rejected(raw, format!("hardlink target {:?} is reached through a symlink", lossy(&link)))
+                } else {
+                    not_here()
+                });
             }
             Err(e) => return Err(apply_err(raw, "opening the hardlink target's directory")(e)),
         };
@@ -550,6 +553,19 @@ impl Extractor<'_> {
             }
             Err(e) => Err(apply_err(raw, "creating a hardlink")(e)),
         }
+    }
+
+    /// Whether some component of `parts` is a symlink in this layer (for a precise error).
+    fn has_symlink_on(&self, parts: &[&[u8]]) -> bool {
+        (1..=parts.len()).any(|n| {
+            let (last, dir) = match parts[..n].split_last() {
+                Some(x) => x,
+                None => return false,
+            };
+            let Ok(dfd) = open_dir_beneath(self.root, &path::join(dir)) else { return false };
+            let Some(name) = cstring(last) else { return false };
+            matches!(lstat_at(dfd.as_fd(), &name), Ok(Some(st)) if fsutil::file_type(&st) == SFlag::S_IFLNK)
+        })
     }
 
     /// Directory modes and times last: writing children changes a directory's mtime, and a

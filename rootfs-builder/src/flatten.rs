@@ -25,6 +25,7 @@ use crate::extract::{OverlayXattrs, is_overlay_xattr};
 use crate::fsutil::{self, lstat_at, open_dir_beneath};
 use crate::merged::{self, MergedView, is_opaque};
 use crate::store::{self, ImageRecord, Store};
+use crate::sys::xattr;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -278,8 +279,8 @@ impl Flattener<'_> {
             }
         }
         let mut output = fs::File::from(output);
+        let mut input = fs::File::from(input);
         if fallback {
-            let mut input = fs::File::from(input);
             io::copy(&mut input, &mut output)
                 .map_err(|err| e("copying")(Errno::from_raw(err.raw_os_error().unwrap_or(libc::EIO))))?;
         }
@@ -288,7 +289,15 @@ impl Flattener<'_> {
         fchown(&output, Some(Uid::from_raw(st.st_uid)), Some(Gid::from_raw(st.st_gid)))
             .map_err(e("setting the owner"))?;
         fchmod(&output, Mode::from_bits_retain(st.st_mode & 0o7777)).map_err(e("setting the mode"))?;
-        self.copy_xattrs(src, dest, name, shown)?;
+        // Through the open descriptors: no path lookup per file.
+        for key in xattr::flist(input.as_fd()).map_err(e("listing extended attributes"))? {
+            if is_overlay_xattr(key.to_bytes()) {
+                continue;
+            }
+            if let Some(value) = xattr::fget(input.as_fd(), &key).map_err(e("reading an extended attribute"))? {
+                xattr::fset(output.as_fd(), &key, &value).map_err(e("copying extended attributes"))?;
+            }
+        }
         futimens(&output, &time(st.st_atime, st.st_atime_nsec), &time(st.st_mtime, st.st_mtime_nsec))
             .map_err(e("setting the times"))?;
         Ok(())

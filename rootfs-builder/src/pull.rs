@@ -6,6 +6,7 @@ use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
+use std::sync::mpsc;
 
 use serde::Serialize;
 
@@ -170,6 +171,74 @@ fn synthesize_manifest(resolved: &Resolved, layers: &[ImageLayer]) -> (Digest, V
     (Digest::sha256_of(&bytes), bytes)
 }
 
+/// Decompress what `raw` yields (sniffing the compression when the source does not say) and
+/// send it on in chunks; returns the compression used.
+fn decompress<R: Read>(
+    raw: &mut R,
+    known: Option<Compression>,
+    tx: &mpsc::SyncSender<io::Result<Vec<u8>>>,
+) -> io::Result<Compression> {
+    let mut buffered = BufReader::with_capacity(CHUNK, raw);
+    let c = match known {
+        Some(c) => c,
+        None => Compression::sniff(buffered.fill_buf()?),
+    };
+    let mut decoder: Box<dyn Read> = match c {
+        Compression::None => Box::new(buffered),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+        Compression::Zstd => Box::new(zstd::Decoder::with_buffer(buffered)?),
+    };
+    loop {
+        let mut buf = vec![0u8; CHUNK];
+        let mut n = 0;
+        // Fill the chunk: fewer, larger hand-overs between the threads.
+        while n < CHUNK {
+            match decoder.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if n == 0 {
+            return Ok(c);
+        }
+        buf.truncate(n);
+        if tx.send(Ok(buf)).is_err() {
+            // The unpacking side stopped (and reports why).
+            return Ok(c);
+        }
+    }
+}
+
+const CHUNK: usize = 256 * 1024;
+
+/// The receiving end of [`decompress`], as a reader.
+struct ChannelReader {
+    rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.cur = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(mpsc::RecvError) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 enum Failure {
     Unpack(extract::Error),
     Read(io::Error),
@@ -250,35 +319,52 @@ fn unpack_into(
         raw = raw.with_progress(cb);
     }
 
-    let mut compression = layer.compression;
-    let extracted = {
-        let mut buffered = BufReader::with_capacity(256 * 1024, &mut raw);
-        let c = match compression {
-            Some(c) => c,
-            None => Compression::sniff(buffered.fill_buf().map_err(read_err)?),
+    // Decompression (and the blob's digest) on a second thread, unpacking on this one.
+    let (produced, extracted) = std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(8);
+        let known = layer.compression;
+        let producer = scope.spawn(move || {
+            let res = decompress(&mut raw, known, &tx);
+            if let Err(e) = &res
+                && tx.send(Err(io::Error::new(e.kind(), e.to_string()))).is_err()
+            {
+                // The unpacking side has stopped already; it reports its own error.
+            }
+            drop(tx);
+            // Whatever happened, hash the whole blob: a digest mismatch explains most failures.
+            let drained = raw.drain();
+            (res, drained, raw.finish())
+        });
+        let mut tar_stream =
+            DigestReader::new(ChannelReader { rx, cur: Vec::new(), pos: 0 }, layer.diff_id.algorithm());
+        let extract_opts = extract::Options { overlay: opts.overlay };
+        let result = extract::apply_layer(&mut tar_stream, diff_fd.as_fd(), &extract_opts);
+        // The receiving end must be gone before joining, or a producer blocked on a full
+        // channel would never finish.
+        let extracted = match result.map(|stats| (stats, tar_stream.drain())) {
+            Ok((stats, Ok(()))) => Ok((stats, tar_stream.finish())),
+            Ok((_, Err(e))) => {
+                drop(tar_stream);
+                Err(Failure::Read(e))
+            }
+            Err(e) => {
+                drop(tar_stream);
+                Err(Failure::Unpack(e))
+            }
         };
-        compression = Some(c);
-        let decoder: Box<dyn Read> = match c {
-            Compression::None => Box::new(buffered),
-            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
-            Compression::Zstd => Box::new(zstd::Decoder::with_buffer(buffered).map_err(read_err)?),
-        };
-        let mut tar_stream = DigestReader::new(decoder, layer.diff_id.algorithm());
-        let opts = extract::Options { overlay: opts.overlay };
-        match extract::apply_layer(&mut tar_stream, diff_fd.as_fd(), &opts) {
-            Ok(stats) => tar_stream.drain().map(|()| (stats, tar_stream.finish())).map_err(Failure::Read),
-            Err(e) => Err(Failure::Unpack(e)),
-        }
+        (producer.join(), extracted)
+    });
+    let (compression, drained, (actual, size)) = match produced {
+        Ok(v) => v,
+        Err(_) => return Err(read_err(io::Error::other("the decompression thread panicked"))),
     };
-    // Whatever went wrong, a blob that does not match its digest is the better explanation.
-    let drained = raw.drain();
-    let (actual, size) = raw.finish();
     if let Some(expected) = &layer.digest
         && drained.is_ok()
         && actual != *expected
     {
         return Err(Error::DigestMismatch { index, expected: expected.clone(), actual });
     }
+    let compression = compression.map_err(read_err)?;
     let (stats, (diff_id, tar_size)) = match extracted {
         Ok(v) => v,
         Err(Failure::Unpack(e)) => return Err(Error::Unpack { index, what, source: e }),
@@ -299,11 +385,8 @@ fn unpack_into(
     if !blob_path.exists() {
         fs::rename(&blob_tmp, &blob_path).map_err(|e| prepare(blob_path.clone(), e))?;
     }
-    let media_type = if layer.media_type.is_empty() {
-        compression.unwrap_or(Compression::None).media_type().to_string()
-    } else {
-        layer.media_type.clone()
-    };
+    let media_type =
+        if layer.media_type.is_empty() { compression.media_type().to_string() } else { layer.media_type.clone() };
     let rec = LayerRecord {
         chain_id: chain.clone(),
         diff_id,

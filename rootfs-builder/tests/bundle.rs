@@ -1,6 +1,8 @@
 //! Bundles: config.json per image-spec conversion.md, the init layer, read-only and flattened
 //! bundles, and what `rm` and bad input leave behind.
 
+#![allow(clippy::unwrap_used, clippy::let_underscore_must_use)]
+
 mod common;
 
 use std::fs;

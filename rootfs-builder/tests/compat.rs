@@ -2,6 +2,8 @@
 //! `flatten` must produce what `umoci unpack` produces, an overlay bundle must show what
 //! `podman image mount` shows, and a bundle must run under runc as it is.
 
+#![allow(clippy::unwrap_used, clippy::let_underscore_must_use)]
+
 mod common;
 
 use std::collections::BTreeMap;

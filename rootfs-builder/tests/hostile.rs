@@ -2,6 +2,8 @@
 //! overlay metadata, or to confuse whiteout handling is rejected with a clear error (leaving
 //! nothing in the store) or neutralised; a victim directory outside is never touched.
 
+#![allow(clippy::unwrap_used, clippy::let_underscore_must_use)]
+
 mod common;
 
 use std::fs;

@@ -2,6 +2,8 @@
 //! compressions, formats, platforms and long chains; the flattened tree is checked entry by
 //! entry and must equal an overlay bundle's merged view.
 
+#![allow(clippy::unwrap_used, clippy::let_underscore_must_use)]
+
 mod common;
 
 use std::fs;

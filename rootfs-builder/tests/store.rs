@@ -1,5 +1,7 @@
 //! The store under concurrency and crashes, sharing between bundles, and garbage collection.
 
+#![allow(clippy::unwrap_used, clippy::let_underscore_must_use)]
+
 mod common;
 
 use std::fs;

@@ -2,6 +2,8 @@
 //! missing blob, an unsupported media type or an unknown reference is a clear error that leaves
 //! nothing behind.
 
+#![allow(clippy::unwrap_used, clippy::let_underscore_must_use)]
+
 mod common;
 
 use std::fs;

@@ -1,7 +1,7 @@
 //! Helpers for the integration tests: layer tarballs built entry by entry (raw names, so hostile
 //! ones too), images written as OCI layouts, OCI archives and `docker save` archives, the
 //! binary run against a private store, and snapshots of directory trees to compare.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::let_underscore_must_use)]
 
 use std::collections::BTreeMap;
 use std::fs;

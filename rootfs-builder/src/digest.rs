@@ -183,7 +183,9 @@ impl<R: Read> Read for DigestReader<R> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         self.count += n as u64;
-        if let Some(f) = self.on_progress.as_mut() {
+        if n > 0
+            && let Some(f) = self.on_progress.as_mut()
+        {
             f(self.count);
         }
         Ok(n)

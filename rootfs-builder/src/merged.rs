@@ -71,9 +71,14 @@ impl MergedView {
     /// Find `path` (relative, `/`-separated, no symlinks followed): the index of the layer that
     /// provides it and its status; `None` if the merged view has nothing there.
     pub fn lookup(&self, path: &str) -> Option<(usize, FileStat)> {
-        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+        self.lookup_bytes(path.as_bytes())
+    }
+
+    /// [`MergedView::lookup`] for a name that need not be UTF-8.
+    pub fn lookup_bytes(&self, path: &[u8]) -> Option<(usize, FileStat)> {
+        let parts: Vec<&[u8]> = path.split(|b| *b == b'/').filter(|p| !p.is_empty() && *p != b".").collect();
         let (name, dirs) = parts.split_last()?;
-        let name = cstring(name.as_bytes())?;
+        let name = cstring(name)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let mut stop = false;
             let mut dir = match open_dir_beneath(layer.as_fd(), b"") {
@@ -82,7 +87,7 @@ impl MergedView {
             };
             let mut present = true;
             for d in dirs {
-                let c = cstring(d.as_bytes())?;
+                let c = cstring(d)?;
                 match lstat_at(dir.as_fd(), &c) {
                     Ok(None) => {
                         present = false;
@@ -92,7 +97,7 @@ impl MergedView {
                         if is_opaque(dir.as_fd(), &c, self.overlay) {
                             stop = true;
                         }
-                        dir = open_dir_beneath(dir.as_fd(), d.as_bytes()).ok()?;
+                        dir = open_dir_beneath(dir.as_fd(), d).ok()?;
                     }
                     // A whiteout or a non-directory on the way hides everything below.
                     Ok(Some(_)) | Err(_) => return None,

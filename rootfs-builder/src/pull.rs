@@ -2,16 +2,21 @@
 //! not already there is unpacked exactly once (under a per-layer lock) into `tmp/` and renamed
 //! into place only once its blob digest, size and diff_id all check out.
 
+use std::cell::OnceCell;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::mpsc;
 
+use nix::sys::time::TimeSpec;
+
 use serde::Serialize;
 
 use crate::digest::{Algorithm, Digest, DigestReader};
-use crate::extract::{self, OverlayXattrs};
+use crate::extract::{self, DirMeta, OverlayXattrs};
+use crate::fsutil;
+use crate::merged::MergedView;
 use crate::progress::Progress;
 use crate::source::{self, Compression, LayerSource, Platform, Resolved, SourceSpec, media};
 use crate::store::{self, ImageLayer, ImageRecord, LayerRecord, Store};
@@ -94,9 +99,8 @@ pub fn pull(store: &Store, spec: &SourceSpec, opts: &Options) -> Result<Pulled, 
     let mut layers = Vec::with_capacity(total);
     let mut unpacked = 0;
     for (i, (layer, chain)) in resolved.layers.iter().zip(&chains).enumerate() {
-        let parent = if i == 0 { None } else { Some(chains[i - 1].clone()) };
         let label = format!("layer {}/{total} {}", i + 1, layer.diff_id.short());
-        let (rec, fresh) = ensure_layer(store, &resolved, i + 1, layer, chain, parent, opts, &label)?;
+        let (rec, fresh) = ensure_layer(store, &resolved, i + 1, layer, chain, &chains[..i], opts, &label)?;
         opts.progress.done(&label, if fresh { "unpacked" } else { "already in the store" });
         unpacked += usize::from(fresh);
         layers.push(ImageLayer {
@@ -265,7 +269,7 @@ fn ensure_layer(
     index: usize,
     layer: &LayerSource,
     chain: &Digest,
-    parent: Option<Digest>,
+    lower_chain: &[Digest],
     opts: &Options,
     label: &str,
 ) -> Result<(LayerRecord, bool), Error> {
@@ -282,7 +286,7 @@ fn ensure_layer(
     let prepare = |path: &PathBuf, e| Error::Prepare { index, path: path.clone(), source: e };
     let diff = work.join("diff");
     fs::create_dir_all(&diff).map_err(|e| prepare(&diff, e))?;
-    let result = unpack_into(store, resolved, index, layer, chain, parent, opts, label, &work);
+    let result = unpack_into(store, resolved, index, layer, chain, lower_chain, opts, label, &work);
     match result {
         Ok(rec) => Ok((rec, true)),
         Err(e) => {
@@ -299,7 +303,7 @@ fn unpack_into(
     index: usize,
     layer: &LayerSource,
     chain: &Digest,
-    parent: Option<Digest>,
+    lower_chain: &[Digest],
     opts: &Options,
     label: &str,
     work: &std::path::Path,
@@ -337,7 +341,22 @@ fn unpack_into(
         });
         let mut tar_stream =
             DigestReader::new(ChannelReader { rx, cur: Vec::new(), pos: 0 }, layer.diff_id.algorithm());
-        let extract_opts = extract::Options { overlay: opts.overlay };
+        // The layers below, opened only if the archive leaves out a parent directory.
+        let lower_view: OnceCell<Option<MergedView>> = OnceCell::new();
+        let lookup = |path: &[u8]| -> Option<DirMeta> {
+            let view = lower_view.get_or_init(|| MergedView::open(store, lower_chain, opts.overlay).ok());
+            let (_, st) = view.as_ref()?.lookup_bytes(path)?;
+            fsutil::is_dir(&st).then(|| DirMeta {
+                mode: st.st_mode & 0o7777,
+                uid: st.st_uid,
+                gid: st.st_gid,
+                mtime: TimeSpec::new(st.st_mtime, st.st_mtime_nsec),
+            })
+        };
+        let extract_opts = extract::Options {
+            overlay: opts.overlay,
+            lower: if lower_chain.is_empty() { None } else { Some(&lookup) },
+        };
         let result = extract::apply_layer(&mut tar_stream, diff_fd.as_fd(), &extract_opts);
         // The receiving end must be gone before joining, or a producer blocked on a full
         // channel would never finish.
@@ -390,7 +409,7 @@ fn unpack_into(
     let rec = LayerRecord {
         chain_id: chain.clone(),
         diff_id,
-        parent,
+        parent: lower_chain.last().cloned(),
         blob,
         blob_size: size,
         media_type,

@@ -14,8 +14,10 @@ use std::process::Command;
 use common::*;
 
 /// An image exercising whiteouts, opaque directories, replacements and metadata.
-fn rich_image() -> Image {
-    Image::new()
+/// `implicit_parents` adds a layer leaving out its parent directories: strata-rootfs and umoci
+/// give them the lower layers' metadata, containers/storage (podman) makes them 0755 root.
+fn rich_image(implicit_parents: bool) -> Image {
+    let img = Image::new()
         .layer(&[
             dir("a"),
             file("a/f1", "one"),
@@ -61,7 +63,8 @@ fn rich_image() -> Image {
             file("q/child", "c"),
         ])
         .layer(&[dir("o"), file("o/more", "m"), dir("b"), file("b/y", "y")])
-        .layer(&[])
+        .layer(&[]);
+    if implicit_parents { img.layer(&[file("home/user/added", "no parent entries")]) } else { img }
 }
 
 fn run(cmd: &mut Command) -> String {
@@ -80,7 +83,7 @@ fn flatten_matches_umoci_unpack() {
     let s = Scratch::new("umoci");
     let t = Tool::new(&s);
     let layout = s.join("layout");
-    let src = oci_layout(&layout, &rich_image(), "latest");
+    let src = oci_layout(&layout, &rich_image(true), "latest");
     let ours = s.join("ours");
     t.ok(&["flatten", &src, ours.to_str().unwrap()]);
     let theirs = s.join("umoci");
@@ -125,7 +128,7 @@ fn overlay_bundle_matches_podman() {
 
     // 1. Our test image, copied into podman's storage by skopeo.
     let layout = s.join("layout");
-    let src = oci_layout(&layout, &rich_image(), "latest");
+    let src = oci_layout(&layout, &rich_image(false), "latest");
     run(Command::new("skopeo")
         .arg("copy")
         .arg("-q")

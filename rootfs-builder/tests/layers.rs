@@ -326,3 +326,21 @@ fn chains_longer_than_one_overlay_stack_still_mount() {
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(s.path.to_str().unwrap()), "rm left a mount behind");
 }
+
+#[test]
+fn parents_left_out_of_a_layer_keep_the_lower_metadata() {
+    require_root();
+    let s = Scratch::new("implicit");
+    let t = Tool::new(&s);
+    let img = Image::new()
+        .layer(&[dir("srv").owner(5, 6).mode(0o750).mtime(1_500_000_000), dir("srv/app").mode(0o711)])
+        // No entries for srv/ or srv/app/, nor for new/.
+        .layer(&[file("srv/app/bin", "b"), file("new/dir/f", "f")]);
+    let src = oci_layout(&s.join("img"), &img, "latest");
+    let flat = flatten_and_compare(&t, &s, &src);
+    let m = fs::metadata(flat.join("srv")).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777, m.mtime()), (5, 6, 0o750, 1_500_000_000));
+    assert_eq!(fs::metadata(flat.join("srv/app")).unwrap().mode() & 0o7777, 0o711);
+    let m = fs::metadata(flat.join("new/dir")).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o7777), (0, 0o755), "a parent no layer has is 0755 root");
+}

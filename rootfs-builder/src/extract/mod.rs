@@ -53,9 +53,31 @@ pub fn is_overlay_xattr(name: &[u8]) -> bool {
     name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.")
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Options {
+/// Ownership, mode and time of a directory in the layers below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirMeta {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: TimeSpec,
+}
+
+/// Looks a path (relative, `/`-separated) up in the layers below the one being unpacked.
+pub type LowerLookup<'a> = &'a dyn Fn(&[u8]) -> Option<DirMeta>;
+
+#[derive(Clone, Copy, Default)]
+pub struct Options<'a> {
     pub overlay: OverlayXattrs,
+    /// For a parent directory the archive leaves out: where the layers below have it, it is made
+    /// with their ownership, mode and time (an overlay shows the top layer's directory, so a
+    /// default 0755 root directory would change what the image shows); else 0755 root.
+    pub lower: Option<LowerLookup<'a>>,
+}
+
+impl std::fmt::Debug for Options<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options").field("overlay", &self.overlay).field("lower", &self.lower.is_some()).finish()
+    }
 }
 
 /// What one layer held.
@@ -92,7 +114,7 @@ pub enum Error {
 /// Unpack the layer tar read from `reader` into the (empty) directory `dest`, in overlay form.
 ///
 /// Reading stops at the tar end marker; the caller drains what follows (for its digest).
-pub fn apply_layer<R: Read>(reader: R, dest: BorrowedFd<'_>, opts: &Options) -> Result<Stats, Error> {
+pub fn apply_layer<R: Read>(reader: R, dest: BorrowedFd<'_>, opts: &Options<'_>) -> Result<Stats, Error> {
     let mut ex = Extractor {
         root: dest,
         opts: *opts,
@@ -123,7 +145,7 @@ struct Meta {
 
 struct Extractor<'a> {
     root: BorrowedFd<'a>,
-    opts: Options,
+    opts: Options<'a>,
     /// The last parent directory opened (entries come grouped by directory).
     cache: Option<(Vec<u8>, Rc<OwnedFd>)>,
     /// Paths named by a `.wh.` entry of this layer: a directory created there must be opaque.
@@ -258,9 +280,13 @@ impl Extractor<'_> {
             let here = path::join(&parts[..=i]);
             let name = cstring(comp).ok_or_else(|| rejected(raw, "path holds a NUL byte"))?;
             match lstat_at(cur.as_fd(), &name).map_err(apply_err(raw, "inspecting a parent directory"))? {
-                None => self.make_dir(cur.as_fd(), &name, &here, raw)?,
+                None => {
+                    self.make_dir(cur.as_fd(), &name, &here, raw)?;
+                    self.implicit_dir_meta(cur.as_fd(), &name, &here, raw)?;
+                }
                 Some(st) if fsutil::is_dir(&st) => {}
                 Some(st) if fsutil::is_whiteout(&st) => {
+                    // The whiteout hid the lower one: this is a new directory, default metadata.
                     unlinkat(cur.as_fd(), name.as_c_str(), UnlinkatFlags::NoRemoveDir)
                         .map_err(apply_err(raw, "removing a whiteout"))?;
                     self.make_dir(cur.as_fd(), &name, &here, raw)?;
@@ -292,6 +318,24 @@ impl Extractor<'_> {
             xattr::set_at(parent, name, self.opts.overlay.opaque(), b"y")
                 .map_err(apply_err(raw, "marking a directory opaque"))?;
         }
+        Ok(())
+    }
+
+    /// A parent the archive leaves out takes the lower layers' metadata for it, if any.
+    fn implicit_dir_meta(&mut self, parent: BorrowedFd<'_>, name: &CStr, full: &[u8], raw: &[u8]) -> Result<(), Error> {
+        if self.whited_out.contains(full) {
+            return Ok(());
+        }
+        let Some(meta) = self.opts.lower.and_then(|lookup| lookup(full)) else { return Ok(()) };
+        fchownat(
+            parent,
+            name,
+            Some(Uid::from_raw(meta.uid)),
+            Some(Gid::from_raw(meta.gid)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(apply_err(raw, "setting the owner of a parent directory"))?;
+        self.deferred_dirs.push((full.to_vec(), meta.mode, meta.mtime));
         Ok(())
     }
 

@@ -111,6 +111,7 @@ fn hardlinks_leaving_the_layer_are_rejected() {
     c.rejected(&[vec![hardlink("h", &format!("{}etc/passwd", up(8)))]], "'..'");
     c.rejected(&[vec![symlink("s", c.victim()), hardlink("h", "s/secret")]], "symlink");
     c.rejected(&[vec![dir("d"), hardlink("h", "d")]], "hardlink to a directory");
+    c.rejected(&[vec![whiteout("gone"), hardlink("h", "gone")]], "not a file of this layer");
 }
 
 #[test]

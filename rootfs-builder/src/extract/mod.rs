@@ -579,6 +579,13 @@ impl Extractor<'_> {
             Err(e) => return Err(apply_err(raw, "opening the hardlink target's directory")(e)),
         };
         let tname = cstring(tname).ok_or_else(|| rejected(raw, "path holds a NUL byte"))?;
+        match lstat_at(tdir.as_fd(), &tname).map_err(apply_err(raw, "inspecting the hardlink target"))? {
+            None => return Err(not_here()),
+            // A whiteout is not a file: linking it would hide a second name below.
+            Some(st) if fsutil::is_whiteout(&st) => return Err(not_here()),
+            Some(st) if fsutil::is_dir(&st) => return Err(rejected(raw, "hardlink to a directory")),
+            Some(_) => {}
+        }
         let link_it = || linkat(tdir.as_fd(), tname.as_c_str(), parent, name, AtFlags::empty());
         match link_it() {
             Ok(()) => Ok(()),

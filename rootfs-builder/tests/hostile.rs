@@ -187,3 +187,58 @@ fn extraction_is_a_function_of_a_stream_and_a_directory() {
     let wh = fs::symlink_metadata(Path::new(&dest2).join("a/c")).unwrap();
     assert_eq!(std::os::unix::fs::MetadataExt::rdev(&wh), 0);
 }
+
+/// Random layers built from a small alphabet of troublesome names, kinds and link targets:
+/// whatever `apply_layer` does with them (accept or reject), nothing outside its directory
+/// changes and it never panics.
+#[test]
+fn random_layers_never_escape() {
+    require_root();
+    let s = Scratch::new("random");
+    let victim = s.join("victim");
+    fs::create_dir(&victim).unwrap();
+    fs::write(victim.join("secret"), "untouched").unwrap();
+    let names = ["a", "b", "..", ".", "s", ".wh.a", ".wh.s", ".wh..wh..opq", "", "victim", "ü ü"];
+    let targets = [victim.to_str().unwrap(), "..", "../..", "../victim", "a", "/", "s/a", "/etc/passwd", "b/../.."];
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let (mut ok, mut rejected) = (0, 0);
+    for round in 0..400 {
+        let mut entries = Vec::new();
+        for _ in 0..1 + next(12) {
+            let depth = 1 + next(3);
+            let path: Vec<&str> = (0..depth).map(|_| names[next(names.len())]).collect();
+            let path = path.join("/");
+            let target = targets[next(targets.len())];
+            let e = match next(7) {
+                0 => dir(&path),
+                1 | 2 => file(&path, "data"),
+                3 => symlink(&path, target),
+                4 => hardlink(&path, if next(2) == 0 { target } else { "a" }),
+                5 => fifo(&path),
+                _ => dir(&path).xattr("user.x", b"1"),
+            };
+            entries.push(e.raw_name(path.as_bytes()));
+        }
+        let dest = s.join(&format!("dest-{round}"));
+        fs::create_dir(&dest).unwrap();
+        let d = fs::File::open(&dest).unwrap();
+        match strata_rootfs::extract::apply_layer(&layer_tar(&entries)[..], d.as_fd(), &Default::default()) {
+            Ok(_) => ok += 1,
+            Err(_) => rejected += 1,
+        }
+        assert_eq!(names(&victim), vec!["secret"], "round {round} wrote into the victim: {entries:?}");
+        assert_eq!(fs::read_to_string(victim.join("secret")).unwrap(), "untouched", "round {round}");
+        let outside: Vec<String> =
+            names(&s.path).into_iter().filter(|n| n != "victim" && !n.starts_with("dest-")).collect();
+        assert!(outside.is_empty(), "round {round} created {outside:?} next to its directory: {entries:?}");
+        fs::remove_dir_all(&dest).unwrap();
+    }
+    // The alphabet must exercise both outcomes, or the test proves little.
+    assert!(ok > 20 && rejected > 20, "accepted {ok}, rejected {rejected}");
+}

@@ -198,7 +198,7 @@ fn random_layers_never_escape() {
     let victim = s.join("victim");
     fs::create_dir(&victim).unwrap();
     fs::write(victim.join("secret"), "untouched").unwrap();
-    let names = ["a", "b", "..", ".", "s", ".wh.a", ".wh.s", ".wh..wh..opq", "", "victim", "ü ü"];
+    let alphabet = ["a", "b", "..", ".", "s", ".wh.a", ".wh.s", ".wh..wh..opq", "", "victim", "ü ü"];
     let targets = [victim.to_str().unwrap(), "..", "../..", "../victim", "a", "/", "s/a", "/etc/passwd", "b/../.."];
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     let mut next = |n: usize| {
@@ -212,7 +212,7 @@ fn random_layers_never_escape() {
         let mut entries = Vec::new();
         for _ in 0..1 + next(12) {
             let depth = 1 + next(3);
-            let path: Vec<&str> = (0..depth).map(|_| names[next(names.len())]).collect();
+            let path: Vec<&str> = (0..depth).map(|_| alphabet[next(alphabet.len())]).collect();
             let path = path.join("/");
             let target = targets[next(targets.len())];
             let e = match next(7) {

@@ -282,6 +282,10 @@ fn mount_overlay(lowers: &[PathBuf], upper: Option<(&Path, &Path)>, target: &Pat
     if let Some((u, w)) = upper {
         ctx.set_string(c"upperdir", &cpath(u)).map_err(err)?;
         ctx.set_string(c"workdir", &cpath(w)).map_err(err)?;
+        // Keep the upper dir a plain diff (no redirect or metacopy xattrs), whatever the kernel's
+        // defaults: it is what a later `commit` turns back into a tar layer.
+        ctx.set_string(c"redirect_dir", c"off").map_err(err)?;
+        ctx.set_string(c"metacopy", c"off").map_err(err)?;
     }
     let mnt = ctx.mount(if upper.is_none() { MOUNT_ATTR_RDONLY } else { 0 }).map_err(err)?;
     let t =

@@ -92,7 +92,15 @@ pub fn prepare_dest(dir: &Path) -> Result<bool, Error> {
 
 /// Merge `view` into the directory `dest`.
 pub fn flatten_into(view: &MergedView, dest: BorrowedFd<'_>) -> Result<Stats, Error> {
-    let mut f = Flattener { dest_root: dest, overlay: view.overlay, links: HashMap::new(), stats: Stats::default() };
+    let _umask = fsutil::UmaskGuard::zero();
+    let mut f = Flattener {
+        dest_root: dest,
+        overlay: view.overlay,
+        has_xattrs: view.has_xattrs.clone(),
+        ids: fsutil::creator_ids(),
+        links: HashMap::new(),
+        stats: Stats::default(),
+    };
     let mut srcs = Vec::new();
     for (i, l) in view.layers.iter().enumerate() {
         let fd = open_dir_beneath(l.as_fd(), b"").map_err(f.err("", "opening a layer"))?;
@@ -112,6 +120,9 @@ pub fn flatten_into(view: &MergedView, dest: BorrowedFd<'_>) -> Result<Stats, Er
 struct Flattener<'a> {
     dest_root: BorrowedFd<'a>,
     overlay: OverlayXattrs,
+    has_xattrs: Vec<bool>,
+    /// Owner of what we create (destination directories stay 0700 until filled: no setgid).
+    ids: (u32, u32),
     /// (layer, inode) of a hardlinked file -> its path in the destination.
     links: HashMap<(usize, u64), Vec<u8>>,
     stats: Stats,
@@ -224,7 +235,7 @@ impl Flattener<'_> {
                     }
                     self.links.insert((layer, st.st_ino), path.clone());
                 }
-                self.copy_file(src, dest, name, st, &shown)?;
+                self.copy_file(layer, src, dest, name, st, &shown)?;
             }
             SFlag::S_IFLNK => {
                 let target = nix::fcntl::readlinkat(src, name).map_err(e("reading a symlink"))?;
@@ -248,8 +259,10 @@ impl Flattener<'_> {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn copy_file(
         &mut self,
+        layer: usize,
         src: BorrowedFd<'_>,
         dest: BorrowedFd<'_>,
         name: &CStr,
@@ -260,11 +273,14 @@ impl Flattener<'_> {
         let input =
             nix::fcntl::openat(src, name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
                 .map_err(e("opening"))?;
+        // Owned by us: created with its final mode (umask 0 meanwhile), no chown or chmod.
+        let ours = (st.st_uid, st.st_gid) == self.ids;
+        let mode = st.st_mode & 0o7777;
         let output = nix::fcntl::openat(
             dest,
             name,
             OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o600),
+            Mode::from_bits_retain(if ours { mode } else { 0o600 }),
         )
         .map_err(e("creating"))?;
         let mut left = u64::try_from(st.st_size).unwrap_or(0);
@@ -286,11 +302,18 @@ impl Flattener<'_> {
         }
         self.stats.files += 1;
         self.stats.bytes += u64::try_from(st.st_size).unwrap_or(0);
-        fchown(&output, Some(Uid::from_raw(st.st_uid)), Some(Gid::from_raw(st.st_gid)))
-            .map_err(e("setting the owner"))?;
-        fchmod(&output, Mode::from_bits_retain(st.st_mode & 0o7777)).map_err(e("setting the mode"))?;
-        // Through the open descriptors: no path lookup per file.
-        for key in xattr::flist(input.as_fd()).map_err(e("listing extended attributes"))? {
+        if !ours {
+            fchown(&output, Some(Uid::from_raw(st.st_uid)), Some(Gid::from_raw(st.st_gid)))
+                .map_err(e("setting the owner"))?;
+            fchmod(&output, Mode::from_bits_retain(mode)).map_err(e("setting the mode"))?;
+        }
+        // Through the open descriptors (no path lookup), and only where the layer has any.
+        let keys = if self.has_xattrs.get(layer).copied().unwrap_or(true) {
+            xattr::flist(input.as_fd()).map_err(e("listing extended attributes"))?
+        } else {
+            Vec::new()
+        };
+        for key in keys {
             if is_overlay_xattr(key.to_bytes()) {
                 continue;
             }

@@ -130,3 +130,25 @@ pub fn copy_xattrs_at(
 pub fn cstring(bytes: &[u8]) -> Option<CString> {
     CString::new(bytes).ok()
 }
+
+/// The umask set to 0 for as long as this lives (files are then created with the exact mode
+/// asked for); restored on drop. Only the unpacking thread creates files meanwhile.
+#[derive(Debug)]
+pub struct UmaskGuard(Mode);
+
+impl UmaskGuard {
+    pub fn zero() -> Self {
+        Self(nix::sys::stat::umask(Mode::empty()))
+    }
+}
+
+impl Drop for UmaskGuard {
+    fn drop(&mut self) {
+        nix::sys::stat::umask(self.0);
+    }
+}
+
+/// The owner and group a newly created file gets (in a directory without setgid).
+pub fn creator_ids() -> (u32, u32) {
+    (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw())
+}

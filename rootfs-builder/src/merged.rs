@@ -33,6 +33,8 @@ pub enum Error {
 #[derive(Debug)]
 pub struct MergedView {
     pub layers: Vec<OwnedFd>,
+    /// Per layer (same order): whether its files may carry extended attributes.
+    pub has_xattrs: Vec<bool>,
     pub overlay: OverlayXattrs,
 }
 
@@ -44,7 +46,9 @@ impl MergedView {
     /// Open the layers of `chain` (bottom first, as images record it).
     pub fn open(store: &Store, chain: &[Digest], overlay: OverlayXattrs) -> Result<Self, Error> {
         let mut layers = Vec::with_capacity(chain.len());
+        let mut has_xattrs = Vec::with_capacity(chain.len());
         for c in chain.iter().rev() {
+            has_xattrs.push(store.layer(c).ok().flatten().is_none_or(|r| r.stats.xattrs > 0));
             let path = store.diff_dir(c);
             let fd = nix::fcntl::open(
                 &path,
@@ -60,7 +64,7 @@ impl MergedView {
                 break;
             }
         }
-        Ok(Self { layers, overlay })
+        Ok(Self { layers, has_xattrs, overlay })
     }
 
     /// How many layers take part (a layer with an opaque root hides all below it).

@@ -88,6 +88,14 @@ pub struct Stats {
     pub dirs: u64,
     pub whiteouts: u64,
     pub bytes: u64,
+    /// Extended attributes set (other than overlay's own): none means none to copy later.
+    #[serde(default = "unknown_xattrs")]
+    pub xattrs: u64,
+}
+
+/// For layer records written before the count existed: assume there are some.
+fn unknown_xattrs() -> u64 {
+    u64::MAX
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,9 +122,13 @@ pub enum Error {
 /// Unpack the layer tar read from `reader` into the (empty) directory `dest`, in overlay form.
 ///
 /// Reading stops at the tar end marker; the caller drains what follows (for its digest).
+/// The process umask is 0 while it runs (see [`crate::fsutil::UmaskGuard`]): other threads of
+/// the process should not create files meanwhile.
 pub fn apply_layer<R: Read>(reader: R, dest: BorrowedFd<'_>, opts: &Options<'_>) -> Result<Stats, Error> {
+    let _umask = fsutil::UmaskGuard::zero();
     let mut ex = Extractor {
         root: dest,
+        ids: fsutil::creator_ids(),
         opts: *opts,
         cache: None,
         whited_out: HashSet::new(),
@@ -145,6 +157,9 @@ struct Meta {
 
 struct Extractor<'a> {
     root: BorrowedFd<'a>,
+    /// Who owns what we create: directories are 0755 until the end, never setgid, so a new file
+    /// always gets exactly these.
+    ids: (u32, u32),
     opts: Options<'a>,
     /// The last parent directory opened (entries come grouped by directory).
     cache: Option<(Vec<u8>, Rc<OwnedFd>)>,
@@ -196,6 +211,7 @@ impl Extractor<'_> {
         let raw = entry.path_bytes().into_owned();
         let parts = path::components(&raw).map_err(|e| rejected(&raw, e.reason()))?;
         let meta = self.meta(entry, &raw)?;
+        self.stats.xattrs += meta.xattrs.len() as u64;
 
         if let Some((name, parent)) = parts.split_last()
             && let Some(hidden) = name.strip_prefix(b".wh.")
@@ -438,7 +454,11 @@ impl Extractor<'_> {
         let parent = self.parent(parent_parts, raw)?;
         let name = cstring(name).ok_or_else(|| rejected(raw, "path holds a NUL byte"))?;
         let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let create = || nix::fcntl::openat(parent.as_fd(), name.as_c_str(), flags, Mode::from_bits_truncate(0o600));
+        // Files owned by us are created with their final mode (the umask is 0 while unpacking):
+        // no chown, no chmod. Others get 0600 until chown and chmod, as chown clears setuid.
+        let ours = meta.uid == self.ids.0 && meta.gid == self.ids.1;
+        let create_mode = if ours { meta.mode } else { 0o600 };
+        let create = || nix::fcntl::openat(parent.as_fd(), name.as_c_str(), flags, Mode::from_bits_retain(create_mode));
         let fd = match create() {
             Ok(fd) => fd,
             Err(Errno::EEXIST) => {
@@ -459,9 +479,11 @@ impl Extractor<'_> {
             self.stats.bytes += n as u64;
         }
         self.stats.files += 1;
-        fchown(&file, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)))
-            .map_err(apply_err(raw, "setting the owner"))?;
-        fchmod(&file, Mode::from_bits_retain(meta.mode)).map_err(apply_err(raw, "setting the mode"))?;
+        if !ours {
+            fchown(&file, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)))
+                .map_err(apply_err(raw, "setting the owner"))?;
+            fchmod(&file, Mode::from_bits_retain(meta.mode)).map_err(apply_err(raw, "setting the mode"))?;
+        }
         for (key, value) in &meta.xattrs {
             xattr::fset(file.as_fd(), key, value).map_err(apply_err(raw, "setting an extended attribute"))?;
         }

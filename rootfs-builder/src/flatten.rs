@@ -12,6 +12,7 @@ use std::fs;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+use std::sync::{Arc, Mutex, mpsc};
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
@@ -91,30 +92,99 @@ pub fn prepare_dest(dir: &Path) -> Result<bool, Error> {
 }
 
 /// Merge `view` into the directory `dest`.
+///
+/// One thread walks the layers, creating directories, symlinks and nodes and queueing the
+/// regular files; worker threads copy those. Hardlinks and directory metadata (whose mtimes any
+/// later creation would change) are applied once all copies are done.
 pub fn flatten_into(view: &MergedView, dest: BorrowedFd<'_>) -> Result<Stats, Error> {
     let _umask = fsutil::UmaskGuard::zero();
+    let ids = fsutil::creator_ids();
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4);
+    let failed: Mutex<Option<Error>> = Mutex::new(None);
+    let (tx, rx) = mpsc::sync_channel::<CopyJob>(256);
+    let rx = Mutex::new(rx);
+    let has_xattrs = view.has_xattrs.clone();
+
+    let walked = std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    // Holding the lock only to take one job.
+                    let job = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
+                    let already_failed = failed.lock().map(|f| f.is_some()).unwrap_or(true);
+                    if already_failed {
+                        continue;
+                    }
+                    if let Err(e) = copy_file(&job, ids, has_xattrs.get(job.layer).copied().unwrap_or(true))
+                        && let Ok(mut f) = failed.lock()
+                    {
+                        f.get_or_insert(e);
+                    }
+                }
+            });
+        }
+        // `walk` drops the sender when done, success or not: the workers drain the queue and stop.
+        walk(view, dest, ids, tx)
+    });
+    let mut f = walked?;
+    if let Some(e) = failed.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    f.finish()?;
+    Ok(f.stats)
+}
+
+fn walk<'a>(
+    view: &MergedView,
+    dest: BorrowedFd<'a>,
+    ids: (u32, u32),
+    tx: mpsc::SyncSender<CopyJob>,
+) -> Result<Flattener<'a>, Error> {
     let mut f = Flattener {
         dest_root: dest,
         overlay: view.overlay,
         has_xattrs: view.has_xattrs.clone(),
-        ids: fsutil::creator_ids(),
+        ids,
         links: HashMap::new(),
+        jobs: Some(tx),
+        deferred_links: Vec::new(),
+        deferred_dirs: Vec::new(),
         stats: Stats::default(),
     };
     let mut srcs = Vec::new();
     for (i, l) in view.layers.iter().enumerate() {
         let fd = open_dir_beneath(l.as_fd(), b"").map_err(f.err("", "opening a layer"))?;
-        srcs.push((i, fd));
+        srcs.push((i, Arc::new(fd)));
     }
-    let top = srcs.first().map(|(_, fd)| fd.as_fd());
-    f.merge_dir(&srcs, dest, &mut Vec::new())?;
-    if let Some(top) = top {
-        let st = lstat_at(top, c".").map_err(f.err("", "inspecting the layer root"))?;
+    let root = Arc::new(open_dir_beneath(dest, b"").map_err(f.err("", "opening the destination"))?);
+    let merged = f.merge_dir(&srcs, &root, &mut Vec::new());
+    f.jobs = None;
+    merged?;
+    if let Some((layer, top)) = srcs.first() {
+        let st = lstat_at(top.as_fd(), c".").map_err(f.err("", "inspecting the layer root"))?;
         if let Some(st) = st {
-            f.dir_meta(top, dest, c".", &st, "/")?;
+            let xattr_src = f.has_xattrs[*layer].then(|| (top.clone(), c".".to_owned()));
+            f.deferred_dirs.push((Vec::new(), st, xattr_src));
         }
     }
-    Ok(f.stats)
+    Ok(f)
+}
+
+/// Where a directory's extended attributes are copied from: its parent in the layer, its name.
+type XattrSource = (Arc<OwnedFd>, CString);
+
+/// A regular file for a worker to copy.
+struct CopyJob {
+    src_dir: Arc<OwnedFd>,
+    dest_dir: Arc<OwnedFd>,
+    name: CString,
+    st: FileStat,
+    layer: usize,
+    shown: String,
 }
 
 struct Flattener<'a> {
@@ -125,6 +195,12 @@ struct Flattener<'a> {
     ids: (u32, u32),
     /// (layer, inode) of a hardlinked file -> its path in the destination.
     links: HashMap<(usize, u64), Vec<u8>>,
+    /// Dropped once the walk is over, which lets the workers finish.
+    jobs: Option<mpsc::SyncSender<CopyJob>>,
+    /// (path of the first name, path of the new name) of hardlinks, made after the copies.
+    deferred_links: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Directories, children first: destination path, status, and where to copy xattrs from.
+    deferred_dirs: Vec<(Vec<u8>, FileStat, Option<XattrSource>)>,
     stats: Stats,
 }
 
@@ -142,7 +218,12 @@ impl Flattener<'_> {
     }
 
     /// `srcs`: this directory in each contributing layer, top first (layer index, descriptor).
-    fn merge_dir(&mut self, srcs: &[(usize, OwnedFd)], dest: BorrowedFd<'_>, path: &mut Vec<u8>) -> Result<(), Error> {
+    fn merge_dir(
+        &mut self,
+        srcs: &[(usize, Arc<OwnedFd>)],
+        dest: &Arc<OwnedFd>,
+        path: &mut Vec<u8>,
+    ) -> Result<(), Error> {
         let mut seen: HashSet<CString> = HashSet::new();
         let mut winners: Vec<(CString, usize, FileStat)> = Vec::new();
         for (pos, (_, dir)) in srcs.iter().enumerate() {
@@ -175,7 +256,7 @@ impl Flattener<'_> {
                 path.push(b'/');
             }
             path.extend_from_slice(name.to_bytes());
-            let res = self.merge_entry(srcs, pos, &name, &st, dest, path);
+            let res = self.merge_entry(srcs, pos, name, &st, dest, path);
             path.truncate(saved);
             res?;
         }
@@ -184,11 +265,11 @@ impl Flattener<'_> {
 
     fn merge_entry(
         &mut self,
-        srcs: &[(usize, OwnedFd)],
+        srcs: &[(usize, Arc<OwnedFd>)],
         pos: usize,
-        name: &CStr,
+        name: CString,
         st: &FileStat,
-        dest: BorrowedFd<'_>,
+        dest: &Arc<OwnedFd>,
         path: &mut Vec<u8>,
     ) -> Result<(), Error> {
         let shown = display(path);
@@ -202,14 +283,15 @@ impl Flattener<'_> {
                 // The same directory in this and lower layers, until something hides the rest.
                 let mut sub = Vec::new();
                 for (j, (idx, dir)) in srcs.iter().enumerate().skip(pos) {
-                    let st = if j == pos { Some(*st) } else { lstat_at(dir.as_fd(), name).map_err(e("inspecting"))? };
+                    let st =
+                        if j == pos { Some(*st) } else { lstat_at(dir.as_fd(), &name).map_err(e("inspecting"))? };
                     match st {
                         None => continue,
                         Some(s) if fsutil::is_dir(&s) => {
                             let fd =
                                 open_dir_beneath(dir.as_fd(), name.to_bytes()).map_err(e("opening a directory"))?;
-                            let opaque = is_opaque(dir.as_fd(), name, self.overlay);
-                            sub.push((*idx, fd));
+                            let opaque = is_opaque(dir.as_fd(), &name, self.overlay);
+                            sub.push((*idx, Arc::new(fd)));
                             if opaque {
                                 break;
                             }
@@ -217,35 +299,94 @@ impl Flattener<'_> {
                         Some(_) => break,
                     }
                 }
-                mkdirat(dest, name, Mode::from_bits_truncate(0o700)).map_err(e("creating a directory"))?;
-                let child = open_dir_beneath(dest, name.to_bytes()).map_err(e("opening a directory"))?;
-                self.merge_dir(&sub, child.as_fd(), path)?;
-                self.dir_meta(src, dest, name, st, &shown)?;
+                mkdirat(dest.as_fd(), name.as_c_str(), Mode::from_bits_truncate(0o700))
+                    .map_err(e("creating a directory"))?;
+                let child =
+                    Arc::new(open_dir_beneath(dest.as_fd(), name.to_bytes()).map_err(e("opening a directory"))?);
+                self.merge_dir(&sub, &child, path)?;
+                let xattr_src = self.has_xattrs[layer].then(|| (srcs[pos].1.clone(), name.clone()));
+                self.deferred_dirs.push((path.clone(), *st, xattr_src));
             }
             SFlag::S_IFREG => {
                 if st.st_nlink > 1 {
                     if let Some(first) = self.links.get(&(layer, st.st_ino)) {
-                        let (pdir, pname) = split(first);
-                        let pfd =
-                            open_dir_beneath(self.dest_root, pdir).map_err(e("opening a hardlink's directory"))?;
-                        let pname = fsutil::cstring(pname).unwrap_or_default();
-                        linkat(pfd.as_fd(), pname.as_c_str(), dest, name, AtFlags::empty())
-                            .map_err(e("creating a hardlink"))?;
+                        self.deferred_links.push((first.clone(), path.clone()));
                         return Ok(());
                     }
                     self.links.insert((layer, st.st_ino), path.clone());
                 }
-                self.copy_file(layer, src, dest, name, st, &shown)?;
+                self.stats.files += 1;
+                self.stats.bytes += u64::try_from(st.st_size).unwrap_or(0);
+                let job = CopyJob {
+                    src_dir: srcs[pos].1.clone(),
+                    dest_dir: dest.clone(),
+                    name,
+                    st: *st,
+                    layer,
+                    shown: shown.clone(),
+                };
+                if self.jobs.as_ref().is_none_or(|j| j.send(job).is_err()) {
+                    return Err(e("queueing a copy")(Errno::EPIPE));
+                }
             }
             SFlag::S_IFLNK => {
-                let target = nix::fcntl::readlinkat(src, name).map_err(e("reading a symlink"))?;
-                symlinkat(target.as_os_str(), dest, name).map_err(e("creating a symlink"))?;
-                self.node_meta(src, dest, name, st, false, &shown)?;
+                let target = nix::fcntl::readlinkat(src, name.as_c_str()).map_err(e("reading a symlink"))?;
+                symlinkat(target.as_os_str(), dest.as_fd(), name.as_c_str()).map_err(e("creating a symlink"))?;
+                self.node_meta(src, dest.as_fd(), &name, st, false, &shown)?;
             }
             kind => {
-                mknodat(dest, name, kind, Mode::from_bits_truncate(0o600), st.st_rdev).map_err(e("creating a node"))?;
-                self.node_meta(src, dest, name, st, true, &shown)?;
+                mknodat(dest.as_fd(), name.as_c_str(), kind, Mode::from_bits_truncate(0o600), st.st_rdev)
+                    .map_err(e("creating a node"))?;
+                self.node_meta(src, dest.as_fd(), &name, st, true, &shown)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Hardlinks, then directory metadata (children first), once every file is in place.
+    fn finish(&mut self) -> Result<(), Error> {
+        for (first, new) in std::mem::take(&mut self.deferred_links) {
+            let shown = display(&new);
+            let e = |op: &'static str| {
+                let shown = shown.clone();
+                move |source| Error::Copy { path: shown, op, source }
+            };
+            let (fdir, fname) = split(&first);
+            let (ndir, nname) = split(&new);
+            let ffd = open_dir_beneath(self.dest_root, fdir).map_err(e("opening a hardlink's directory"))?;
+            let nfd = open_dir_beneath(self.dest_root, ndir).map_err(e("opening a directory"))?;
+            let fname = fsutil::cstring(fname).unwrap_or_default();
+            let nname = fsutil::cstring(nname).unwrap_or_default();
+            linkat(ffd.as_fd(), fname.as_c_str(), nfd.as_fd(), nname.as_c_str(), AtFlags::empty())
+                .map_err(e("creating a hardlink"))?;
+        }
+        for (path, st, xattr_src) in std::mem::take(&mut self.deferred_dirs) {
+            let shown = display(&path);
+            let e = |op: &'static str| {
+                let shown = shown.clone();
+                move |source| Error::Copy { path: shown, op, source }
+            };
+            let fd = fsutil::open_beneath(self.dest_root, &path, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+                .map_err(e("opening a directory"))?;
+            if (st.st_uid, st.st_gid) != self.ids {
+                fchown(&fd, Some(Uid::from_raw(st.st_uid)), Some(Gid::from_raw(st.st_gid)))
+                    .map_err(e("setting the owner"))?;
+            }
+            if let Some((src_dir, name)) = xattr_src {
+                for key in xattr::list_at(src_dir.as_fd(), &name).map_err(e("listing extended attributes"))? {
+                    if is_overlay_xattr(key.to_bytes()) {
+                        continue;
+                    }
+                    if let Some(v) =
+                        xattr::get_at(src_dir.as_fd(), &name, &key).map_err(e("reading an extended attribute"))?
+                    {
+                        xattr::fset(fd.as_fd(), &key, &v).map_err(e("copying extended attributes"))?;
+                    }
+                }
+            }
+            fchmod(&fd, Mode::from_bits_retain(st.st_mode & 0o7777)).map_err(e("setting the mode"))?;
+            futimens(&fd, &time(st.st_atime, st.st_atime_nsec), &time(st.st_mtime, st.st_mtime_nsec))
+                .map_err(e("setting the times"))?;
         }
         Ok(())
     }
@@ -257,73 +398,6 @@ impl Flattener<'_> {
             op: "copying extended attributes",
             source,
         })
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn copy_file(
-        &mut self,
-        layer: usize,
-        src: BorrowedFd<'_>,
-        dest: BorrowedFd<'_>,
-        name: &CStr,
-        st: &FileStat,
-        shown: &str,
-    ) -> Result<(), Error> {
-        let e = |op: &'static str| move |source| Error::Copy { path: shown.to_string(), op, source };
-        let input =
-            nix::fcntl::openat(src, name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
-                .map_err(e("opening"))?;
-        // Owned by us: created with its final mode (umask 0 meanwhile), no chown or chmod.
-        let ours = (st.st_uid, st.st_gid) == self.ids;
-        let mode = st.st_mode & 0o7777;
-        let output = nix::fcntl::openat(
-            dest,
-            name,
-            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_retain(if ours { mode } else { 0o600 }),
-        )
-        .map_err(e("creating"))?;
-        let mut left = u64::try_from(st.st_size).unwrap_or(0);
-        let mut fallback = false;
-        while left > 0 && !fallback {
-            let chunk = usize::try_from(left.min(1 << 30)).unwrap_or(1 << 30);
-            match nix::fcntl::copy_file_range(&input, None, &output, None, chunk) {
-                Ok(0) => break,
-                Ok(n) => left -= n as u64,
-                Err(Errno::EXDEV | Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => fallback = true,
-                Err(err) => return Err(e("copying")(err)),
-            }
-        }
-        let mut output = fs::File::from(output);
-        let mut input = fs::File::from(input);
-        if fallback {
-            io::copy(&mut input, &mut output)
-                .map_err(|err| e("copying")(Errno::from_raw(err.raw_os_error().unwrap_or(libc::EIO))))?;
-        }
-        self.stats.files += 1;
-        self.stats.bytes += u64::try_from(st.st_size).unwrap_or(0);
-        if !ours {
-            fchown(&output, Some(Uid::from_raw(st.st_uid)), Some(Gid::from_raw(st.st_gid)))
-                .map_err(e("setting the owner"))?;
-            fchmod(&output, Mode::from_bits_retain(mode)).map_err(e("setting the mode"))?;
-        }
-        // Through the open descriptors (no path lookup), and only where the layer has any.
-        let keys = if self.has_xattrs.get(layer).copied().unwrap_or(true) {
-            xattr::flist(input.as_fd()).map_err(e("listing extended attributes"))?
-        } else {
-            Vec::new()
-        };
-        for key in keys {
-            if is_overlay_xattr(key.to_bytes()) {
-                continue;
-            }
-            if let Some(value) = xattr::fget(input.as_fd(), &key).map_err(e("reading an extended attribute"))? {
-                xattr::fset(output.as_fd(), &key, &value).map_err(e("copying extended attributes"))?;
-            }
-        }
-        futimens(&output, &time(st.st_atime, st.st_atime_nsec), &time(st.st_mtime, st.st_mtime_nsec))
-            .map_err(e("setting the times"))?;
-        Ok(())
     }
 
     fn node_meta(
@@ -360,31 +434,62 @@ impl Flattener<'_> {
         .map_err(e("setting the times"))?;
         Ok(())
     }
+}
 
-    /// Owner, mode, attributes and times of a directory, after its content is written.
-    fn dir_meta(
-        &self,
-        src: BorrowedFd<'_>,
-        dest: BorrowedFd<'_>,
-        name: &CStr,
-        st: &FileStat,
-        shown: &str,
-    ) -> Result<(), Error> {
-        let e = |op: &'static str| move |source| Error::Copy { path: shown.to_string(), op, source };
-        let fd = nix::fcntl::openat(
-            dest,
-            name,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(e("opening a directory"))?;
-        fchown(&fd, Some(Uid::from_raw(st.st_uid)), Some(Gid::from_raw(st.st_gid))).map_err(e("setting the owner"))?;
-        self.copy_xattrs(src, dest, name, shown)?;
-        fchmod(&fd, Mode::from_bits_retain(st.st_mode & 0o7777)).map_err(e("setting the mode"))?;
-        futimens(&fd, &time(st.st_atime, st.st_atime_nsec), &time(st.st_mtime, st.st_mtime_nsec))
-            .map_err(e("setting the times"))?;
-        Ok(())
+/// Copy one regular file (a worker's job): contents with `copy_file_range`, then owner, mode,
+/// attributes and times.
+fn copy_file(job: &CopyJob, ids: (u32, u32), has_xattrs: bool) -> Result<(), Error> {
+    let (src, dest, name, st, shown) =
+        (job.src_dir.as_fd(), job.dest_dir.as_fd(), job.name.as_c_str(), &job.st, &job.shown);
+    let e = |op: &'static str| move |source| Error::Copy { path: shown.to_string(), op, source };
+    let input = nix::fcntl::openat(src, name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(e("opening"))?;
+    // Owned by us: created with its final mode (umask 0 meanwhile), no chown or chmod.
+    let ours = (st.st_uid, st.st_gid) == ids;
+    let mode = st.st_mode & 0o7777;
+    let output = nix::fcntl::openat(
+        dest,
+        name,
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_retain(if ours { mode } else { 0o600 }),
+    )
+    .map_err(e("creating"))?;
+    let mut left = u64::try_from(st.st_size).unwrap_or(0);
+    let mut fallback = false;
+    while left > 0 && !fallback {
+        let chunk = usize::try_from(left.min(1 << 30)).unwrap_or(1 << 30);
+        match nix::fcntl::copy_file_range(&input, None, &output, None, chunk) {
+            Ok(0) => break,
+            Ok(n) => left -= n as u64,
+            Err(Errno::EXDEV | Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => fallback = true,
+            Err(err) => return Err(e("copying")(err)),
+        }
     }
+    let mut output = fs::File::from(output);
+    let mut input = fs::File::from(input);
+    if fallback {
+        io::copy(&mut input, &mut output)
+            .map_err(|err| e("copying")(Errno::from_raw(err.raw_os_error().unwrap_or(libc::EIO))))?;
+    }
+    if !ours {
+        fchown(&output, Some(Uid::from_raw(st.st_uid)), Some(Gid::from_raw(st.st_gid)))
+            .map_err(e("setting the owner"))?;
+        fchmod(&output, Mode::from_bits_retain(mode)).map_err(e("setting the mode"))?;
+    }
+    // Through the open descriptors (no path lookup), and only where the layer has any.
+    let keys =
+        if has_xattrs { xattr::flist(input.as_fd()).map_err(e("listing extended attributes"))? } else { Vec::new() };
+    for key in keys {
+        if is_overlay_xattr(key.to_bytes()) {
+            continue;
+        }
+        if let Some(value) = xattr::fget(input.as_fd(), &key).map_err(e("reading an extended attribute"))? {
+            xattr::fset(output.as_fd(), &key, &value).map_err(e("copying extended attributes"))?;
+        }
+    }
+    futimens(&output, &time(st.st_atime, st.st_atime_nsec), &time(st.st_mtime, st.st_mtime_nsec))
+        .map_err(e("setting the times"))?;
+    Ok(())
 }
 
 fn split(path: &[u8]) -> (&[u8], &[u8]) {

@@ -52,6 +52,10 @@ pub enum Error {
     Config(#[source] serde_json::Error),
     #[error("invalid bundle name {0:?} (letters, digits, '.', '_', '-'; at most 128)")]
     BadName(String),
+    #[error("invalid hostname {0:?} (letters, digits, '-' and '.'; at most 64)")]
+    BadHostname(String),
+    #[error("the image declares the volume {0:?}, which is not an absolute path without '..'")]
+    BadVolume(String),
     #[error("a bundle named {0:?} exists already (at {1})")]
     NameInUse(String, String),
     #[error("{0} exists and is not an empty directory")]
@@ -107,6 +111,10 @@ fn valid_name(n: &str) -> bool {
         && n.as_bytes()[0].is_ascii_alphanumeric()
 }
 
+fn valid_hostname(h: &str) -> bool {
+    !h.is_empty() && h.len() <= 64 && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
 fn hostname_from(name: &str) -> String {
     let h: String =
         name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).take(63).collect();
@@ -121,6 +129,11 @@ pub fn create(store: &Store, image_id: &Digest, dir: &Path, args: &BundleArgs) -
     let name = args.name.clone().unwrap_or_else(|| default_name(&dir));
     if !valid_name(&name) {
         return Err(Error::BadName(name));
+    }
+    if let Some(h) = &args.hostname
+        && !valid_hostname(h)
+    {
+        return Err(Error::BadHostname(h.clone()));
     }
     let kind = if args.flatten { BundleKind::Flatten } else { BundleKind::Overlay };
     if kind == BundleKind::Overlay && image.layers.len() > MAX_LAYERS {
@@ -197,6 +210,9 @@ fn build(
     let mut volumes = Vec::new();
     let image_volumes = config.config().as_ref().and_then(|c| c.volumes().clone()).unwrap_or_default();
     for (i, v) in image_volumes.iter().enumerate() {
+        if !v.starts_with('/') || v.split('/').any(|c| c == "..") {
+            return Err(Error::BadVolume(v.clone()));
+        }
         let source = rec.volumes.join(i.to_string());
         mkdir(&source)?;
         volumes.push(Volume { destination: v.clone(), source: path_str(&source) });

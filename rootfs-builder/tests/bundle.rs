@@ -184,6 +184,14 @@ fn bad_bundles_leave_nothing_behind() {
     assert_eq!(fs::read_to_string(full.join("precious")).unwrap(), "keep");
     let err = t.fails(&["bundle", &src, s.join("c").to_str().unwrap(), "--env", "NOEQUALS"]);
     assert!(err.contains("--env"), "{err}");
+    let err = t.fails(&["bundle", &src, s.join("c").to_str().unwrap(), "--hostname", "h\n1.2.3.4 evil"]);
+    assert!(err.contains("invalid hostname"), "{err}");
+    let bad_volume =
+        Image::new().layer(&[file("f", "f")]).config(json!({"Cmd": ["x"], "Volumes": {"../../escape": {}}}));
+    let err =
+        t.fails(&["bundle", &oci_layout(&s.join("badvol"), &bad_volume, "latest"), s.join("c").to_str().unwrap()]);
+    assert!(err.contains("volume \"../../escape\""), "{err}");
+    assert!(!s.join("c").exists());
 }
 
 #[test]

@@ -292,8 +292,12 @@ fn mount_overlay(lowers: &[PathBuf], upper: Option<(&Path, &Path)>, target: &Pat
     let err = |source| Error::Mount { layers: lowers.len(), target: path_str(target), source };
     let ctx = FsContext::open(c"overlay").map_err(err)?;
     ctx.set_string(c"source", c"strata").map_err(err)?;
-    for l in lowers {
-        ctx.set_string(c"lowerdir+", &cpath(l)).map_err(err)?;
+    for (i, l) in lowers.iter().enumerate() {
+        match ctx.set_string(c"lowerdir+", &cpath(l)) {
+            Ok(()) => {}
+            Err(Errno::EINVAL) if i == 0 => return Err(Error::NoLowerdirPlus),
+            Err(e) => return Err(err(e)),
+        }
     }
     if let Some((u, w)) = upper {
         ctx.set_string(c"upperdir", &cpath(u)).map_err(err)?;

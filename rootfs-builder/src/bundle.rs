@@ -73,6 +73,8 @@ pub enum Error {
         #[source]
         source: Errno,
     },
+    #[error("this kernel's overlayfs does not take lowerdir+ (Linux 6.8 or later needed): use --flatten")]
+    NoLowerdirPlus,
     #[error(
         "{0} is not a bundle made by strata-rootfs (no {RECORD_FILE}, and no bundle in the store has that directory)"
     )]

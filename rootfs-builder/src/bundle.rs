@@ -264,7 +264,6 @@ fn cpath(p: &Path) -> CString {
 
 /// `image_layers`: diff directories, top first.
 fn mount_rootfs(store: &Store, rec: &BundleRecord, image_layers: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
-    let _ = store;
     let mut lowers = vec![rec.init.clone()];
     let mut inner_mounts = Vec::new();
     if image_layers.len() + 1 > MAX_LOWERS {
@@ -283,7 +282,10 @@ fn mount_rootfs(store: &Store, rec: &BundleRecord, image_layers: &[PathBuf]) -> 
     let upper = if rec.readonly { None } else { Some((rec.upper.as_path(), rec.work.as_path())) };
     if let Err(e) = mount_overlay(&lowers, upper, &rec.rootfs) {
         for m in &inner_mounts {
-            unmount(m).unwrap_or(());
+            // Undoing after the error being reported; `rm` can finish what this leaves.
+            if let Err(u) = unmount(m) {
+                eprintln!("strata-rootfs: warning: {}", crate::cli::chain(&u));
+            }
         }
         return Err(e);
     }

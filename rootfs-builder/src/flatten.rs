@@ -68,7 +68,9 @@ pub fn flatten_image(store: &Store, image: &ImageRecord, dir: &Path) -> Result<S
             nix::fcntl::open(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
         {
             // Cleaning up after the error being reported; what remains is the user's empty dir.
-            fsutil::clear_dir(fd.as_fd()).unwrap_or(());
+            if let Err(e) = fsutil::clear_dir(fd.as_fd()) {
+                eprintln!("strata-rootfs: warning: could not empty {} again: {e}", dir.display());
+            }
         }
     }
     res

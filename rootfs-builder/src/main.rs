@@ -1,1 +1,103 @@
-fn main() {}
+//! `strata-rootfs`: container images into OCI runtime bundles over a shared layer store.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use strata_rootfs::cli::{self, Global};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "strata-rootfs",
+    version,
+    about = "Container images into OCI runtime bundles over a shared layer store"
+)]
+struct Args {
+    /// The layer store.
+    #[arg(long, global = true, default_value = "/var/lib/strata")]
+    store: PathBuf,
+    /// Print only what scripts need (ids, paths), no progress.
+    #[arg(long, global = true)]
+    quiet: bool,
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    /// The platform to pick from a multi-platform index (os/arch[/variant]); default: this host's.
+    #[arg(long, global = true)]
+    platform: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Import an image into the store (verify every digest, unpack new layers); print its id.
+    Pull {
+        /// oci:PATH[:REF], oci-archive:PATH[:REF], docker-archive:PATH[:REF]
+        image: String,
+    },
+    /// List the stored images.
+    Images,
+    /// Show an image's manifest, configuration, layers and history.
+    Inspect { image: String },
+    /// Create an OCI runtime bundle: DIR/config.json and DIR/rootfs (an overlay mount).
+    Bundle {
+        image: String,
+        dir: PathBuf,
+        /// The bundle's name in the store (default: derived from DIR).
+        #[arg(long)]
+        name: Option<String>,
+        /// Copy the image into a plain directory instead of mounting an overlay.
+        #[arg(long)]
+        flatten: bool,
+        /// A read-only root filesystem (no writable layer).
+        #[arg(long)]
+        readonly: bool,
+        #[arg(long)]
+        hostname: Option<String>,
+        /// Add or override an environment variable (repeatable).
+        #[arg(long = "env", value_name = "K=V")]
+        env: Vec<String>,
+        /// user, uid, user:group or uid:gid, resolved against the image's /etc/passwd and /etc/group.
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        workdir: Option<String>,
+        /// Arguments replacing the image's Cmd.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Write the image's final filesystem into a plain directory (no overlay).
+    Flatten { image: String, dir: PathBuf },
+    /// Unmount and remove a bundle made by `bundle`.
+    Rm { dir: PathBuf },
+    /// Remove layers and blobs that no image and no bundle uses.
+    Gc,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let global = Global { store: args.store, quiet: args.quiet, json: args.json, platform: args.platform };
+    let result = match args.command {
+        Command::Pull { image } => cli::pull(&global, &image),
+        Command::Images => cli::images(&global),
+        Command::Inspect { image } => cli::inspect(&global, &image),
+        Command::Bundle { image, dir, name, flatten, readonly, hostname, env, user, workdir, args } => cli::bundle(
+            &global,
+            &image,
+            &dir,
+            cli::BundleArgs { name, flatten, readonly, hostname, env, user, workdir, args },
+        ),
+        Command::Flatten { image, dir } => cli::flatten(&global, &image, &dir),
+        Command::Rm { dir } => cli::rm(&global, &dir),
+        Command::Gc => cli::gc(&global),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("strata-rootfs: {}", cli::chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}

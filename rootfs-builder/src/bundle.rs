@@ -1,0 +1,494 @@
+//! `bundle` and `rm`: an OCI runtime bundle over the store.
+//!
+//! `DIR/rootfs` is an overlay: lower layers are the bundle's init layer (`/etc/hosts`,
+//! `/etc/resolv.conf`, `/etc/hostname`, mount points) over the image layers, top first; the
+//! upper and work directories are the bundle's own. Nothing of the image is copied, so the Nth
+//! bundle of an image costs a few small files and one mount. Mounted with the new mount API,
+//! one `lowerdir+` per layer; beyond the 500 layers one overlay takes, the bottom layers are
+//! stacked as a read-only overlay of their own under the top ones (up to 998 layers).
+
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::{Mode, SFlag};
+use nix::sys::time::TimeSpec;
+use oci_spec::image::ImageConfiguration;
+
+use crate::cli::BundleArgs;
+use crate::digest::Digest;
+use crate::extract::OverlayXattrs;
+use crate::flatten;
+use crate::fsutil;
+use crate::merged::{self, MergedView};
+use crate::pull::now;
+use crate::spec::{self, Volume};
+use crate::store::{self, BundleRecord, Store, records::BundleKind};
+use crate::sys::mount::{FsContext, MOUNT_ATTR_RDONLY, move_mount_fd};
+
+/// Lower layers one overlay mount takes (the kernel's OVL_MAX_STACK).
+pub const MAX_LOWERS: usize = 500;
+/// Image layers a bundle can stack: init + 498 layers + one overlay of the remaining 500.
+pub const MAX_LAYERS: usize = 2 * MAX_LOWERS - 2;
+
+const RECORD_FILE: &str = "strata-bundle.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error(transparent)]
+    Layers(#[from] merged::Error),
+    #[error(transparent)]
+    Flatten(#[from] flatten::Error),
+    #[error(transparent)]
+    Spec(#[from] spec::Error),
+    #[error("the image configuration in the store is unreadable")]
+    Config(#[source] serde_json::Error),
+    #[error("invalid bundle name {0:?} (letters, digits, '.', '_', '-'; at most 128)")]
+    BadName(String),
+    #[error("invalid hostname {0:?} (letters, digits, '-' and '.'; at most 64)")]
+    BadHostname(String),
+    #[error("the image declares the volume {0:?}, which is not an absolute path without '..'")]
+    BadVolume(String),
+    #[error("a bundle named {0:?} exists already (at {1})")]
+    NameInUse(String, String),
+    #[error("{0} exists and is not an empty directory")]
+    DirNotEmpty(String),
+    #[error("creating {0}")]
+    Create(String, #[source] io::Error),
+    #[error("writing the init layer file {0}")]
+    InitLayer(String, #[source] Errno),
+    #[error("the image has {0} layers; an overlay bundle takes at most {MAX_LAYERS}: use --flatten")]
+    TooManyLayers(usize),
+    #[error("mounting the overlay of {layers} layers on {target}")]
+    Mount {
+        layers: usize,
+        target: String,
+        #[source]
+        source: Errno,
+    },
+    #[error("this kernel's overlayfs does not take lowerdir+ (Linux 6.8 or later needed): use --flatten")]
+    NoLowerdirPlus,
+    #[error(
+        "{0} is not a bundle made by strata-rootfs (no {RECORD_FILE}, and no bundle in the store has that directory)"
+    )]
+    NotABundle(String),
+    #[error("unmounting {0}")]
+    Unmount(String, #[source] Errno),
+    #[error("{0} is still a mount point; not removing what is below it")]
+    StillMounted(String),
+    #[error("removing {0}")]
+    Remove(String, #[source] io::Error),
+}
+
+fn path_str(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// A name derived from the directory: its base name and a hash of its full path.
+pub fn default_name(dir: &Path) -> String {
+    let base: String = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })
+        .take(48)
+        .collect();
+    let hash = Digest::sha256_of(dir.as_os_str().as_bytes());
+    let base = base.trim_start_matches(['.', '-']);
+    if base.is_empty() { hash.hex()[..12].to_string() } else { format!("{base}-{}", &hash.hex()[..8]) }
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 128
+        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && n.as_bytes()[0].is_ascii_alphanumeric()
+}
+
+fn valid_hostname(h: &str) -> bool {
+    !h.is_empty() && h.len() <= 64 && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+fn hostname_from(name: &str) -> String {
+    let h: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).take(63).collect();
+    h.trim_matches('-').to_string()
+}
+
+/// Create the bundle. The caller holds the store lock shared.
+pub fn create(store: &Store, image_id: &Digest, dir: &Path, args: &BundleArgs) -> Result<BundleRecord, Error> {
+    let image = store.image(image_id)?;
+    let config: ImageConfiguration = serde_json::from_slice(&store.read_blob(&image.config)?).map_err(Error::Config)?;
+    let dir = std::path::absolute(dir).map_err(|e| Error::Create(path_str(dir), e))?;
+    let name = args.name.clone().unwrap_or_else(|| default_name(&dir));
+    if !valid_name(&name) {
+        return Err(Error::BadName(name));
+    }
+    if let Some(h) = &args.hostname
+        && !valid_hostname(h)
+    {
+        return Err(Error::BadHostname(h.clone()));
+    }
+    let kind = if args.flatten { BundleKind::Flatten } else { BundleKind::Overlay };
+    if kind == BundleKind::Overlay && image.layers.len() > MAX_LAYERS {
+        return Err(Error::TooManyLayers(image.layers.len()));
+    }
+    let bdir = store.bundle_dir(&name);
+    let rec = BundleRecord {
+        name: name.clone(),
+        dir: dir.clone(),
+        rootfs: dir.join("rootfs"),
+        image: image.id.clone(),
+        chain: image.chain(),
+        kind,
+        readonly: args.readonly,
+        upper: bdir.join("upper"),
+        work: bdir.join("work"),
+        init: bdir.join("init"),
+        volumes: bdir.join("volumes"),
+        inner_mounts: Vec::new(),
+        init_files: INIT_FILES.iter().map(|f| f.to_string()).collect(),
+        created: now(),
+    };
+    let created_dir = {
+        let _names = store.lock_names()?;
+        if let Some(other) = store.bundle(&name)? {
+            return Err(Error::NameInUse(name, path_str(&other.dir)));
+        }
+        let created = flatten::prepare_dest(&dir).map_err(|e| match e {
+            flatten::Error::NotEmpty(d) => Error::DirNotEmpty(d),
+            other => Error::Flatten(other),
+        })?;
+        // Recorded before anything is made, so `rm` and `gc` know of a half-made bundle.
+        store.put_bundle(&rec)?;
+        created
+    };
+    match build(store, &image.chain(), &config, &rec, args) {
+        Ok(rec) => Ok(rec),
+        Err(e) => {
+            // Undo what was made; the error being reported is the one that matters.
+            if let Err(cleanup) = teardown(store, &rec) {
+                eprintln!("strata-rootfs: warning: cleaning up the failed bundle: {}", crate::cli::chain(&cleanup));
+            }
+            if created_dir && fs::remove_dir(&dir).is_err() {
+                eprintln!("strata-rootfs: warning: could not remove {}", dir.display());
+            }
+            Err(e)
+        }
+    }
+}
+
+fn mkdir(p: &Path) -> Result<(), Error> {
+    fs::create_dir_all(p).map_err(|e| Error::Create(path_str(p), e))
+}
+
+fn build(
+    store: &Store,
+    chain: &[Digest],
+    config: &ImageConfiguration,
+    rec: &BundleRecord,
+    args: &BundleArgs,
+) -> Result<BundleRecord, Error> {
+    let mut rec = rec.clone();
+    for d in [&rec.upper, &rec.work, &rec.init, &rec.volumes] {
+        mkdir(d)?;
+    }
+    let view = MergedView::open(store, chain, OverlayXattrs::Trusted)?;
+    let passwd = view.read_file("etc/passwd", 4 << 20)?.map(|b| String::from_utf8_lossy(&b).into_owned());
+    let group = view.read_file("etc/group", 4 << 20)?.map(|b| String::from_utf8_lossy(&b).into_owned());
+
+    let hostname = args.hostname.clone().unwrap_or_else(|| hostname_from(&rec.name));
+    let init = open_dir(&rec.init)?;
+    write_init(&view, init.as_fd(), &hostname)?;
+
+    let mut volumes = Vec::new();
+    let image_volumes = config.config().as_ref().and_then(|c| c.volumes().clone()).unwrap_or_default();
+    for (i, v) in image_volumes.iter().enumerate() {
+        if !v.starts_with('/') || v.split('/').any(|c| c == "..") {
+            return Err(Error::BadVolume(v.clone()));
+        }
+        let source = rec.volumes.join(i.to_string());
+        mkdir(&source)?;
+        volumes.push(Volume { destination: v.clone(), source: path_str(&source) });
+    }
+    let overrides = spec::Overrides {
+        args: &args.args,
+        env: &args.env,
+        user: args.user.as_deref(),
+        workdir: args.workdir.as_deref(),
+        hostname: &hostname,
+        readonly: args.readonly,
+    };
+    let spec = spec::build(config, &overrides, passwd.as_deref(), group.as_deref(), &volumes)?;
+    let mut json = serde_json::to_vec_pretty(&spec).unwrap_or_default();
+    json.push(b'\n');
+    let cfg_path = rec.dir.join("config.json");
+    fs::write(&cfg_path, json).map_err(|e| Error::Create(path_str(&cfg_path), e))?;
+
+    mkdir(&rec.rootfs)?;
+    match rec.kind {
+        BundleKind::Flatten => {
+            let root = open_dir(&rec.rootfs)?;
+            flatten::flatten_into(&view, root.as_fd())?;
+            write_init(&view, root.as_fd(), &hostname)?;
+        }
+        BundleKind::Overlay => {
+            let layers: Vec<PathBuf> = chain.iter().rev().take(view.depth()).map(|c| store.diff_dir(c)).collect();
+            rec.inner_mounts = mount_rootfs(store, &rec, &layers)?;
+        }
+    }
+    let mut json = serde_json::to_vec_pretty(&rec).unwrap_or_default();
+    json.push(b'\n');
+    let rec_path = rec.dir.join(RECORD_FILE);
+    fs::write(&rec_path, json).map_err(|e| Error::Create(path_str(&rec_path), e))?;
+    store.put_bundle(&rec)?;
+    Ok(rec)
+}
+
+fn open_dir(p: &Path) -> Result<std::os::fd::OwnedFd, Error> {
+    nix::fcntl::open(p, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| Error::Create(path_str(p), e.into()))
+}
+
+fn cpath(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
+}
+
+/// `image_layers`: diff directories, top first.
+fn mount_rootfs(store: &Store, rec: &BundleRecord, image_layers: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+    let mut lowers = vec![rec.init.clone()];
+    let mut inner_mounts = Vec::new();
+    if image_layers.len() + 1 > MAX_LOWERS {
+        // Whiteouts of the top layers must stay visible to the outer overlay, so only the
+        // bottom of the chain goes into the inner one (whose own whiteouts hide only below).
+        let (top, bottom) = image_layers.split_at(MAX_LOWERS - 2);
+        let inner = store.bundle_dir(&rec.name).join("lower");
+        mkdir(&inner)?;
+        mount_overlay(bottom, None, &inner)?;
+        inner_mounts.push(inner.clone());
+        lowers.extend_from_slice(top);
+        lowers.push(inner);
+    } else {
+        lowers.extend_from_slice(image_layers);
+    }
+    let upper = if rec.readonly { None } else { Some((rec.upper.as_path(), rec.work.as_path())) };
+    if let Err(e) = mount_overlay(&lowers, upper, &rec.rootfs) {
+        for m in &inner_mounts {
+            // Undoing after the error being reported; `rm` can finish what this leaves.
+            if let Err(u) = unmount(m) {
+                eprintln!("strata-rootfs: warning: {}", crate::cli::chain(&u));
+            }
+        }
+        return Err(e);
+    }
+    Ok(inner_mounts)
+}
+
+fn mount_overlay(lowers: &[PathBuf], upper: Option<(&Path, &Path)>, target: &Path) -> Result<(), Error> {
+    let err = |source| Error::Mount { layers: lowers.len(), target: path_str(target), source };
+    let ctx = FsContext::open(c"overlay").map_err(err)?;
+    ctx.set_string(c"source", c"strata").map_err(err)?;
+    for (i, l) in lowers.iter().enumerate() {
+        match ctx.set_string(c"lowerdir+", &cpath(l)) {
+            Ok(()) => {}
+            Err(Errno::EINVAL) if i == 0 => return Err(Error::NoLowerdirPlus),
+            Err(e) => return Err(err(e)),
+        }
+    }
+    if let Some((u, w)) = upper {
+        ctx.set_string(c"upperdir", &cpath(u)).map_err(err)?;
+        ctx.set_string(c"workdir", &cpath(w)).map_err(err)?;
+        // Keep the upper dir a plain diff (no redirect or metacopy xattrs), whatever the kernel's
+        // defaults: it is what a later `commit` turns back into a tar layer.
+        ctx.set_string(c"redirect_dir", c"off").map_err(err)?;
+        ctx.set_string(c"metacopy", c"off").map_err(err)?;
+    }
+    let mnt = ctx.mount(if upper.is_none() { MOUNT_ATTR_RDONLY } else { 0 }).map_err(err)?;
+    let t =
+        nix::fcntl::open(target, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).map_err(err)?;
+    move_mount_fd(mnt.as_fd(), t.as_fd()).map_err(err)
+}
+
+/// Files the init layer provides (relative to the rootfs).
+pub const INIT_FILES: [&str; 3] = ["etc/hosts", "etc/hostname", "etc/resolv.conf"];
+/// Directories the init layer makes sure exist (parents first), with the mode used when the
+/// image has none.
+const INIT_DIRS: [(&str, u32); 7] = [
+    ("etc", 0o755),
+    ("proc", 0o555),
+    ("sys", 0o555),
+    ("dev", 0o755),
+    ("dev/pts", 0o755),
+    ("dev/shm", 0o1777),
+    ("dev/mqueue", 0o1777),
+];
+
+fn resolv_conf() -> Vec<u8> {
+    let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    // Loopback resolvers of the host are unreachable from a container's network namespace.
+    let kept: Vec<&str> = host
+        .lines()
+        .filter(|l| {
+            let mut w = l.split_whitespace();
+            !(w.next() == Some("nameserver") && w.next().is_some_and(|a| a.starts_with("127.") || a == "::1"))
+        })
+        .collect();
+    let mut out = kept.join("\n");
+    out.push('\n');
+    out.into_bytes()
+}
+
+/// Write the init layer into `root`: mount-point directories (with the image's ownership and
+/// mode where it has them) and the three network identity files.
+pub fn write_init(view: &MergedView, root: BorrowedFd<'_>, hostname: &str) -> Result<(), Error> {
+    let ierr = |p: &str| {
+        let p = p.to_string();
+        move |e| Error::InitLayer(p, e)
+    };
+    let mut skipped: Vec<&str> = Vec::new();
+    let mut times = Vec::new();
+    for (d, default_mode) in INIT_DIRS {
+        if skipped.iter().any(|s| d.starts_with(&format!("{s}/"))) {
+            continue;
+        }
+        let (mode, uid, gid, mtime) = match view.lookup(d) {
+            Some((_, st)) if fsutil::is_dir(&st) => {
+                (st.st_mode & 0o7777, st.st_uid, st.st_gid, Some(TimeSpec::new(st.st_mtime, st.st_mtime_nsec)))
+            }
+            // The image has something else there (a symlink): leave it alone.
+            Some(_) => {
+                skipped.push(d);
+                continue;
+            }
+            None => (default_mode, 0, 0, None),
+        };
+        let (parent, name) = d.rsplit_once('/').unwrap_or(("", d));
+        let pfd = fsutil::open_dir_beneath(root, parent.as_bytes()).map_err(ierr(d))?;
+        let cname = fsutil::cstring(name.as_bytes()).unwrap_or_default();
+        match nix::sys::stat::mkdirat(pfd.as_fd(), cname.as_c_str(), Mode::from_bits_truncate(0o755)) {
+            Ok(()) => {}
+            Err(Errno::EEXIST) => continue,
+            Err(e) => return Err(ierr(d)(e)),
+        }
+        let fd = fsutil::open_beneath(root, d.as_bytes(), OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(ierr(d))?;
+        nix::unistd::fchown(&fd, Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(gid)))
+            .map_err(ierr(d))?;
+        nix::sys::stat::fchmod(&fd, Mode::from_bits_retain(mode)).map_err(ierr(d))?;
+        if let Some(t) = mtime {
+            times.push((fd, t));
+        }
+    }
+    // Times last, children before parents: making a child changes its parent's mtime.
+    for (fd, t) in times.iter().rev() {
+        nix::sys::stat::futimens(fd, t, t).map_err(ierr("init layer directory"))?;
+    }
+    if skipped.contains(&"etc") {
+        return Ok(());
+    }
+    let hosts = format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n");
+    let files: [(&str, Vec<u8>); 3] = [
+        ("hosts", hosts.into_bytes()),
+        ("hostname", format!("{hostname}\n").into_bytes()),
+        ("resolv.conf", resolv_conf()),
+    ];
+    let etc = fsutil::open_dir_beneath(root, b"etc").map_err(ierr("etc"))?;
+    for (name, content) in files {
+        let shown = format!("etc/{name}");
+        let cname = fsutil::cstring(name.as_bytes()).unwrap_or_default();
+        if let Ok(Some(st)) = fsutil::lstat_at(etc.as_fd(), &cname) {
+            if fsutil::file_type(&st) == SFlag::S_IFDIR {
+                continue;
+            }
+            nix::unistd::unlinkat(etc.as_fd(), cname.as_c_str(), nix::unistd::UnlinkatFlags::NoRemoveDir)
+                .map_err(ierr(&shown))?;
+        }
+        let fd = nix::fcntl::openat(
+            etc.as_fd(),
+            cname.as_c_str(),
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        )
+        .map_err(ierr(&shown))?;
+        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o644)).map_err(ierr(&shown))?;
+        let mut f = fs::File::from(fd);
+        io::Write::write_all(&mut f, &content)
+            .map_err(|e| Error::InitLayer(shown.clone(), Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
+    }
+    Ok(())
+}
+
+fn unmount(p: &Path) -> Result<(), Error> {
+    match nix::mount::umount2(p, nix::mount::MntFlags::empty()) {
+        Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => Ok(()),
+        Err(Errno::EBUSY) => {
+            nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH).map_err(|e| Error::Unmount(path_str(p), e))
+        }
+        Err(e) => Err(Error::Unmount(path_str(p), e)),
+    }
+}
+
+fn is_mount_point(p: &Path) -> bool {
+    match (fs::symlink_metadata(p), p.parent().map(fs::symlink_metadata)) {
+        (Ok(a), Some(Ok(b))) => std::os::unix::fs::MetadataExt::dev(&a) != std::os::unix::fs::MetadataExt::dev(&b),
+        _ => false,
+    }
+}
+
+fn remove_if_exists(p: &Path) -> Result<(), Error> {
+    let res = match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => store::remove_tree(p),
+        Ok(_) => fs::remove_file(p),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    };
+    res.map_err(|e| Error::Remove(path_str(p), e))
+}
+
+/// Unmount and remove everything a bundle made, then its record.
+pub fn teardown(store: &Store, rec: &BundleRecord) -> Result<(), Error> {
+    unmount(&rec.rootfs)?;
+    for m in rec.inner_mounts.iter().rev() {
+        unmount(m)?;
+    }
+    if is_mount_point(&rec.rootfs) {
+        return Err(Error::StillMounted(path_str(&rec.rootfs)));
+    }
+    for m in &rec.inner_mounts {
+        if is_mount_point(m) {
+            return Err(Error::StillMounted(path_str(m)));
+        }
+    }
+    remove_if_exists(&rec.rootfs)?;
+    remove_if_exists(&rec.dir.join("config.json"))?;
+    remove_if_exists(&rec.dir.join(RECORD_FILE))?;
+    remove_if_exists(&store.bundle_dir(&rec.name))?;
+    store.remove_bundle_record(&rec.name)?;
+    Ok(())
+}
+
+/// `rm DIR`: find the bundle (by the record in DIR, or by its directory in the store), tear it
+/// down, and remove DIR when nothing else is left in it.
+pub fn remove(store: &Store, dir: &Path) -> Result<BundleRecord, Error> {
+    let dir = std::path::absolute(dir).map_err(|e| Error::Remove(path_str(dir), e))?;
+    let from_dir: Option<BundleRecord> =
+        fs::read(dir.join(RECORD_FILE)).ok().and_then(|b| serde_json::from_slice::<BundleRecord>(&b).ok());
+    let rec = match from_dir.and_then(|r| store.bundle(&r.name).ok().flatten()) {
+        Some(r) if r.dir == dir => r,
+        _ => store.bundles()?.into_iter().find(|b| b.dir == dir).ok_or_else(|| Error::NotABundle(path_str(&dir)))?,
+    };
+    teardown(store, &rec)?;
+    match fs::remove_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::DirectoryNotEmpty) => {}
+        Err(e) => return Err(Error::Remove(path_str(&dir), e)),
+    }
+    Ok(rec)
+}

@@ -1,0 +1,18 @@
+//! `strata-rootfs`: container images (OCI layout, OCI archive, `docker save`) into OCI runtime
+//! bundles over a content-addressed layer store with overlayfs.
+
+pub mod bundle;
+pub mod cli;
+pub mod digest;
+pub mod extract;
+pub mod flatten;
+pub mod fsutil;
+pub mod gc;
+pub mod merged;
+pub mod progress;
+pub mod pull;
+pub mod source;
+pub mod spec;
+pub mod store;
+pub mod sys;
+pub mod user;

@@ -30,6 +30,7 @@ pub fn delete(root: &Path, id: &ContainerId, force: bool) -> Result<(), Error> {
         Err(e) if e.kind() == ErrorKind::NotFound => {
             return if force { dir.remove() } else { Err(e) };
         }
+        Err(e) if force => return salvage(&dir, &e),
         Err(e) => return Err(e),
     };
     let status = state.status(&dir, || super::frozen(&state));
@@ -117,4 +118,22 @@ pub fn remove_cgroup(cg: &CgroupState) {
     if let Some(e) = last {
         crate::logging::warn(&format!("remove cgroup: {}", Error::new(ErrorKind::Other, e)));
     }
+}
+
+/// `delete --force` of a container whose state file cannot be read (written by another version,
+/// or damaged): stop the process it names if that is still the same process, remove the state.
+fn salvage(dir: &ContainerDir, error: &Error) -> Result<(), Error> {
+    crate::logging::warn(&format!("{}; removing what can be found", error.chain()));
+    let raw = std::fs::read(dir.file(super::state::STATE_FILE)).unwrap_or_default();
+    let value: serde_json::Value = serde_json::from_slice(&raw).unwrap_or_default();
+    let pid = value["pid"].as_i64().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+    let start = value["pid_start"].as_u64().unwrap_or(0);
+    // Without a start time there is no telling a recycled pid apart: leave it alone.
+    if start != 0 && super::state::process_alive(pid, start) {
+        if let Ok(fd) = pidfd_open(Pid::from_raw(pid)) {
+            let _gone_already = pidfd_send_signal(fd.as_fd(), Signal::SIGKILL as i32);
+            wait_gone(&fd, Duration::from_secs(10));
+        }
+    }
+    dir.remove()
 }

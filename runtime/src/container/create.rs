@@ -111,8 +111,9 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         systemd_cgroup: opts.systemd_cgroup,
         has_process: plan.process.is_some(),
     };
-    // Written before any other side effect so that `delete --force` can always clean up.
-    dir.save(&state)?;
+    // Written before any other side effect so that `delete --force` can always clean up (the
+    // cgroup is known from here; once the child exists it is in that cgroup).
+    dir.save_creating(&state)?;
     // `exec` takes the container's process defaults and seccomp profile from this copy.
     std::fs::write(dir.file(CONFIG_COPY), &loaded.bytes)
         .map_err(|e| io_error(ErrorKind::Other, format!("write {}", dir.file(CONFIG_COPY).display()), e))?;
@@ -152,7 +153,6 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     }
     state.pid = init.pid.as_raw();
     state.pid_start = read_stat(state.pid).map_or(0, |(_, start)| start);
-    dir.save(&state)?;
 
     init.wait_ready(|| {
         let hook_state = HookState {

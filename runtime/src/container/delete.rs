@@ -124,7 +124,9 @@ pub fn remove_cgroup(cg: &CgroupState) {
 /// or damaged): stop the process it names if that is still the same process, remove the state.
 fn salvage(dir: &ContainerDir, error: &Error) -> Result<(), Error> {
     crate::logging::warn(&format!("{}; removing what can be found", error.chain()));
-    let raw = std::fs::read(dir.file(super::state::STATE_FILE)).unwrap_or_default();
+    let raw = std::fs::read(dir.file(super::state::STATE_FILE))
+        .or_else(|_| std::fs::read(dir.file(super::state::CREATING_FILE)))
+        .unwrap_or_default();
     let value: serde_json::Value = serde_json::from_slice(&raw).unwrap_or_default();
     let pid = value["pid"].as_i64().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
     let start = value["pid_start"].as_u64().unwrap_or(0);

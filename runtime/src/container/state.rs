@@ -23,6 +23,9 @@ use crate::cgroup::CgroupState;
 use crate::error::{Error, ErrorKind};
 
 pub const STATE_FILE: &str = "state.json";
+/// The state while `create` runs; replaced by state.json when it completes. Two names, so that
+/// the final state never renames over an existing file (ext4 flushes data on such renames).
+pub const CREATING_FILE: &str = "creating.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
 pub const CONFIG_COPY: &str = "config.json";
 
@@ -170,8 +173,13 @@ impl ContainerDir {
     }
 
     pub fn load(&self) -> Result<State, Error> {
-        let path = self.file(STATE_FILE);
-        let bytes = match fs::read(&path) {
+        let mut path = self.file(STATE_FILE);
+        let mut read = fs::read(&path);
+        if matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
+            path = self.file(CREATING_FILE);
+            read = fs::read(&path);
+        }
+        let bytes = match read {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::msg(ErrorKind::NotFound, format!("container \"{}\" does not exist", self.id)));
@@ -183,7 +191,19 @@ impl ContainerDir {
         })
     }
 
-    /// Replace state.json atomically (write a temporary file, rename it over).
+    /// Write the state of a container being created (creating.json).
+    pub fn save_creating(&self, state: &State) -> Result<(), Error> {
+        let path = self.file(CREATING_FILE);
+        let bytes = serde_json::to_vec(state).map_err(|e| Error::new(ErrorKind::Other, e))?;
+        let write = || -> std::io::Result<()> {
+            let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+            f.write_all(&bytes)
+        };
+        write().map_err(|e| io_error(ErrorKind::Other, format!("write {}", path.display()), e))
+    }
+
+    /// Publish the complete state: state.json appears atomically (a temporary file renamed into
+    /// place), then creating.json goes.
     pub fn save(&self, state: &State) -> Result<(), Error> {
         let tmp = self.file("state.json.tmp");
         let path = self.file(STATE_FILE);
@@ -191,7 +211,11 @@ impl ContainerDir {
         let write = || -> std::io::Result<()> {
             let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
             f.write_all(&bytes)?;
-            fs::rename(&tmp, &path)
+            fs::rename(&tmp, &path)?;
+            match fs::remove_file(self.file(CREATING_FILE)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
         };
         write().map_err(|e| io_error(ErrorKind::Other, format!("write {}", path.display()), e))
     }

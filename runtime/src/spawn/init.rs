@@ -151,8 +151,30 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, InitError> {
         }
     }
     args.join_fds.clear();
-    if !plan.namespaces.child_unshare.is_empty() {
-        unshare(plan.namespaces.child_unshare).map_err(InitError::Unshare)?;
+    let new_cgroupns = plan.namespaces.child_unshare.contains(CloneFlags::CLONE_NEWCGROUP);
+    let early = plan.namespaces.child_unshare - CloneFlags::CLONE_NEWCGROUP;
+    if !early.is_empty() {
+        unshare(early).map_err(InitError::Unshare)?;
+    }
+    // Wait for the cgroup placement before a cgroup2 mount (it shows the cgroup namespace, whose
+    // root must be the container's cgroup); otherwise build the rootfs while the parent waits.
+    let cgroup2_mount = matches!(args.cgroups, ContainerView::Unified)
+        && plan.mounts.iter().any(|m| matches!(m.kind, crate::spec::MountKind::Cgroup));
+    let mut placed = false;
+    let wait_placed = |placed: &mut bool| -> Result<(), InitError> {
+        if !*placed {
+            if wait_for(&args.channel)? != ToChild::Placed {
+                return Err(InitError::ParentGone);
+            }
+            if new_cgroupns {
+                unshare(CloneFlags::CLONE_NEWCGROUP).map_err(InitError::Unshare)?;
+            }
+            *placed = true;
+        }
+        Ok(())
+    };
+    if cgroup2_mount {
+        wait_placed(&mut placed)?;
     }
     let procfs = private_procfs()?;
     nix::unistd::setsid().map_err(InitError::Setsid)?;
@@ -168,6 +190,7 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, InitError> {
         rootfs::create_devices(root.fd.as_fd(), plan, plan.namespaces.user != Ns::Host)?;
         Some((root, deferred_dev))
     };
+    wait_placed(&mut placed)?;
 
     let hooks = &plan.hooks;
     let needs_hooks = [hooks.prestart(), hooks.create_runtime(), hooks.create_container(), hooks.start_container()]
@@ -178,7 +201,7 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, InitError> {
         args.channel.send(&ToParent::RunHooks).map_err(InitError::Sync)?;
         match wait_for(&args.channel)? {
             ToChild::HooksDone { state } => hook_state = state,
-            ToChild::Go => return Err(InitError::ParentGone),
+            ToChild::Go | ToChild::Placed => return Err(InitError::ParentGone),
         }
         let state = with_own_pid(&hook_state);
         run_hooks("createContainer", hooks.create_container().as_deref().unwrap_or_default(), state.as_bytes())?;

@@ -150,8 +150,9 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<InitProcess, Error> {
             write_id_map(pid, "uid_map", &plan.uid_map)?;
             write_id_map(pid, "gid_map", &plan.gid_map)?;
         }
-        req.cgroup.add_process(pid, cloned_into)?;
         init.channel.send(&ToChild::Go)?;
+        req.cgroup.add_process(pid, cloned_into)?;
+        init.channel.send(&ToChild::Placed)?;
         Ok(())
     };
     if let Err(e) = setup() {
@@ -259,6 +260,7 @@ pub fn spawn_exec(req: ExecRequest<'_>) -> Result<InitProcess, Error> {
         if let Some(cg) = req.cgroup {
             cg.add_process(pid, cloned_into)?;
         }
+        // exec's child joins the container's namespaces only once it is in the cgroup.
         child.channel.send(&ToChild::Go)?;
         Ok(())
     };

@@ -12,8 +12,11 @@ use crate::error::{Error, ErrorKind, Message};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum ToChild {
-    /// The parent has written the id maps and placed the child in its cgroup.
+    /// The parent has written the id maps: the child may set up its namespaces and rootfs.
     Go,
+    /// The parent has placed the child in its cgroup (v1 writes to cgroup.procs wait for an RCU
+    /// grace period, ~10 ms: the child builds its rootfs meanwhile).
+    Placed,
     /// prestart and createRuntime hooks are done; carries the state JSON for createContainer
     /// and startContainer hooks.
     HooksDone { state: String },

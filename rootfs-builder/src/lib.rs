@@ -9,6 +9,7 @@ pub mod flatten;
 pub mod fsutil;
 pub mod gc;
 pub mod merged;
+pub mod overlay;
 pub mod progress;
 pub mod pull;
 pub mod source;

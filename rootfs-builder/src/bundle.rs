@@ -25,6 +25,7 @@ use crate::digest::Digest;
 use crate::extract::OverlayXattrs;
 use crate::flatten;
 use crate::fsutil;
+use crate::inuse::{self, Usage};
 use crate::merged::{self, MergedView};
 use crate::overlay::{self, Lower, Overlay};
 use crate::pull::now;
@@ -74,6 +75,10 @@ pub enum Error {
     NotABundle(String),
     #[error("unmounting {0}")]
     Unmount(String, #[source] Errno),
+    #[error("the bundle {0} is in use: {1} runs in it; stop it first, or use --force to kill it")]
+    InUse(String, String),
+    #[error("killing what runs in the bundle {0}")]
+    Kill(String, #[source] inuse::KillError),
     #[error("{0} is still a mount point; not removing what is below it")]
     StillMounted(String),
     #[error("removing {0}")]
@@ -441,21 +446,41 @@ pub fn teardown(store: &Store, rec: &BundleRecord) -> Result<(), Error> {
     Ok(())
 }
 
-/// `rm DIR`: find the bundle (by the record in DIR, or by its directory in the store), tear it
-/// down, and remove DIR when nothing else is left in it.
-pub fn remove(store: &Store, dir: &Path) -> Result<BundleRecord, Error> {
+/// The bundle whose directory is `dir`: by the record in it, or by its directory in the store.
+pub fn find(store: &Store, dir: &Path) -> Result<BundleRecord, Error> {
     let dir = std::path::absolute(dir).map_err(|e| Error::Remove(path_str(dir), e))?;
     let from_dir: Option<BundleRecord> =
         fs::read(dir.join(RECORD_FILE)).ok().and_then(|b| serde_json::from_slice::<BundleRecord>(&b).ok());
-    let rec = match from_dir.and_then(|r| store.bundle(&r.name).ok().flatten()) {
-        Some(r) if r.dir == dir => r,
-        _ => store.bundles()?.into_iter().find(|b| b.dir == dir).ok_or_else(|| Error::NotABundle(path_str(&dir)))?,
-    };
+    match from_dir.and_then(|r| store.bundle(&r.name).ok().flatten()) {
+        Some(r) if r.dir == dir => Ok(r),
+        _ => store.bundles()?.into_iter().find(|b| b.dir == dir).ok_or_else(|| Error::NotABundle(path_str(&dir))),
+    }
+}
+
+/// How long `rm --force` waits for the killed processes to go.
+const KILL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `rm DIR`: find the bundle, refuse while something runs in it (unless `force`, which kills
+/// it), tear it down, and remove DIR when nothing else is left in it. Returns the record and
+/// what used it (containers a runtime still records as stopped, processes killed).
+/// `state_root` is where strata keeps its containers (its `--root`).
+pub fn remove(store: &Store, dir: &Path, force: bool, state_root: &Path) -> Result<(BundleRecord, Usage), Error> {
+    let rec = find(store, dir)?;
+    let roots = [state_root];
+    let mut usage = inuse::usage(&rec, &roots);
+    if usage.in_use() {
+        if !force {
+            return Err(Error::InUse(path_str(&rec.dir), usage.describe()));
+        }
+        inuse::kill_all(&rec, &roots, KILL_TIMEOUT).map_err(|e| Error::Kill(path_str(&rec.dir), e))?;
+        // The killed containers are stopped now, their records still there.
+        usage.stopped = inuse::usage(&rec, &roots).stopped;
+    }
     teardown(store, &rec)?;
-    match fs::remove_dir(&dir) {
+    match fs::remove_dir(&rec.dir) {
         Ok(()) => {}
         Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::DirectoryNotEmpty) => {}
-        Err(e) => return Err(Error::Remove(path_str(&dir), e)),
+        Err(e) => return Err(Error::Remove(path_str(&rec.dir), e)),
     }
-    Ok(rec)
+    Ok((rec, usage))
 }

@@ -7,9 +7,9 @@ use serde_json::json;
 use crate::digest::Digest;
 use crate::extract::OverlayXattrs;
 use crate::progress::{Progress, human};
+use crate::source::Compression;
 use crate::source::{Platform, SourceSpec, platform};
 use crate::store::{self, Store};
-use crate::source::Compression;
 use crate::usage::{self, LayerUsers};
 use crate::{bundle, commit, flatten, gc, pull};
 

@@ -52,6 +52,38 @@ pub fn write(store: &Store, image: &ImageRecord, spec: &SourceSpec, reference: &
     }
 }
 
+/// Check, before anything is made, that `spec` can be written: a layout directory is absent,
+/// empty or a layout; an archive's directory exists.
+pub fn check(spec: &SourceSpec) -> Result<(), Error> {
+    match spec.transport {
+        Transport::Oci => match fs::read_dir(&spec.path) {
+            Ok(mut rd) => {
+                if rd.next().is_some() && !spec.path.join("oci-layout").exists() {
+                    return Err(Error::NotLayout(path_str(&spec.path)));
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::Write(path_str(&spec.path), e)),
+        },
+        Transport::OciArchive | Transport::DockerArchive => {
+            let parent = match spec.path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            match fs::metadata(parent) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return Err(Error::Write(path_str(&spec.path), io::Error::from(io::ErrorKind::NotADirectory))),
+                Err(e) => return Err(Error::Write(path_str(&spec.path), e)),
+            }
+            if spec.path.is_dir() {
+                return Err(Error::Write(path_str(&spec.path), io::Error::from(io::ErrorKind::IsADirectory)));
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Every blob of the image: manifest, configuration, layers.
 fn blobs(image: &ImageRecord) -> Vec<Digest> {
     let mut v = vec![image.manifest.clone(), image.config.clone()];

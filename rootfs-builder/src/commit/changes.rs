@@ -134,7 +134,9 @@ pub fn parse(s: &str) -> Result<Change, Error> {
         return Err(Error::Empty(s.to_string()));
     }
     let bad = |why: String| Error::Malformed(s.to_string(), why);
-    let need = |what: &str| if rest.is_empty() { Err(bad(format!("{} needs {what}", keyword.to_uppercase()))) } else { Ok(()) };
+    let need = |what: &str| {
+        if rest.is_empty() { Err(bad(format!("{} needs {what}", keyword.to_uppercase()))) } else { Ok(()) }
+    };
     match keyword.to_ascii_uppercase().as_str() {
         "CMD" => {
             need("a command")?;
@@ -182,7 +184,8 @@ pub fn parse(s: &str) -> Result<Change, Error> {
         "VOLUME" => {
             need("a path")?;
             let paths = if rest.starts_with('[') {
-                serde_json::from_str::<Vec<String>>(rest).map_err(|e| bad(format!("not a JSON array of strings: {e}")))?
+                serde_json::from_str::<Vec<String>>(rest)
+                    .map_err(|e| bad(format!("not a JSON array of strings: {e}")))?
             } else {
                 words(rest).map_err(bad)?
             };
@@ -243,11 +246,8 @@ pub fn apply(image_config: &mut Value, changes: &[Change]) {
             }
             Change::Workdir(d) => {
                 let cur = c["WorkingDir"].as_str().filter(|s| !s.is_empty()).unwrap_or("/").to_string();
-                c["WorkingDir"] = json!(if d.starts_with('/') {
-                    d.clone()
-                } else {
-                    format!("{}/{d}", cur.trim_end_matches('/'))
-                });
+                c["WorkingDir"] =
+                    json!(if d.starts_with('/') { d.clone() } else { format!("{}/{d}", cur.trim_end_matches('/')) });
             }
             Change::User(u) => c["User"] = json!(u),
             Change::Label(kvs) => {

@@ -344,7 +344,8 @@ impl<W: Write> LayerWriter<W> {
                 Ok(())
             }
             SFlag::S_IFLNK => {
-                let target = nix::fcntl::readlinkat(dir, name.as_c_str()).map_err(read_err(path, "reading the link"))?;
+                let target =
+                    nix::fcntl::readlinkat(dir, name.as_c_str()).map_err(read_err(path, "reading the link"))?;
                 let mut e = Entry::new(EntryType::Symlink, path, mode, uid, gid, mtime);
                 e.set_link(target.as_bytes());
                 e.pax.extend(xattrs);

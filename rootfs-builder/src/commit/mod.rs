@@ -164,6 +164,9 @@ pub fn commit(store: &Store, dir: &Path, target: &Target, opts: &Options) -> Res
         return Err(Error::ReadOnly(path_str(&rec.dir)));
     }
     let image = store.image(&rec.image).map_err(|_| Error::ImageGone(rec.image.to_string()))?;
+    if let Target::Source(spec) = target {
+        export::check(spec)?;
+    }
     let upper = nix::fcntl::open(&rec.upper, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| Error::OpenUpper(path_str(&rec.upper), e))?;
 
@@ -182,8 +185,8 @@ pub fn commit(store: &Store, dir: &Path, target: &Target, opts: &Options) -> Res
     placed.map_err(|e| Error::WriteBlob(path_str(&blob_path), e))?;
 
     // 2. The configuration.
-    let mut config: Value =
-        serde_json::from_slice(&store.read_blob(&image.config)?).map_err(|e| Error::BaseDocument("configuration", e))?;
+    let mut config: Value = serde_json::from_slice(&store.read_blob(&image.config)?)
+        .map_err(|e| Error::BaseDocument("configuration", e))?;
     let created = timefmt::rfc3339(timefmt::now_or_source_date_epoch());
     changes::apply(&mut config, &parsed);
     config["created"] = json!(created);
@@ -214,8 +217,8 @@ pub fn commit(store: &Store, dir: &Path, target: &Target, opts: &Options) -> Res
     let config_digest = Digest::sha256_of(&config_bytes);
 
     // 3. The manifest: the image's layers as they are stored, then the new one.
-    let base: Value = serde_json::from_slice(&store.read_blob(&image.manifest)?)
-        .map_err(|e| Error::BaseDocument("manifest", e))?;
+    let base: Value =
+        serde_json::from_slice(&store.read_blob(&image.manifest)?).map_err(|e| Error::BaseDocument("manifest", e))?;
     let mut layers: Vec<Value> = base["layers"].as_array().cloned().unwrap_or_default();
     for l in &mut layers {
         let mt = oci_layer_media_type(l["mediaType"].as_str().unwrap_or_default());

@@ -39,6 +39,8 @@ enum Command {
     },
     /// List the stored images.
     Images,
+    /// List the bundles and what their writable layers hold.
+    Bundles,
     /// Show an image's manifest, configuration, layers and history.
     Inspect { image: String },
     /// Create an OCI runtime bundle: DIR/config.json and DIR/rootfs (an overlay mount).
@@ -68,18 +70,6 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Write the image's final filesystem into a plain directory (no overlay).
-    Flatten { image: String, dir: PathBuf },
-    /// Unmount and remove a bundle made by `bundle` (refused while a container runs in it).
-    Rm {
-        dir: PathBuf,
-        /// Kill (SIGKILL) what still runs in the bundle first.
-        #[arg(long, short)]
-        force: bool,
-        /// Where strata keeps container state (its --root), to name the containers found.
-        #[arg(long, default_value = strata_rootfs::inuse::STRATA_STATE_ROOT)]
-        state_root: PathBuf,
-    },
     /// Turn a bundle's writable layer into a new layer on top of its image, stored as IMAGE.
     Commit {
         dir: PathBuf,
@@ -100,8 +90,18 @@ enum Command {
         #[arg(long, default_value = "gzip")]
         compress: String,
     },
-    /// List the bundles and what their writable layers hold.
-    Bundles,
+    /// Write the image's final filesystem into a plain directory (no overlay).
+    Flatten { image: String, dir: PathBuf },
+    /// Unmount and remove a bundle made by `bundle` (refused while a container runs in it).
+    Rm {
+        dir: PathBuf,
+        /// Kill (SIGKILL) what still runs in the bundle first.
+        #[arg(long, short)]
+        force: bool,
+        /// Where strata keeps container state (its --root), to name the containers found.
+        #[arg(long, default_value = strata_rootfs::inuse::STRATA_STATE_ROOT)]
+        state_root: PathBuf,
+    },
     /// Remove layers and blobs that no image and no bundle uses.
     Gc,
 }

@@ -5,10 +5,10 @@
 //! (`/proc/PID/root`) is the bundle's rootfs (same device and inode: the overlay's root, or the
 //! plain directory of a flattened bundle). That holds whichever runtime started it (strata,
 //! runc, crun, through podman or containerd), for `exec`'d processes too, and needs no
-//! cooperation. Container names come from strata's state directories (`/run/strata/ID/state.json`
-//! holds `bundle`, `pid` and `pid_start`): a recorded container whose init still lives counts
-//! even before it has entered its root, and a stopped one is reported so its record can be
-//! deleted.
+//! cooperation. Container names come from strata's state directories: `/run/strata/ID/state.json`
+//! (or `creating.json` while `create` runs) holds `bundle`, `pid` and `pid_start`. A recorded
+//! container whose init still lives counts even before it has entered its root; a stopped one is
+//! reported so its record can be deleted.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -86,7 +86,12 @@ fn recorded_containers(state_root: &Path) -> Vec<Recorded> {
     let Ok(rd) = fs::read_dir(state_root) else { return Vec::new() };
     let mut out = Vec::new();
     for entry in rd.flatten() {
-        let Ok(bytes) = fs::read(entry.path().join("state.json")) else { continue };
+        // A container being created has only creating.json (strata writes state.json when done).
+        let Ok(bytes) =
+            fs::read(entry.path().join("state.json")).or_else(|_| fs::read(entry.path().join("creating.json")))
+        else {
+            continue;
+        };
         let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else { continue };
         let (Some(id), Some(bundle)) = (v["id"].as_str(), v["bundle"].as_str()) else { continue };
         out.push(Recorded {

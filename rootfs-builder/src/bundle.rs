@@ -3,11 +3,11 @@
 //! `DIR/rootfs` is an overlay: lower layers are the bundle's init layer (`/etc/hosts`,
 //! `/etc/resolv.conf`, `/etc/hostname`, mount points) over the image layers, top first; the
 //! upper and work directories are the bundle's own. Nothing of the image is copied, so the Nth
-//! bundle of an image costs a few small files and one mount. Mounted with the new mount API,
-//! one `lowerdir+` per layer; beyond the 500 layers one overlay takes, the bottom layers are
-//! stacked as a read-only overlay of their own under the top ones (up to 998 layers).
+//! bundle of an image costs a few small files and one mount (see [`crate::overlay`]: the new
+//! mount API with one `lowerdir+` per layer, or the classic option string on older kernels);
+//! beyond the 500 layers one overlay takes, the bottom layers are stacked as a read-only overlay
+//! of their own under the top ones (up to 998 layers).
 
-use std::ffi::CString;
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -25,11 +25,12 @@ use crate::digest::Digest;
 use crate::extract::OverlayXattrs;
 use crate::flatten;
 use crate::fsutil;
+use crate::inuse::{self, Usage};
 use crate::merged::{self, MergedView};
+use crate::overlay::{self, Lower, Overlay};
 use crate::pull::now;
 use crate::spec::{self, Volume};
 use crate::store::{self, BundleRecord, Store, records::BundleKind};
-use crate::sys::mount::{FsContext, MOUNT_ATTR_RDONLY, move_mount_fd};
 
 /// Lower layers one overlay mount takes (the kernel's OVL_MAX_STACK).
 pub const MAX_LOWERS: usize = 500;
@@ -66,21 +67,18 @@ pub enum Error {
     InitLayer(String, #[source] Errno),
     #[error("the image has {0} layers; an overlay bundle takes at most {MAX_LAYERS}: use --flatten")]
     TooManyLayers(usize),
-    #[error("mounting the overlay of {layers} layers on {target}")]
-    Mount {
-        layers: usize,
-        target: String,
-        #[source]
-        source: Errno,
-    },
-    #[error("this kernel's overlayfs does not take lowerdir+ (Linux 6.8 or later needed): use --flatten")]
-    NoLowerdirPlus,
+    #[error(transparent)]
+    Overlay(#[from] overlay::Error),
     #[error(
         "{0} is not a bundle made by strata-rootfs (no {RECORD_FILE}, and no bundle in the store has that directory)"
     )]
     NotABundle(String),
     #[error("unmounting {0}")]
     Unmount(String, #[source] Errno),
+    #[error("the bundle {0} is in use: {1} runs in it; stop it first, or use --force to kill it")]
+    InUse(String, String),
+    #[error("killing what runs in the bundle {0}")]
+    Kill(String, #[source] inuse::KillError),
     #[error("{0} is still a mount point; not removing what is below it")]
     StillMounted(String),
     #[error("removing {0}")]
@@ -241,7 +239,7 @@ fn build(
             write_init(&view, root.as_fd(), &hostname)?;
         }
         BundleKind::Overlay => {
-            let layers: Vec<PathBuf> = chain.iter().rev().take(view.depth()).map(|c| store.diff_dir(c)).collect();
+            let layers: Vec<Digest> = chain.iter().rev().take(view.depth()).cloned().collect();
             rec.inner_mounts = mount_rootfs(store, &rec, &layers)?;
         }
     }
@@ -258,63 +256,37 @@ fn open_dir(p: &Path) -> Result<std::os::fd::OwnedFd, Error> {
         .map_err(|e| Error::Create(path_str(p), e.into()))
 }
 
-fn cpath(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
-}
-
-/// `image_layers`: diff directories, top first.
-fn mount_rootfs(store: &Store, rec: &BundleRecord, image_layers: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
-    let mut lowers = vec![rec.init.clone()];
+/// `image_layers`: chain ids, top first.
+fn mount_rootfs(store: &Store, rec: &BundleRecord, image_layers: &[Digest]) -> Result<Vec<PathBuf>, Error> {
+    let method = overlay::Method::from_env();
+    let mut lowers = vec![Lower::Dir(rec.init.clone())];
     let mut inner_mounts = Vec::new();
+    let layers = |l: &[Digest]| -> Vec<Lower> { l.iter().cloned().map(Lower::Layer).collect() };
     if image_layers.len() + 1 > MAX_LOWERS {
         // Whiteouts of the top layers must stay visible to the outer overlay, so only the
         // bottom of the chain goes into the inner one (whose own whiteouts hide only below).
         let (top, bottom) = image_layers.split_at(MAX_LOWERS - 2);
         let inner = store.bundle_dir(&rec.name).join("lower");
         mkdir(&inner)?;
-        mount_overlay(bottom, None, &inner)?;
+        let bottom = layers(bottom);
+        overlay::mount(store, &Overlay { lowers: &bottom, upper: None, target: &inner }, method)?;
         inner_mounts.push(inner.clone());
-        lowers.extend_from_slice(top);
-        lowers.push(inner);
+        lowers.extend(layers(top));
+        lowers.push(Lower::Dir(inner));
     } else {
-        lowers.extend_from_slice(image_layers);
+        lowers.extend(layers(image_layers));
     }
     let upper = if rec.readonly { None } else { Some((rec.upper.as_path(), rec.work.as_path())) };
-    if let Err(e) = mount_overlay(&lowers, upper, &rec.rootfs) {
+    if let Err(e) = overlay::mount(store, &Overlay { lowers: &lowers, upper, target: &rec.rootfs }, method) {
         for m in &inner_mounts {
             // Undoing after the error being reported; `rm` can finish what this leaves.
             if let Err(u) = unmount(m) {
                 eprintln!("strata-rootfs: warning: {}", crate::cli::chain(&u));
             }
         }
-        return Err(e);
+        return Err(e.into());
     }
     Ok(inner_mounts)
-}
-
-fn mount_overlay(lowers: &[PathBuf], upper: Option<(&Path, &Path)>, target: &Path) -> Result<(), Error> {
-    let err = |source| Error::Mount { layers: lowers.len(), target: path_str(target), source };
-    let ctx = FsContext::open(c"overlay").map_err(err)?;
-    ctx.set_string(c"source", c"strata").map_err(err)?;
-    for (i, l) in lowers.iter().enumerate() {
-        match ctx.set_string(c"lowerdir+", &cpath(l)) {
-            Ok(()) => {}
-            Err(Errno::EINVAL) if i == 0 => return Err(Error::NoLowerdirPlus),
-            Err(e) => return Err(err(e)),
-        }
-    }
-    if let Some((u, w)) = upper {
-        ctx.set_string(c"upperdir", &cpath(u)).map_err(err)?;
-        ctx.set_string(c"workdir", &cpath(w)).map_err(err)?;
-        // Keep the upper dir a plain diff (no redirect or metacopy xattrs), whatever the kernel's
-        // defaults: it is what a later `commit` turns back into a tar layer.
-        ctx.set_string(c"redirect_dir", c"off").map_err(err)?;
-        ctx.set_string(c"metacopy", c"off").map_err(err)?;
-    }
-    let mnt = ctx.mount(if upper.is_none() { MOUNT_ATTR_RDONLY } else { 0 }).map_err(err)?;
-    let t =
-        nix::fcntl::open(target, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).map_err(err)?;
-    move_mount_fd(mnt.as_fd(), t.as_fd()).map_err(err)
 }
 
 /// Files the init layer provides (relative to the rootfs).
@@ -474,21 +446,41 @@ pub fn teardown(store: &Store, rec: &BundleRecord) -> Result<(), Error> {
     Ok(())
 }
 
-/// `rm DIR`: find the bundle (by the record in DIR, or by its directory in the store), tear it
-/// down, and remove DIR when nothing else is left in it.
-pub fn remove(store: &Store, dir: &Path) -> Result<BundleRecord, Error> {
+/// The bundle whose directory is `dir`: by the record in it, or by its directory in the store.
+pub fn find(store: &Store, dir: &Path) -> Result<BundleRecord, Error> {
     let dir = std::path::absolute(dir).map_err(|e| Error::Remove(path_str(dir), e))?;
     let from_dir: Option<BundleRecord> =
         fs::read(dir.join(RECORD_FILE)).ok().and_then(|b| serde_json::from_slice::<BundleRecord>(&b).ok());
-    let rec = match from_dir.and_then(|r| store.bundle(&r.name).ok().flatten()) {
-        Some(r) if r.dir == dir => r,
-        _ => store.bundles()?.into_iter().find(|b| b.dir == dir).ok_or_else(|| Error::NotABundle(path_str(&dir)))?,
-    };
+    match from_dir.and_then(|r| store.bundle(&r.name).ok().flatten()) {
+        Some(r) if r.dir == dir => Ok(r),
+        _ => store.bundles()?.into_iter().find(|b| b.dir == dir).ok_or_else(|| Error::NotABundle(path_str(&dir))),
+    }
+}
+
+/// How long `rm --force` waits for the killed processes to go.
+const KILL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `rm DIR`: find the bundle, refuse while something runs in it (unless `force`, which kills
+/// it), tear it down, and remove DIR when nothing else is left in it. Returns the record and
+/// what used it (containers a runtime still records as stopped, processes killed).
+/// `state_root` is where strata keeps its containers (its `--root`).
+pub fn remove(store: &Store, dir: &Path, force: bool, state_root: &Path) -> Result<(BundleRecord, Usage), Error> {
+    let rec = find(store, dir)?;
+    let roots = [state_root];
+    let mut usage = inuse::usage(&rec, &roots);
+    if usage.in_use() {
+        if !force {
+            return Err(Error::InUse(path_str(&rec.dir), usage.describe()));
+        }
+        inuse::kill_all(&rec, &roots, KILL_TIMEOUT).map_err(|e| Error::Kill(path_str(&rec.dir), e))?;
+        // The killed containers are stopped now, their records still there.
+        usage.stopped = inuse::usage(&rec, &roots).stopped;
+    }
     teardown(store, &rec)?;
-    match fs::remove_dir(&dir) {
+    match fs::remove_dir(&rec.dir) {
         Ok(()) => {}
         Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::DirectoryNotEmpty) => {}
-        Err(e) => return Err(Error::Remove(path_str(&dir), e)),
+        Err(e) => return Err(Error::Remove(path_str(&rec.dir), e)),
     }
-    Ok(rec)
+    Ok((rec, usage))
 }

@@ -7,9 +7,11 @@ use serde_json::json;
 use crate::digest::Digest;
 use crate::extract::OverlayXattrs;
 use crate::progress::{Progress, human};
+use crate::source::Compression;
 use crate::source::{Platform, SourceSpec, platform};
 use crate::store::{self, Store};
-use crate::{bundle, flatten, gc, pull};
+use crate::usage::{self, LayerUsers};
+use crate::{bundle, commit, flatten, gc, pull};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -25,6 +27,10 @@ pub enum Error {
     Gc(#[from] gc::Error),
     #[error(transparent)]
     Platform(#[from] platform::ParseError),
+    #[error(transparent)]
+    Commit(#[from] commit::Error),
+    #[error("unknown compression {0:?} (gzip, zstd or none)")]
+    Compression(String),
 }
 
 /// Options every command takes.
@@ -118,17 +124,23 @@ pub fn images(g: &Global) -> Result<(), Error> {
     let _lock = store.lock_shared()?;
     let refs = store.refs()?;
     let images = store.images()?;
+    let bundles = store.bundles()?;
+    let users = LayerUsers::new(&images);
     let refs_of =
         |id: &Digest| -> Vec<String> { refs.iter().filter(|(_, v)| *v == id).map(|(k, _)| k.clone()).collect() };
     if g.json {
         let list: Vec<_> = images
             .iter()
             .map(|i| {
+                let sizes = users.sizes(i);
                 json!({
                     "id": i.id,
                     "references": refs_of(&i.id),
                     "layers": i.layers.len(),
-                    "size": i.size(),
+                    "size": sizes.size,
+                    "shared_size": sizes.shared_size,
+                    "unique_size": sizes.unique_size,
+                    "bundles": usage::bundles_of(&bundles, &i.id).len(),
                     "platform": i.platform,
                     "pulled": i.pulled,
                 })
@@ -138,17 +150,30 @@ pub fn images(g: &Global) -> Result<(), Error> {
         return Ok(());
     }
     if !g.quiet {
-        println!("{:<40} {:<14} {:>6} {:>10}", "REFERENCE", "ID", "LAYERS", "SIZE");
+        println!(
+            "{:<36} {:<14} {:>6} {:>10} {:>10} {:>10} {:>7}",
+            "REFERENCE", "ID", "LAYERS", "SIZE", "SHARED", "UNIQUE", "BUNDLES"
+        );
     }
     for i in &images {
         let names = refs_of(&i.id);
         let names = if names.is_empty() { vec!["<none>".to_string()] } else { names };
+        let sizes = users.sizes(i);
         for n in names {
             if g.quiet {
                 println!("{}", i.id);
                 break;
             }
-            println!("{:<40} {:<14} {:>6} {:>10}", n, i.id.short(), i.layers.len(), human(i.size()));
+            println!(
+                "{:<36} {:<14} {:>6} {:>10} {:>10} {:>10} {:>7}",
+                n,
+                i.id.short(),
+                i.layers.len(),
+                human(sizes.size),
+                human(sizes.shared_size),
+                human(sizes.unique_size),
+                usage::bundles_of(&bundles, &i.id).len()
+            );
         }
     }
     Ok(())
@@ -165,8 +190,25 @@ pub fn inspect(g: &Global, image: &str) -> Result<(), Error> {
     };
     let manifest = parse(&rec.manifest)?;
     let config = parse(&rec.config)?;
+    let images = store.images()?;
+    let users = LayerUsers::new(&images);
+    let sizes = users.sizes(&rec);
+    let bundles: Vec<_> = store
+        .bundles()?
+        .into_iter()
+        .filter(|b| b.image == rec.id)
+        .map(|b| {
+            let (bytes, entries) = usage::tree_size(&b.upper);
+            json!({"name": b.name, "dir": b.dir, "writable_layer": {"path": b.upper, "size": bytes, "entries": entries}})
+        })
+        .collect();
     let mut layers = Vec::new();
     for l in &rec.layers {
+        let shared_with: Vec<String> = users
+            .others(&l.chain_id, &rec.id)
+            .iter()
+            .map(|id| store.refs_of(id).ok().and_then(|r| r.into_iter().next()).unwrap_or_else(|| id.to_string()))
+            .collect();
         let stats = store.layer(&l.chain_id)?.map(|r| r.stats);
         layers.push(json!({
             "chain_id": l.chain_id,
@@ -177,6 +219,7 @@ pub fn inspect(g: &Global, image: &str) -> Result<(), Error> {
             "size": l.size,
             "stats": stats,
             "path": store.diff_dir(&l.chain_id),
+            "shared_with": shared_with,
         }));
     }
     let out = json!({
@@ -185,7 +228,10 @@ pub fn inspect(g: &Global, image: &str) -> Result<(), Error> {
         "platform": rec.platform,
         "source": rec.source,
         "pulled": rec.pulled,
-        "size": rec.size(),
+        "size": sizes.size,
+        "shared_size": sizes.shared_size,
+        "unique_size": sizes.unique_size,
+        "bundles": bundles,
         "manifest_digest": rec.manifest,
         "manifest": manifest,
         "config": config,
@@ -223,14 +269,132 @@ pub fn flatten(g: &Global, image: &str, dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-pub fn rm(g: &Global, dir: &Path) -> Result<(), Error> {
+pub fn rm(g: &Global, dir: &Path, force: bool, state_root: &Path) -> Result<(), Error> {
     let store = g.store()?;
     let _lock = store.lock_shared()?;
-    let rec = bundle::remove(&store, dir)?;
+    let (rec, usage) = bundle::remove(&store, dir, force, state_root)?;
+    if !usage.stopped.is_empty() && !g.quiet {
+        eprintln!(
+            "strata-rootfs: note: strata still records the stopped container(s) {} of this bundle (strata delete ID)",
+            usage.stopped.join(", ")
+        );
+    }
     if g.json {
-        print_json(&json!({ "removed": rec.dir, "name": rec.name }));
+        print_json(&json!({ "removed": rec.dir, "name": rec.name, "killed": usage.running, "stopped": usage.stopped }));
     } else if !g.quiet {
+        if usage.in_use() {
+            eprintln!("strata-rootfs: killed {}", usage.describe());
+        }
         println!("{}", rec.dir.display());
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CommitArgs {
+    pub message: Option<String>,
+    pub author: Option<String>,
+    pub changes: Vec<String>,
+    pub compress: String,
+}
+
+pub fn commit(g: &Global, dir: &Path, image: &str, args: CommitArgs) -> Result<(), Error> {
+    let compression = match args.compress.as_str() {
+        "gzip" => Compression::Gzip,
+        "zstd" => Compression::Zstd,
+        "none" => Compression::None,
+        other => return Err(Error::Compression(other.to_string())),
+    };
+    let target = commit::Target::parse(image)?;
+    let store = g.store()?;
+    let _lock = store.lock_shared()?;
+    let opts = commit::Options {
+        message: args.message,
+        author: args.author,
+        changes: args.changes,
+        compression,
+        pull: g.pull_options()?,
+    };
+    let done = commit::commit(&store, dir, &target, &opts)?;
+    if g.json {
+        print_json(&serde_json::to_value(&done).unwrap_or_default());
+        return Ok(());
+    }
+    if !g.quiet {
+        let st = &done.layer.stats;
+        eprintln!(
+            "committed {} as {}: new layer {} ({} compressed; {} files, {} dirs, {} whiteouts, {} opaque dirs, {} of content){}",
+            dir.display(),
+            done.reference,
+            done.layer.diff_id.short(),
+            human(done.layer.size),
+            st.files,
+            st.dirs,
+            st.whiteouts,
+            st.opaque_dirs,
+            human(st.bytes),
+            done.written.as_deref().map(|w| format!("; written to {w}")).unwrap_or_default()
+        );
+        if st.changed_while_read > 0 {
+            eprintln!(
+                "strata-rootfs: warning: {} files changed while they were read (the container is writing them)",
+                st.changed_while_read
+            );
+        }
+        if st.sockets_skipped > 0 {
+            eprintln!("strata-rootfs: note: {} sockets left out (a layer cannot hold them)", st.sockets_skipped);
+        }
+    }
+    println!("{}", done.id);
+    Ok(())
+}
+
+pub fn bundles(g: &Global) -> Result<(), Error> {
+    let store = g.store()?;
+    let _lock = store.lock_shared()?;
+    let refs = store.refs()?;
+    let name_of = |id: &Digest| -> String {
+        refs.iter().find(|(_, v)| *v == id).map(|(k, _)| k.clone()).unwrap_or_else(|| id.short().to_string())
+    };
+    let list = store.bundles()?;
+    let rows: Vec<_> = list
+        .iter()
+        .map(|b| {
+            let (bytes, entries) = usage::tree_size(&b.upper);
+            (b, bytes, entries)
+        })
+        .collect();
+    if g.json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(b, bytes, entries)| {
+                json!({
+                    "name": b.name, "dir": b.dir, "image": b.image, "kind": b.kind, "readonly": b.readonly,
+                    "layers": b.chain.len(), "upper": b.upper, "init": b.init,
+                    "writable_layer": {"size": bytes, "entries": entries},
+                })
+            })
+            .collect();
+        print_json(&json!(v));
+        return Ok(());
+    }
+    if !g.quiet {
+        println!("{:<28} {:<24} {:>6} {:>10} {:>8}  DIR", "NAME", "IMAGE", "LAYERS", "WRITTEN", "ENTRIES");
+    }
+    for (b, bytes, entries) in rows {
+        if g.quiet {
+            println!("{}", b.dir.display());
+            continue;
+        }
+        println!(
+            "{:<28} {:<24} {:>6} {:>10} {:>8}  {}",
+            b.name,
+            name_of(&b.image),
+            b.chain.len(),
+            human(bytes),
+            entries,
+            b.dir.display()
+        );
     }
     Ok(())
 }

@@ -192,6 +192,43 @@ impl<R: Read> Read for DigestReader<R> {
     }
 }
 
+/// Hashes and counts every byte written through it.
+pub struct DigestWriter<W> {
+    inner: W,
+    hasher: Hasher,
+    count: u64,
+}
+
+impl<W> fmt::Debug for DigestWriter<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DigestWriter").field("count", &self.count).finish()
+    }
+}
+
+impl<W: io::Write> DigestWriter<W> {
+    pub fn new(inner: W, algorithm: Algorithm) -> Self {
+        Self { inner, hasher: Hasher::new(algorithm), count: 0 }
+    }
+
+    /// The writer, the digest and the number of bytes written.
+    pub fn finish(self) -> (W, Digest, u64) {
+        (self.inner, self.hasher.finish(), self.count)
+    }
+}
+
+impl<W: io::Write> io::Write for DigestWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +241,16 @@ mod tests {
         assert!(matches!(Digest::parse("md5:abc"), Err(Error::UnsupportedAlgorithm(_))));
         let d = Digest::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
         assert_eq!(d.to_string(), format!("sha256:{}", "ab".repeat(32)));
+    }
+
+    #[test]
+    fn writer_hashes_what_passes() {
+        let mut w = DigestWriter::new(Vec::new(), Algorithm::Sha256);
+        io::Write::write_all(&mut w, b"hel").unwrap();
+        io::Write::write_all(&mut w, b"lo").unwrap();
+        let (out, d, n) = w.finish();
+        assert_eq!((out.as_slice(), n), (&b"hello"[..], 5));
+        assert_eq!(d, Digest::sha256_of(b"hello"));
     }
 
     #[test]

@@ -80,6 +80,12 @@ pub fn collect(store: &Store) -> Result<Report, Error> {
             }
         }
     }
+    // Short links (classic overlay mounts) of layers that are gone.
+    for name in list_names(&root.join("l"))? {
+        if crate::overlay::is_dangling_link(store, &name) {
+            remove(&root.join("l").join(&name), &mut Report::default())?;
+        }
+    }
     // Nothing is in progress while the store lock is held exclusively: all of tmp/ is leftover.
     for name in list_names(&store.tmp_dir())? {
         remove(&store.tmp_dir().join(&name), &mut report)?;

@@ -3,16 +3,22 @@
 
 pub mod bundle;
 pub mod cli;
+pub mod commit;
 pub mod digest;
+pub mod export;
 pub mod extract;
 pub mod flatten;
 pub mod fsutil;
 pub mod gc;
+pub mod inuse;
 pub mod merged;
+pub mod overlay;
 pub mod progress;
 pub mod pull;
 pub mod source;
 pub mod spec;
 pub mod store;
 pub mod sys;
+pub mod timefmt;
+pub mod usage;
 pub mod user;

@@ -39,6 +39,8 @@ enum Command {
     },
     /// List the stored images.
     Images,
+    /// List the bundles and what their writable layers hold.
+    Bundles,
     /// Show an image's manifest, configuration, layers and history.
     Inspect { image: String },
     /// Create an OCI runtime bundle: DIR/config.json and DIR/rootfs (an overlay mount).
@@ -68,10 +70,38 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Turn a bundle's writable layer into a new layer on top of its image, stored as IMAGE.
+    Commit {
+        dir: PathBuf,
+        /// oci:PATH[:REF], oci-archive:PATH[:REF], docker-archive:PATH[:REF], or a name for the
+        /// store only (the image always goes into the store too).
+        image: String,
+        /// A comment for the new history entry.
+        #[arg(long, short)]
+        message: Option<String>,
+        /// The image's author.
+        #[arg(long, short)]
+        author: Option<String>,
+        /// A Dockerfile instruction for the configuration (CMD, ENTRYPOINT, ENV, WORKDIR, USER,
+        /// LABEL, EXPOSE, VOLUME, STOPSIGNAL); repeatable.
+        #[arg(long = "change", short = 'c', value_name = "INSTRUCTION")]
+        changes: Vec<String>,
+        /// Layer compression: gzip, zstd or none.
+        #[arg(long, default_value = "gzip")]
+        compress: String,
+    },
     /// Write the image's final filesystem into a plain directory (no overlay).
     Flatten { image: String, dir: PathBuf },
-    /// Unmount and remove a bundle made by `bundle`.
-    Rm { dir: PathBuf },
+    /// Unmount and remove a bundle made by `bundle` (refused while a container runs in it).
+    Rm {
+        dir: PathBuf,
+        /// Kill (SIGKILL) what still runs in the bundle first.
+        #[arg(long, short)]
+        force: bool,
+        /// Where strata keeps container state (its --root), to name the containers found.
+        #[arg(long, default_value = strata_rootfs::inuse::STRATA_STATE_ROOT)]
+        state_root: PathBuf,
+    },
     /// Remove layers and blobs that no image and no bundle uses.
     Gc,
 }
@@ -90,7 +120,11 @@ fn main() -> ExitCode {
             cli::BundleArgs { name, flatten, readonly, hostname, env, user, workdir, args },
         ),
         Command::Flatten { image, dir } => cli::flatten(&global, &image, &dir),
-        Command::Rm { dir } => cli::rm(&global, &dir),
+        Command::Rm { dir, force, state_root } => cli::rm(&global, &dir, force, &state_root),
+        Command::Commit { dir, image, message, author, changes, compress } => {
+            cli::commit(&global, &dir, &image, cli::CommitArgs { message, author, changes, compress })
+        }
+        Command::Bundles => cli::bundles(&global),
         Command::Gc => cli::gc(&global),
     };
     match result {

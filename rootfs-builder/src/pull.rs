@@ -93,6 +93,12 @@ pub fn now() -> u64 {
 /// Import the image `spec` names. The caller holds the store lock shared.
 pub fn pull(store: &Store, spec: &SourceSpec, opts: &Options) -> Result<Pulled, Error> {
     let resolved = source::resolve(spec, &opts.platform)?;
+    import(store, &resolved, &spec.path.display().to_string(), opts)
+}
+
+/// Import an image whose documents are verified (`resolved`): unpack the layers the store lacks,
+/// record the image (as coming from `source`) and its reference.
+pub fn import(store: &Store, resolved: &Resolved, source: &str, opts: &Options) -> Result<Pulled, Error> {
     let diff_ids: Vec<Digest> = resolved.layers.iter().map(|l| l.diff_id.clone()).collect();
     let chains = chain_ids(&diff_ids);
     let total = resolved.layers.len();
@@ -100,7 +106,7 @@ pub fn pull(store: &Store, spec: &SourceSpec, opts: &Options) -> Result<Pulled, 
     let mut unpacked = 0;
     for (i, (layer, chain)) in resolved.layers.iter().zip(&chains).enumerate() {
         let label = format!("layer {}/{total} {}", i + 1, layer.diff_id.short());
-        let (rec, fresh) = ensure_layer(store, &resolved, i + 1, layer, chain, &chains[..i], opts, &label)?;
+        let (rec, fresh) = ensure_layer(store, resolved, i + 1, layer, chain, &chains[..i], opts, &label)?;
         opts.progress.done(&label, if fresh { "unpacked" } else { "already in the store" });
         unpacked += usize::from(fresh);
         layers.push(ImageLayer {
@@ -115,7 +121,7 @@ pub fn pull(store: &Store, spec: &SourceSpec, opts: &Options) -> Result<Pulled, 
 
     let (manifest_digest, manifest_bytes) = match &resolved.manifest {
         Some(m) => m.clone(),
-        None => synthesize_manifest(&resolved, &layers),
+        None => synthesize_manifest(resolved, &layers),
     };
     store.put_blob(&resolved.config_digest, &resolved.config_bytes)?;
     store.put_blob(&manifest_digest, &manifest_bytes)?;
@@ -130,7 +136,7 @@ pub fn pull(store: &Store, spec: &SourceSpec, opts: &Options) -> Result<Pulled, 
         config: resolved.config_digest.clone(),
         layers,
         platform,
-        source: format!("{}", spec.path.display()),
+        source: source.to_string(),
         pulled: now(),
     };
     {
@@ -401,7 +407,10 @@ fn unpack_into(
 
     let blob = actual;
     let blob_path = store.blob_path(&blob);
-    if !blob_path.exists() {
+    if blob_path.exists() {
+        // Already stored (a commit imports from the store's own blobs): not kept twice.
+        fs::remove_file(&blob_tmp).map_err(|e| prepare(blob_tmp.clone(), e))?;
+    } else {
         fs::rename(&blob_tmp, &blob_path).map_err(|e| prepare(blob_path.clone(), e))?;
     }
     let media_type =

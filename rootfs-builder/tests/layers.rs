@@ -222,7 +222,7 @@ fn oci_layout_oci_archive_and_docker_archive_agree() {
             .enumerate()
     {
         // A fresh store each time, so every format is really unpacked.
-        let t = Tool { store: s.join(&format!("store{i}")) };
+        let t = Tool { store: s.join(&format!("store{i}")), env: Vec::new() };
         let pulled = t.json(&["pull", src]);
         assert_eq!(pulled["id"], image_id(&img), "{src}");
         assert_eq!(pulled["unpacked"], 2, "{src}");
@@ -235,11 +235,11 @@ fn oci_layout_oci_archive_and_docker_archive_agree() {
     assert!(trees[0].contains_key("etc/more") && !trees[0].contains_key("lnk"));
 
     // References: the layout's tag gets the directory's name; the docker tag stays whole.
-    let t = Tool { store: s.join("store2") };
+    let t = Tool { store: s.join("store2"), env: Vec::new() };
     let images = t.json(&["images"]);
     assert_eq!(images[0]["references"][0], "example.com/test:v1");
     t.ok(&["inspect", "example.com/test:v1"]);
-    let t0 = Tool { store: s.join("store0") };
+    let t0 = Tool { store: s.join("store0"), env: Vec::new() };
     assert_eq!(t0.json(&["images"])[0]["references"][0], "layout:v1");
 }
 
@@ -320,6 +320,13 @@ fn chains_longer_than_one_overlay_stack_still_mount() {
     // must still hide the bottom layer's file, which sits in the stacked inner overlay.
     let (_, src) = long_chain(600, &s);
     let bundle = s.join("bundle");
+    if !kernel_has_lowerdir_plus() {
+        // The classic option string holds about 240 layers: a clear error, nothing left behind.
+        let err = t.fails(&["bundle", &src, bundle.to_str().unwrap()]);
+        assert!(err.contains("use --flatten"), "{err}");
+        assert!(!bundle.exists() && names(&t.store.join("bundles")).is_empty());
+        return;
+    }
     let rec = t.json(&["bundle", &src, bundle.to_str().unwrap()]);
     assert_eq!(rec["inner_mounts"].as_array().unwrap().len(), 1);
     let root = bundle.join("rootfs");
@@ -331,6 +338,36 @@ fn chains_longer_than_one_overlay_stack_still_mount() {
     assert!(!bundle.exists());
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(s.path.to_str().unwrap()), "rm left a mount behind");
+}
+
+#[test]
+fn the_classic_mount_shows_the_same_tree() {
+    // Kernels before 6.8 refuse lowerdir+; the classic option string, forced here, must mount
+    // the very same tree, with short layer names relative to the store.
+    require_root();
+    let s = Scratch::new("classic");
+    let t = Tool::new(&s).with_env("STRATA_ROOTFS_OVERLAY", "classic");
+    let mut img = Image::new().layer(&[dir("a"), file("a/gone", "g"), dir("d"), file("d/old", "o"), file("keep", "k")]);
+    img = img.layer(&[dir("a"), whiteout("a/gone"), dir("d"), opaque("d"), file("d/new", "n")]);
+    for i in 0..60 {
+        img = img.layer(&[file(&format!("f{i}"), &i.to_string())]);
+    }
+    let src = oci_layout(&s.join("img"), &img, "latest");
+    let bundle = s.join("bundle");
+    t.ok(&["bundle", &src, bundle.to_str().unwrap()]);
+    let opts = mount_options(&bundle.join("rootfs")).expect("the bundle is mounted");
+    assert!(opts.contains("lowerdir=bundles/"), "init layer relative to the store: {opts}");
+    assert!(opts.contains(":l/"), "layers by short link: {opts}");
+    assert!(opts.contains("upperdir=bundles/"), "{opts}");
+    t.ok(&["rm", bundle.to_str().unwrap()]);
+    let flat = flatten_and_compare(&t, &s, &src);
+    assert!(!flat.join("a/gone").exists() && !flat.join("d/old").exists());
+    assert_eq!(read(&flat.join("f59")), "59");
+    // gc drops the links of layers it removes.
+    fs::remove_dir_all(t.store.join("images")).unwrap();
+    fs::create_dir(t.store.join("images")).unwrap();
+    t.ok(&["gc"]);
+    assert!(names(&t.store.join("l")).is_empty(), "gc left short links: {:?}", names(&t.store.join("l")));
 }
 
 #[test]

@@ -202,7 +202,7 @@ fn source_name(spec: &SourceSpec) -> String {
 }
 
 /// The full name to record for an image whose source calls it `name` (a full name, or a tag).
-fn full_reference(spec: &SourceSpec, name: &str) -> String {
+pub fn full_reference(spec: &SourceSpec, name: &str) -> String {
     if name.contains('/') || name.contains(':') { name.to_string() } else { format!("{}:{}", spec.base_name(), name) }
 }
 

@@ -1,11 +1,12 @@
 //! The only place with `unsafe` code: thin, typed wrappers over system calls that `nix` lacks
-//! (extended attributes, the new mount API).
+//! (extended attributes, the new mount API, process descriptors).
 //!
 //! Every wrapper returns `nix::Result` and owns any file descriptor it creates as an `OwnedFd`.
 //! Every `unsafe` block carries a `// SAFETY:` comment naming the invariant it relies on.
 #![allow(unsafe_code)]
 
 pub mod mount;
+pub mod process;
 pub mod xattr;
 
 use nix::errno::Errno;

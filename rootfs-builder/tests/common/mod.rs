@@ -80,15 +80,29 @@ pub fn bin() -> &'static str {
 #[derive(Debug)]
 pub struct Tool {
     pub store: PathBuf,
+    /// Extra environment for every run.
+    pub env: Vec<(String, String)>,
 }
 
 impl Tool {
     pub fn new(scratch: &Scratch) -> Self {
-        Self { store: scratch.join("store") }
+        Self { store: scratch.join("store"), env: Vec::new() }
+    }
+
+    /// The same store, with `K=V` in the environment of every run.
+    pub fn with_env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.to_string(), v.to_string()));
+        self
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(bin()).arg("--store").arg(&self.store).args(args).output().unwrap()
+        Command::new(bin())
+            .arg("--store")
+            .arg(&self.store)
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap()
     }
 
     /// Run and expect success; returns stdout.
@@ -560,6 +574,23 @@ pub fn without_init(mut t: BTreeMap<String, Node>, image: &BTreeMap<String, Node
         }
     }
     t
+}
+
+/// Whether the running kernel's overlayfs takes `lowerdir+` (Linux 6.8 and later).
+pub fn kernel_has_lowerdir_plus() -> bool {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut parts = release.trim().split(|c: char| !c.is_ascii_digit()).map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (6, 8)
+}
+
+/// The overlay mount options of the mount at `target`, from /proc/self/mountinfo.
+pub fn mount_options(target: &Path) -> Option<String> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines().find_map(|l| {
+        let fields: Vec<&str> = l.split(' ').collect();
+        (fields.get(4) == Some(&target.to_str().unwrap())).then(|| fields.last().unwrap().to_string())
+    })
 }
 
 pub fn require_root() {

@@ -2,22 +2,24 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use clap::error::ErrorKind as ClapKind;
-use strata::cli::{Cli, run};
+use strata::cli::{Parsed, VERSION, command_help, parse_args, run};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cli = match parse_args(&args) {
+        Ok(Parsed::Run(cli)) => cli,
+        Ok(Parsed::Version) => {
+            print!("{VERSION}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Parsed::Help(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
-            let code = match e.kind() {
-                ClapKind::DisplayHelp | ClapKind::DisplayVersion => 0,
-                // runc exits 1 on a usage error.
-                _ => 1,
-            };
-            // Printing help or a usage error can only fail on a closed stdout/stderr.
-            let _printed = e.print();
-            return ExitCode::from(code);
+            // runc exits 1 on a usage error, after saying what is wrong.
+            eprintln!("error: {}\n\n{}", e.message, command_help(e.command));
+            return ExitCode::from(1);
         }
     };
     match run(cli) {

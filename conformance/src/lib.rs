@@ -9,6 +9,7 @@
 //! how a test reports.
 
 pub mod bundle;
+pub mod cgroupfs;
 pub mod console;
 pub mod container;
 pub mod expectations;

@@ -1,7 +1,9 @@
 //! config-linux.md control groups: cgroupsPath placement, cgroup namespace view, resources.
-//! Host-side paths assume this machine's cgroup v1 layout (one hierarchy per controller).
+//! Host-side paths follow the layout: v1 (one hierarchy per controller) or pure v2.
 
 use std::path::PathBuf;
+
+use strata_conformance::cgroupfs;
 
 use strata_conformance::*;
 
@@ -9,8 +11,15 @@ fn cgroups_path(b: &Bundle) -> String {
     b.spec["linux"]["cgroupsPath"].as_str().or_fail("cgroupsPath").to_string()
 }
 
-fn v1_file(controller: &str, cgroups_path: &str, file: &str) -> PathBuf {
-    PathBuf::from(format!("/sys/fs/cgroup/{controller}{cgroups_path}/{file}"))
+/// The line of /proc/self/cgroup (as the probe reports it) for `controller`, or the unified line.
+fn line_for<'a>(report: &'a Value, controller: &str) -> Option<&'a Value> {
+    report.as_array()?.iter().find(|l| {
+        if cgroupfs::unified() {
+            l["hierarchy"] == 0 || l["controllers"].as_array().is_some_and(|c| c.is_empty())
+        } else {
+            l["controllers"].as_array().is_some_and(|c| c.iter().any(|x| x == controller))
+        }
+    })
 }
 
 fn read_trim(p: &PathBuf) -> String {
@@ -27,11 +36,9 @@ fn cgroups_path_places_the_process() {
         b.probe(&["cgroup"]);
         let v = t.run_probe(&b);
         let want = cgroups_path(&b);
-        for line in v.as_array().or_fail("cgroup report") {
-            let controllers = line["controllers"].as_array().or_fail("controllers");
-            if controllers.iter().any(|c| c == "memory" || c == "pids" || c == "cpu" || c == "devices") {
-                assert_eq!(line["path"], json!(want), "{line}");
-            }
+        for controller in ["memory", "pids", "cpu", "devices"] {
+            let line = line_for(&v, controller).or_fail(format!("{controller} line in {v}"));
+            assert_eq!(line["path"], json!(want), "{line}");
         }
     });
 }
@@ -43,7 +50,7 @@ fn cgroups_path_created_on_the_host() {
         let mut b = t.bundle();
         b.args(&["sleep", "60"]);
         let c = t.start(&b);
-        let procs = read_trim(&v1_file("pids", &cgroups_path(&b), "cgroup.procs"));
+        let procs = read_trim(&cgroupfs::file("pids", &cgroups_path(&b), "cgroup.procs", "cgroup.procs"));
         assert!(procs.lines().any(|p| p == c.pid.to_string()), "pid {} not in {procs:?}", c.pid);
         c.kill("KILL").ok();
     });
@@ -57,12 +64,7 @@ fn cgroup_namespace_hides_the_path() {
         b.push("/linux/namespaces", json!({"type": "cgroup"}));
         b.probe(&["cgroup"]);
         let v = t.run_probe(&b);
-        let memory = v
-            .as_array()
-            .or_fail("cgroup report")
-            .iter()
-            .find(|l| l["controllers"].as_array().is_some_and(|c| c.iter().any(|x| x == "memory")));
-        assert_eq!(memory.or_fail(format!("memory line in {v}"))["path"], "/", "{v}");
+        assert_eq!(line_for(&v, "memory").or_fail(format!("memory line in {v}"))["path"], "/", "{v}");
     });
 }
 
@@ -74,7 +76,10 @@ fn resources_memory_limit_applied() {
         b.set("/linux/resources/memory", json!({"limit": 67108864}));
         b.args(&["sleep", "60"]);
         let c = t.start(&b);
-        assert_eq!(read_trim(&v1_file("memory", &cgroups_path(&b), "memory.limit_in_bytes")), "67108864");
+        assert_eq!(
+            read_trim(&cgroupfs::file("memory", &cgroups_path(&b), "memory.limit_in_bytes", "memory.max")),
+            "67108864"
+        );
         c.kill("KILL").ok();
     });
 }
@@ -87,7 +92,7 @@ fn resources_pids_limit_applied() {
         b.set("/linux/resources/pids", json!({"limit": 42}));
         b.args(&["sleep", "60"]);
         let c = t.start(&b);
-        assert_eq!(read_trim(&v1_file("pids", &cgroups_path(&b), "pids.max")), "42");
+        assert_eq!(read_trim(&cgroupfs::file("pids", &cgroups_path(&b), "pids.max", "pids.max")), "42");
         c.kill("KILL").ok();
     });
 }
@@ -116,7 +121,8 @@ fn resources_cpu_shares_applied() {
         b.set("/linux/resources/cpu", json!({"shares": 512}));
         b.args(&["sleep", "60"]);
         let c = t.start(&b);
-        assert_eq!(read_trim(&v1_file("cpu", &cgroups_path(&b), "cpu.shares")), "512");
+        let want = if cgroupfs::unified() { cgroupfs::shares_to_weight(512).to_string() } else { "512".into() };
+        assert_eq!(read_trim(&cgroupfs::file("cpu", &cgroups_path(&b), "cpu.shares", "cpu.weight")), want);
         c.kill("KILL").ok();
     });
 }

@@ -301,9 +301,10 @@ fn pause_and_resume() {
         c.cmd(&["pause"]).run().ok();
         assert_eq!(c.status(), "paused");
         let cg = b.spec["linux"]["cgroupsPath"].as_str().or_fail("cgroupsPath").trim_start_matches('/').to_string();
-        let freezer =
-            std::fs::read_to_string(format!("/sys/fs/cgroup/freezer/{cg}/freezer.state")).or_fail("read freezer.state");
-        assert_eq!(freezer.trim(), "FROZEN");
+        let frozen = strata_conformance::cgroupfs::file("freezer", &cg, "freezer.state", "cgroup.freeze");
+        let state = std::fs::read_to_string(&frozen).or_fail("read the freezer state");
+        let want = if strata_conformance::cgroupfs::unified() { "1" } else { "FROZEN" };
+        assert_eq!(state.trim(), want);
         c.cmd(&["resume"]).run().ok();
         assert_eq!(c.status(), "running");
         c.kill("KILL").ok();
@@ -681,10 +682,11 @@ fn update_memory_limit() {
             .run()
             .ok();
         let cg = b.spec["linux"]["cgroupsPath"].as_str().or_fail("cgroupsPath").trim_start_matches('/').to_string();
-        let mem = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/{cg}/memory.limit_in_bytes"))
-            .or_fail("read memory limit");
+        let mem = strata_conformance::cgroupfs::file("memory", &cg, "memory.limit_in_bytes", "memory.max");
+        let mem = std::fs::read_to_string(mem).or_fail("read memory limit");
         assert_eq!(mem.trim(), "134217728");
-        let pids = std::fs::read_to_string(format!("/sys/fs/cgroup/pids/{cg}/pids.max")).or_fail("read pids.max");
+        let pids = strata_conformance::cgroupfs::file("pids", &cg, "pids.max", "pids.max");
+        let pids = std::fs::read_to_string(pids).or_fail("read pids.max");
         assert_eq!(pids.trim(), "77");
         c.kill("KILL").ok();
     });

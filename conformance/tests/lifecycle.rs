@@ -153,7 +153,7 @@ fn create_error_leaves_no_container() {
         let list = t.cmd(&["list", "-q"]).run();
         assert!(!list.stdout.contains(&id), "failed container still listed: {}", list.stdout);
         let cg = b.spec["linux"]["cgroupsPath"].as_str().or_fail("cgroupsPath").to_string();
-        let pids = Path::new("/sys/fs/cgroup/pids").join(cg.trim_start_matches('/'));
+        let pids = strata_conformance::cgroupfs::dir("pids", &cg);
         assert!(!pids.exists(), "failed create left its cgroup {}", pids.display());
     });
 }
@@ -375,7 +375,7 @@ fn delete_stopped_container() {
         let c = t.start(&b);
         c.wait_success();
         let cg = b.spec["linux"]["cgroupsPath"].as_str().or_fail("cgroupsPath").to_string();
-        let pids = Path::new("/sys/fs/cgroup/pids").join(cg.trim_start_matches('/'));
+        let pids = strata_conformance::cgroupfs::dir("pids", &cg);
         assert!(pids.exists(), "no cgroup at {} while the container exists", pids.display());
         c.delete().ok();
         t.cmd(&["state", &c.id]).run().failed();

@@ -91,6 +91,8 @@ pub fn exec(root: &Path, id: &ContainerId, o: &ExecOptions) -> Result<i32, Error
         return Err(Error::msg(ErrorKind::InvalidState, "cannot exec in a stopped container"));
     }
     child.wait_ready(|| Ok(String::new())).map_err(|e| context(e, "exec failed"))?;
+    // Return (and write the pid file) once the process runs the user's program, as runc does.
+    child.wait_exec().map_err(|e| context(e, "exec failed"))?;
     if let Some(pid_file) = &o.pid_file {
         super::create::write_pid_file(pid_file, child.pid.as_raw())?;
     }

@@ -181,6 +181,18 @@ impl InitProcess {
         }
     }
 
+    /// After Ready: wait until the process has exec'd (its end of the channel closes with
+    /// execve, close-on-exec) or report why it could not.
+    pub fn wait_exec(&self) -> Result<(), Error> {
+        loop {
+            match self.channel.recv::<ToParent>().map_err(SpawnError::from)? {
+                None => return Ok(()),
+                Some(ToParent::Failed(f)) => return Err(f.into_error()),
+                Some(_) => continue,
+            }
+        }
+    }
+
     fn reap_status(&self) -> String {
         match waitpid(self.pid, None) {
             Ok(WaitStatus::Exited(_, code)) => format!("exit status {code}"),

@@ -93,3 +93,41 @@ fn seccomp_invalid_action_fails() {
         t.try_create(&b, &[]).1.failed();
     });
 }
+
+#[test]
+fn seccomp_notify_listener_reaches_the_agent() {
+    // config-linux.md seccomp: "listenerPath (string, OPTIONAL) - specifies the path of UNIX domain
+    // socket over which the runtime will send the container process state data structure when the
+    // SCMP_ACT_NOTIFY action is used. This socket MUST use AF_UNIX domain and SOCK_STREAM type. The
+    // runtime MUST send exactly one container process state per connection." And runtime.md: the
+    // state carries "fds" naming the listener ("seccompFd") and the "metadata" (listenerMetadata).
+    spec_test("seccomp_notify_listener_reaches_the_agent", |t| {
+        let agent_path = t.path("agent.sock");
+        let mut agent = ConsoleSocket::listen(&agent_path);
+        let mut b = t.bundle();
+        b.set(
+            "/linux/seccomp",
+            json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+                "listenerPath": agent_path,
+                "listenerMetadata": "conformance-agent",
+                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+            }),
+        );
+        b.probe(&["access", "mkdir:/tmp/notify-test"]);
+        b.writable_root();
+        let c = t.create(&b);
+        let got = agent.receive();
+        let state: Value = serde_json::from_str(&got.payload).or_fail(format!("agent payload {:?}", got.payload));
+        assert_eq!(state["fds"], json!(["seccompFd"]), "{state}");
+        assert_eq!(state["metadata"], "conformance-agent", "{state}");
+        assert_eq!(state["pid"], c.pid, "{state}");
+        assert_eq!(state["state"]["id"], c.id, "{state}");
+        // An agent that goes away: the notified calls fail with ENOSYS, everything else works.
+        drop(got.master);
+        c.start();
+        c.wait_success();
+        assert_eq!(c.json()["mkdir:/tmp/notify-test"]["errno"], 38, "{}", c.stdout());
+    });
+}

@@ -79,7 +79,13 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         ));
     }
     let seccomp = match &plan.seccomp {
-        Some(profile) => Some(seccomp::compile(profile).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?),
+        Some(profile) => {
+            let compiled = seccomp::compile(profile).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
+            for w in compiled.warnings() {
+                crate::logging::warn(w);
+            }
+            Some(compiled)
+        }
         None => None,
     };
     let mut cgroup = Manager::new(&CgroupRequest {
@@ -154,23 +160,36 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     state.pid = init.pid.as_raw();
     state.pid_start = read_stat(state.pid).map_or(0, |(_, start)| start);
 
-    init.wait_ready(|| {
-        let hook_state = HookState {
-            oci_version: &state.oci_version,
-            id: &state.id,
-            // The container is fully set up when these run; runtime-tools and crun say "created".
-            status: "created",
-            pid: state.pid,
-            bundle: &state.bundle,
-            annotations: &state.annotations,
-        }
-        .to_json();
-        run_hooks("prestart", plan.hooks.prestart().as_deref().unwrap_or_default(), hook_state.as_bytes())
+    init.wait_ready(
+        || {
+            let hook_state = HookState {
+                oci_version: &state.oci_version,
+                id: &state.id,
+                // The container is fully set up when these run; runtime-tools and crun say "created".
+                status: "created",
+                pid: state.pid,
+                bundle: &state.bundle,
+                annotations: &state.annotations,
+            }
+            .to_json();
+            run_hooks("prestart", plan.hooks.prestart().as_deref().unwrap_or_default(), hook_state.as_bytes())
+                .map_err(|e| Error::new(ErrorKind::Other, e))?;
+            run_hooks(
+                "createRuntime",
+                plan.hooks.create_runtime().as_deref().unwrap_or_default(),
+                hook_state.as_bytes(),
+            )
             .map_err(|e| Error::new(ErrorKind::Other, e))?;
-        run_hooks("createRuntime", plan.hooks.create_runtime().as_deref().unwrap_or_default(), hook_state.as_bytes())
-            .map_err(|e| Error::new(ErrorKind::Other, e))?;
-        Ok(hook_state)
-    })
+            Ok(hook_state)
+        },
+        |listener| {
+            send_listener(
+                seccomp.as_ref(),
+                &state.oci(oci_spec::runtime::ContainerState::Creating, state.pid),
+                listener,
+            )
+        },
+    )
     .map_err(ctx_kind("unable to start container process"))?;
 
     if let Some(pid_file) = &opts.pid_file {
@@ -317,4 +336,18 @@ impl Drop for Undo {
 fn owner_name() -> String {
     let uid = nix::unistd::geteuid();
     if uid.is_root() { "root".to_owned() } else { uid.to_string() }
+}
+
+/// Pass a seccomp notify listener to the agent at the profile's `listenerPath`.
+pub fn send_listener(
+    filter: Option<&seccomp::CompiledSeccomp>,
+    state: &oci_spec::runtime::State,
+    listener: OwnedFd,
+) -> Result<(), Error> {
+    use std::os::fd::AsFd;
+    let Some(filter) = filter else { return Ok(()) };
+    let Some(path) = filter.listener_path() else { return Ok(()) };
+    let pid = state.pid().unwrap_or(0);
+    let record = seccomp::listener_state(state, pid, filter.listener_metadata());
+    seccomp::send_to_listener(Path::new(path), &record, listener.as_fd()).map_err(Error::from)
 }

@@ -90,7 +90,16 @@ pub fn exec(root: &Path, id: &ContainerId, o: &ExecOptions) -> Result<i32, Error
         child.kill();
         return Err(Error::msg(ErrorKind::InvalidState, "cannot exec in a stopped container"));
     }
-    child.wait_ready(|| Ok(String::new())).map_err(|e| context(e, "exec failed"))?;
+    let pid = child.pid.as_raw();
+    child
+        .wait_ready(
+            || Ok(String::new()),
+            |listener| {
+                let oci = state.oci(oci_spec::runtime::ContainerState::Running, pid);
+                super::create::send_listener(compiled.as_ref(), &oci, listener)
+            },
+        )
+        .map_err(|e| context(e, "exec failed"))?;
     // Return (and write the pid file) once the process runs the user's program, as runc does.
     child.wait_exec().map_err(|e| context(e, "exec failed"))?;
     if let Some(pid_file) = &o.pid_file {

@@ -241,6 +241,20 @@ pub fn io_error(kind: ErrorKind, context: String, source: std::io::Error) -> Err
     Error::new(kind, Ctx { context, source })
 }
 
+impl State {
+    /// The runtime-spec state of this container with `status`, for a seccomp agent.
+    pub fn oci(&self, status: oci_spec::runtime::ContainerState, pid: i32) -> oci_spec::runtime::State {
+        let mut s = oci_spec::runtime::State::default();
+        s.set_version(self.oci_version.clone());
+        s.set_id(self.id.clone());
+        s.set_status(status);
+        s.set_pid(Some(pid));
+        s.set_bundle(self.bundle.clone());
+        s.set_annotations((!self.annotations.is_empty()).then(|| self.annotations.clone()));
+        s
+    }
+}
+
 /// Whether `pid` is still the process that was started at `start` (and not a zombie).
 pub fn process_alive(pid: i32, start: u64) -> bool {
     if pid <= 0 {

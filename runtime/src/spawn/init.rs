@@ -201,7 +201,7 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, InitError> {
         args.channel.send(&ToParent::RunHooks).map_err(InitError::Sync)?;
         match wait_for(&args.channel)? {
             ToChild::HooksDone { state } => hook_state = state,
-            ToChild::Go | ToChild::Placed => return Err(InitError::ParentGone),
+            ToChild::Go | ToChild::Placed | ToChild::ListenerSent => return Err(InitError::ParentGone),
         }
         let state = with_own_pid(&hook_state);
         run_hooks("createContainer", hooks.create_container().as_deref().unwrap_or_default(), state.as_bytes())?;
@@ -305,9 +305,12 @@ pub(super) fn finish_process(
     if p.no_new_privileges {
         proc_setup::set_no_new_privs()?;
     }
-    // Without no_new_privs the filter must go in while we still hold CAP_SYS_ADMIN.
-    if let Some(filter) = seccomp.filter(|_| !p.no_new_privileges) {
-        filter.install()?;
+    // Without no_new_privs the filter must go in while we still hold CAP_SYS_ADMIN. A filter
+    // with a notify listener goes in before Ready in any case: the parent must hand the listener
+    // to the agent while it is still there.
+    let notify = seccomp.is_some_and(|f| f.listener_path().is_some());
+    if let Some(filter) = seccomp.filter(|_| !p.no_new_privileges || notify) {
+        install_filter(filter, channel)?;
     }
     if let Some(caps) = &p.caps {
         proc_setup::drop_bounding(caps)?;
@@ -325,7 +328,7 @@ pub(super) fn finish_process(
     // returns only once the user's program runs, and poststart hooks come after that.
     let held_until_exec = after_ready()?;
     // As close to execve as possible: nothing after this needs a filtered syscall.
-    if let Some(filter) = seccomp.filter(|_| p.no_new_privileges) {
+    if let Some(filter) = seccomp.filter(|_| p.no_new_privileges && !notify) {
         if let Err(e) = filter.install() {
             let e = InitError::Seccomp(e);
             report_to_start(held_until_exec.as_ref(), &e);
@@ -336,6 +339,18 @@ pub(super) fn finish_process(
     let e = InitError::Exec(path.to_string_lossy().into_owned(), errno);
     report_to_start(held_until_exec.as_ref(), &e);
     Err(e)
+}
+
+/// Install the filter; a notify listener goes to the parent (which passes it to the agent), and
+/// is closed here once it has.
+fn install_filter(filter: &CompiledSeccomp, channel: &Channel) -> Result<(), InitError> {
+    let Some(listener) = filter.install()? else { return Ok(()) };
+    let answer: Option<ToChild> =
+        channel.exchange_plain(&ToParent::SeccompListener { fd: listener.as_raw_fd() }).map_err(InitError::Sync)?;
+    match answer {
+        Some(ToChild::ListenerSent) => Ok(()),
+        _ => Err(InitError::ParentGone),
+    }
 }
 
 /// After `start` released us, a failure can only reach it through the fifo it reads to the end.

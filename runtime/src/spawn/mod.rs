@@ -166,10 +166,20 @@ impl InitProcess {
     /// Drive the child until it is ready. `hooks` runs the prestart and createRuntime hooks when
     /// the child asks (mounts done, before pivot_root) and returns the state JSON for the
     /// hooks the child runs itself.
-    pub fn wait_ready(&self, mut hooks: impl FnMut() -> Result<String, Error>) -> Result<(), Error> {
+    /// `listener` passes a seccomp notify listener (copied out of the child) to the agent.
+    pub fn wait_ready(
+        &self,
+        mut hooks: impl FnMut() -> Result<String, Error>,
+        mut listener: impl FnMut(OwnedFd) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         loop {
             let msg = self.channel.recv::<ToParent>().map_err(SpawnError::from)?;
             match msg {
+                Some(ToParent::SeccompListener { fd }) => {
+                    let copy = crate::security::seccomp::fetch_listener(self.pidfd.as_fd(), fd).map_err(Error::from)?;
+                    listener(copy)?;
+                    self.channel.send(&ToChild::ListenerSent).map_err(SpawnError::from)?;
+                }
                 Some(ToParent::RunHooks) => {
                     let state = hooks()?;
                     self.channel.send(&ToChild::HooksDone { state }).map_err(SpawnError::from)?;

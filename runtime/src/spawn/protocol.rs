@@ -20,6 +20,8 @@ pub enum ToChild {
     /// prestart and createRuntime hooks are done; carries the state JSON for createContainer
     /// and startContainer hooks.
     HooksDone { state: String },
+    /// The seccomp listener reached the agent at `listenerPath`.
+    ListenerSent,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -28,6 +30,10 @@ pub enum ToParent {
     RunHooks,
     /// Everything is set up; the child now waits for `start`.
     Ready,
+    /// A seccomp filter with SCMP_ACT_NOTIFY is installed; its listener is this fd of the child.
+    SeccompListener {
+        fd: i32,
+    },
     Failed(Failure),
 }
 
@@ -79,6 +85,26 @@ const MAX_MESSAGE: usize = 64 * 1024;
 impl Channel {
     pub fn new(fd: OwnedFd, peer: &'static str) -> Self {
         Self { fd, peer }
+    }
+
+    /// Send with write(2) and wait for the answer with read(2): the two calls runc makes after a
+    /// notifying seccomp filter is in place (a profile may notify on sendto/recvfrom, which would
+    /// wait for the very agent this exchange hands the listener to).
+    pub fn exchange_plain<T: Serialize, R: DeserializeOwned>(&self, msg: &T) -> Result<Option<R>, ChannelError> {
+        let bytes = serde_json::to_vec(msg).map_err(|e| ChannelError::Decode(self.peer, e.to_string()))?;
+        nix::unistd::write(&self.fd, &bytes).map_err(|e| ChannelError::Send(self.peer, e))?;
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let n = loop {
+            match nix::unistd::read(&self.fd, &mut buf) {
+                Ok(n) => break n,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(ChannelError::Recv(self.peer, e)),
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        serde_json::from_slice(&buf[..n]).map(Some).map_err(|e| ChannelError::Decode(self.peer, e.to_string()))
     }
 
     pub fn raw(&self) -> std::os::fd::RawFd {

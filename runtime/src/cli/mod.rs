@@ -176,22 +176,8 @@ pub struct EventsArgs {
 pub struct UpdateArgs {
     /// Path to a file with the resources to update (linux.resources JSON), or - for stdin
     pub resources: Option<String>,
-    pub blkio_weight: Option<String>,
-    pub cpu_period: Option<String>,
-    pub cpu_quota: Option<String>,
-    pub cpu_burst: Option<String>,
-    pub cpu_share: Option<String>,
-    pub cpu_rt_period: Option<String>,
-    pub cpu_rt_runtime: Option<String>,
-    pub cpu_idle: Option<String>,
-    pub cpuset_cpus: Option<String>,
-    pub cpuset_mems: Option<String>,
-    pub memory: Option<String>,
-    pub memory_reservation: Option<String>,
-    pub memory_swap: Option<String>,
-    pub kernel_memory: Option<String>,
-    pub kernel_memory_tcp: Option<String>,
-    pub pids_limit: Option<String>,
+    /// runc's individual resource flags
+    pub flags: crate::cgroup::UpdateFlags,
     /// Intel RDT L3 cache schema (not supported)
     pub l3_cache_schema: Option<String>,
     /// Intel RDT memory bandwidth schema (not supported)

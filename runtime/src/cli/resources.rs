@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{EventsArgs, ListFormat, PsArgs, UpdateArgs, parse_id};
-use crate::cgroup::{UpdateFlags, parse_resources};
+use crate::cgroup::parse_resources;
 use crate::container::resources as ops;
 use crate::error::{Error, ErrorKind};
 
@@ -108,26 +108,7 @@ pub fn update(root: &Path, a: &UpdateArgs) -> Result<(), Error> {
             })?;
             parse_resources(&bytes).map_err(Error::from)?
         }
-        None => UpdateFlags {
-            blkio_weight: a.blkio_weight.clone(),
-            cpu_period: a.cpu_period.clone(),
-            cpu_quota: a.cpu_quota.clone(),
-            cpu_burst: a.cpu_burst.clone(),
-            cpu_share: a.cpu_share.clone(),
-            cpu_rt_period: a.cpu_rt_period.clone(),
-            cpu_rt_runtime: a.cpu_rt_runtime.clone(),
-            cpu_idle: a.cpu_idle.clone(),
-            cpuset_cpus: a.cpuset_cpus.clone(),
-            cpuset_mems: a.cpuset_mems.clone(),
-            memory: a.memory.clone(),
-            memory_reservation: a.memory_reservation.clone(),
-            memory_swap: a.memory_swap.clone(),
-            kernel_memory: a.kernel_memory.clone(),
-            kernel_memory_tcp: a.kernel_memory_tcp.clone(),
-            pids_limit: a.pids_limit.clone(),
-        }
-        .to_resources()
-        .map_err(Error::from)?,
+        None => a.flags.to_resources().map_err(Error::from)?,
     };
     ops::update(root, &parse_id(&a.id)?, &resources)
 }

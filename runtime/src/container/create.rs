@@ -13,7 +13,7 @@ use super::id::ContainerId;
 use super::state::{CONFIG_COPY, ContainerDir, EXEC_FIFO, Phase, State, StoredHooks, io_error, read_stat};
 use crate::cgroup::{CgroupRequest, Manager};
 use crate::error::{Error, ErrorKind, Message, kind_of_errno};
-use crate::hooks::{HookState, run_hooks};
+use crate::hooks::run_hooks;
 use crate::security::seccomp;
 use crate::spawn::{InitProcess, SpawnRequest, spawn};
 use crate::spec::{Ns, Plan, load_spec};
@@ -147,31 +147,15 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     undo.child = Some(init.pid);
     // From here a failure goes on to the delete step of the lifecycle: poststop hooks run.
     if let Some(hooks) = plan.hooks.poststop().as_ref().filter(|h| !h.is_empty()) {
-        let stopped = HookState {
-            oci_version: &state.oci_version,
-            id: &state.id,
-            status: "stopped",
-            pid: 0,
-            bundle: &state.bundle,
-            annotations: &state.annotations,
-        };
-        undo.poststop = Some((hooks.clone(), stopped.to_json()));
+        undo.poststop = Some((hooks.clone(), state.hook_json("stopped", 0)));
     }
     state.pid = init.pid.as_raw();
     state.pid_start = read_stat(state.pid).map_or(0, |(_, start)| start);
 
     init.wait_ready(
         || {
-            let hook_state = HookState {
-                oci_version: &state.oci_version,
-                id: &state.id,
-                // The container is fully set up when these run; runtime-tools and crun say "created".
-                status: "created",
-                pid: state.pid,
-                bundle: &state.bundle,
-                annotations: &state.annotations,
-            }
-            .to_json();
+            // The container is fully set up when these run; runtime-tools and crun say "created".
+            let hook_state = state.hook_json("created", state.pid);
             run_hooks("prestart", plan.hooks.prestart().as_deref().unwrap_or_default(), hook_state.as_bytes())
                 .map_err(|e| Error::new(ErrorKind::Other, e))?;
             run_hooks(

@@ -14,7 +14,7 @@ use super::id::ContainerId;
 use super::state::{ContainerDir, State, Status};
 use crate::cgroup::{CgroupState, Manager};
 use crate::error::{Error, ErrorKind};
-use crate::hooks::{HookState, run_hooks_warn};
+use crate::hooks::run_hooks_warn;
 use crate::sys::process::{pidfd_open, pidfd_send_signal};
 
 pub fn delete(root: &Path, id: &ContainerId, force: bool) -> Result<(), Error> {
@@ -55,15 +55,7 @@ pub fn destroy(dir: &ContainerDir, state: &State) -> Result<(), Error> {
         remove_cgroup(cg);
     }
     if !state.hooks.poststop.is_empty() {
-        let hook_state = HookState {
-            oci_version: &state.oci_version,
-            id: &state.id,
-            status: "stopped",
-            pid: 0,
-            bundle: &state.bundle,
-            annotations: &state.annotations,
-        }
-        .to_json();
+        let hook_state = state.hook_json("stopped", 0);
         // The spec: a failing poststop hook is logged and the delete goes on.
         run_hooks_warn("poststop", &state.hooks.poststop, hook_state.as_bytes());
     }

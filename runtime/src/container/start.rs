@@ -13,7 +13,7 @@ use nix::unistd::Pid;
 use super::id::ContainerId;
 use super::state::{ContainerDir, EXEC_FIFO, State, Status, io_error};
 use crate::error::{Error, ErrorKind};
-use crate::hooks::{HookState, run_hooks_warn};
+use crate::hooks::run_hooks_warn;
 use crate::sys::process::pidfd_open;
 
 pub fn start(root: &Path, id: &ContainerId) -> Result<(), Error> {
@@ -103,14 +103,6 @@ pub fn run_poststart(state: &State) {
     if state.hooks.poststart.is_empty() {
         return;
     }
-    let hook_state = HookState {
-        oci_version: &state.oci_version,
-        id: &state.id,
-        status: "running",
-        pid: state.pid,
-        bundle: &state.bundle,
-        annotations: &state.annotations,
-    }
-    .to_json();
+    let hook_state = state.hook_json("running", state.pid);
     run_hooks_warn("poststart", &state.hooks.poststart, hook_state.as_bytes());
 }

@@ -242,6 +242,19 @@ pub fn io_error(kind: ErrorKind, context: String, source: std::io::Error) -> Err
 }
 
 impl State {
+    /// The state JSON given to hooks on stdin.
+    pub fn hook_json(&self, status: &str, pid: i32) -> String {
+        crate::hooks::HookState {
+            oci_version: &self.oci_version,
+            id: &self.id,
+            status,
+            pid,
+            bundle: &self.bundle,
+            annotations: &self.annotations,
+        }
+        .to_json()
+    }
+
     /// The runtime-spec state of this container with `status`, for a seccomp agent.
     pub fn oci(&self, status: oci_spec::runtime::ContainerState, pid: i32) -> oci_spec::runtime::State {
         let mut s = oci_spec::runtime::State::default();

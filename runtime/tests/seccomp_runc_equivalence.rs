@@ -8,6 +8,7 @@
 //! - runc with `linux.seccomp` = the profile (runc compiles it with libseccomp);
 //! - `strata run` of the same bundle (with `STRATA_SECCOMP_EQUIVALENCE=bpf`: runc without
 //!   `linux.seccomp`, the prober installing strata's compiled program itself, `--bpf`).
+//!
 //! Both run in identical namespaces, capabilities and rootfs, so every line must match. A third,
 //! unfiltered run proves that the filter's decisions are visible in the output.
 //!

@@ -19,7 +19,7 @@ use nix::unistd::{Gid, Uid};
 
 use super::process::{self as proc_setup, ProcessError};
 use super::protocol::{Channel, Failure, ToChild, ToParent};
-use crate::cgroup::ContainerView;
+use crate::cgroup::{ContainerView, Manager};
 use crate::error::{Error, ErrorKind, Message, kind_of_errno};
 use crate::hooks::{HookError, run_hooks};
 use crate::rootfs::{self, RootfsError};
@@ -48,6 +48,9 @@ pub struct InitArgs<'a> {
     pub preserve_fds: u32,
     /// `--no-new-keyring`: keep the caller's session keyring.
     pub no_new_keyring: bool,
+    /// The cgroup to move itself into (and whether clone3 already placed it in the v2 one);
+    /// `None`: the parent places it and says "Placed".
+    pub cgroup: Option<(&'a Manager, bool)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +65,8 @@ pub(super) enum InitError {
     Setns(&'static str, #[source] Errno),
     #[error("create namespaces")]
     Unshare(#[source] Errno),
+    #[error(transparent)]
+    Cgroup(crate::cgroup::CgroupError),
     #[error("open a private procfs")]
     Procfs(#[source] Errno),
     #[error("start a new session")]
@@ -141,6 +146,10 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, InitError> {
     if wait_for(&args.channel)? != ToChild::Go {
         return Err(InitError::ParentGone);
     }
+    // Still with the caller's credentials and namespaces: move into the cgroup.
+    if let Some((manager, cloned_into)) = args.cgroup {
+        manager.enter_self(cloned_into).map_err(InitError::Cgroup)?;
+    }
     if plan.namespaces.new_user() {
         become_root()?;
     }
@@ -160,7 +169,10 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, InitError> {
     // root must be the container's cgroup); otherwise build the rootfs while the parent waits.
     let cgroup2_mount = matches!(args.cgroups, ContainerView::Unified)
         && plan.mounts.iter().any(|m| matches!(m.kind, crate::spec::MountKind::Cgroup));
-    let mut placed = false;
+    let mut placed = args.cgroup.is_some();
+    if placed && new_cgroupns {
+        unshare(CloneFlags::CLONE_NEWCGROUP).map_err(InitError::Unshare)?;
+    }
     let wait_placed = |placed: &mut bool| -> Result<(), InitError> {
         if !*placed {
             if wait_for(&args.channel)? != ToChild::Placed {

@@ -122,10 +122,14 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<InitProcess, Error> {
         forked = clone3_fork(flags, None);
     }
     let forked = forked.map_err(SpawnError::Clone);
+    // Without a new user namespace the child is root on the host's cgroup files and can move
+    // itself (the cheap way, see Manager::enter_self); otherwise the parent writes its pid.
+    let self_placed = plan.namespaces.user == Ns::Host;
     if let Ok(Forked::Child) = forked {
         drop(parent_end);
         drop(restore);
         init::run(init::InitArgs {
+            cgroup: self_placed.then_some((req.cgroup, cloned_into)),
             plan,
             channel: Channel::new(child_end, "parent"),
             exec_fifo: req.exec_fifo,
@@ -151,8 +155,10 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<InitProcess, Error> {
             write_id_map(pid, "gid_map", &plan.gid_map)?;
         }
         init.channel.send(&ToChild::Go)?;
-        req.cgroup.add_process(pid, cloned_into)?;
-        init.channel.send(&ToChild::Placed)?;
+        if !self_placed {
+            req.cgroup.add_process(pid, cloned_into)?;
+            init.channel.send(&ToChild::Placed)?;
+        }
         Ok(())
     };
     if let Err(e) = setup() {

@@ -207,11 +207,11 @@ impl Test {
         let dir = self.dir.join(format!("bundle{n}"));
         fs::create_dir_all(&dir).or_fail(format!("create {}", dir.display()));
         rootfs::clone_tree(&run_dir().template, &dir.join("rootfs"));
-        let cgroups_path = format!(
-            "/strata-conformance/{}-{}-{n}",
-            std::process::id(),
-            self.name.chars().take(24).collect::<String>()
-        );
+        // The test's directory name starts with its sequence number: tests whose names share a long
+        // prefix still get distinct cgroups.
+        let dir_name = self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let cgroups_path =
+            format!("/strata-conformance/{}-{}-{n}", std::process::id(), dir_name.chars().take(28).collect::<String>());
         Bundle::new(dir, &cgroups_path)
     }
 

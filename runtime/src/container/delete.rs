@@ -34,7 +34,10 @@ pub fn delete(root: &Path, id: &ContainerId, force: bool) -> Result<(), Error> {
     };
     let status = state.status(&dir, || super::frozen(&state));
     match status {
-        Status::Stopped => {}
+        // Stopped, yet processes may be left: a create killed after its init was ready leaves that
+        // init blocked on the exec fifo (its state never said "created"), and processes the init
+        // started can outlive it in the cgroup. The cgroup cannot be removed until they are gone.
+        Status::Stopped => stop_processes(&state),
         _ if force => stop_processes(&state),
         // The runtime-spec: deleting a container that is not stopped is an error and changes
         // nothing (runc and crun kill a created container instead; --force does that here).

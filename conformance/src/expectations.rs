@@ -126,6 +126,51 @@ pub const DEVIATIONS: &[Deviation] = &[
         test: "domainname_set",
         reason: "runc 1.1.5 ignores domainname (added in runtime-spec 1.1)",
     },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "console_symlink_in_image_cannot_redirect_the_pty",
+        reason: "runc 1.1.5 binds the pty through the image's /dev/console symlink onto the /proc file it names (CVE-2025-52565, fixed in runc 1.2.8)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "dev_symlink_in_image_cannot_reach_host",
+        reason: "runc 1.1.5 creates /dev/fd, /dev/stdin, /dev/ptmx... through the image's /dev symlink, in the host directory it names",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "masked_path_refuses_symlinked_dev_null",
+        reason: "runc 1.1.5 masks paths by binding /dev/null by name, following a symlink planted there (CVE-2025-31133, fixed in runc 1.2.8)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "masked_path_refuses_other_device_as_dev_null",
+        reason: "runc 1.1.5 masks paths with whatever /dev/null is, here the zero device (CVE-2025-31133, fixed in runc 1.2.8)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "masked_path_dev_null_race_never_redirected",
+        reason: "runc 1.1.5 masks paths by binding /dev/null by name: a symlink swapped in meanwhile is followed (CVE-2025-31133, fixed in runc 1.2.8)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "runtime_binary_unreachable_from_created_container",
+        reason: "runc 1.1.5 protects its binary with a read-only bind mount: a container can still open the host binary through /proc/PID/exe (writing fails with EROFS)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "runtime_binary_unreachable_with_cap_sys_ptrace",
+        reason: "runc 1.1.5 protects its binary with a read-only bind mount: a container can still open the host binary through /proc/PID/exe (writing fails with EROFS)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "sysctl_not_written_through_overmount",
+        reason: "runc 1.1.5 writes sysctls by path under the container's /proc, into whatever is mounted there (CVE-2025-52881, fixed in runc 1.2.8)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "tmpfs_over_proc_sys_refused",
+        reason: "runc 1.1.5 accepts a tmpfs mounted over /proc/sys (its /proc check covers bind mounts only)",
+    },
 ];
 
 /// Why `test` is expected to fail on `kind`, if it is.

@@ -220,6 +220,11 @@ impl Test {
         rootfs::clone_tree(&run_dir().template, dir);
     }
 
+    /// Runs the runtime (with this test's `--root`) from any thread.
+    pub fn runner(&self) -> crate::runner::Runner {
+        crate::runner::Runner::new(&self.rt.path, &self.root, &self.dir)
+    }
+
     /// A runtime command: `<runtime> --root <root> <args...>`.
     pub fn cmd(&self, args: &[&str]) -> Cmd<'_> {
         Cmd::new(self, args)

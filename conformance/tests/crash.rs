@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::Path;
 
 use strata_conformance::*;
 
@@ -65,36 +64,6 @@ fn thin(points: Vec<Point>) -> Vec<Point> {
     points.into_iter().step_by(step).collect()
 }
 
-fn cgroup_mounts() -> Vec<String> {
-    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    info.lines()
-        .filter(|l| l.contains(" - cgroup ") || l.contains(" - cgroup2 "))
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(str::to_string)
-        .collect()
-}
-
-/// Processes whose cgroup path (any hierarchy) is `cgroups_path` or below it.
-fn processes_in(cgroups_path: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let Ok(dir) = fs::read_dir("/proc") else { return found };
-    for e in dir.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.parse::<u32>().is_err() {
-            continue;
-        }
-        let cg = fs::read_to_string(e.path().join("cgroup")).unwrap_or_default();
-        if cg
-            .lines()
-            .filter_map(|l| l.splitn(3, ':').nth(2))
-            .any(|p| p == cgroups_path || p.starts_with(&format!("{cgroups_path}/")))
-        {
-            found.push(name);
-        }
-    }
-    found
-}
-
 /// After a crash at `point`: the container is not shown healthy, `delete --force` succeeds and leaves
 /// nothing behind.
 #[track_caller]
@@ -112,11 +81,9 @@ fn assert_cleaned_up(t: &Test, b: &Bundle, id: &str, point: &str, complete: bool
     assert!(!state_dir.exists(), "crash at {point}: {} is left", state_dir.display());
     t.cmd(&["state"]).arg(id).run().failed();
     let cgroups_path = b.spec["linux"]["cgroupsPath"].as_str().or_fail("cgroupsPath").to_string();
-    for mount in cgroup_mounts() {
-        let dir = Path::new(&mount).join(cgroups_path.trim_start_matches('/'));
-        assert!(!dir.exists(), "crash at {point}: cgroup {} is left", dir.display());
-    }
-    let left = processes_in(&cgroups_path);
+    let dirs = traces::cgroup_dirs(&cgroups_path);
+    assert!(dirs.is_empty(), "crash at {point}: cgroups {dirs:?} are left");
+    let left = traces::processes_in(&cgroups_path);
     assert!(left.is_empty(), "crash at {point}: processes {left:?} are left in the container's cgroup");
     let info = fs::read_to_string("/proc/self/mountinfo").or_fail("read mountinfo");
     let bundle = b.dir.display().to_string();

@@ -23,7 +23,12 @@ pub fn delete(root: &Path, id: &ContainerId, force: bool) -> Result<(), Error> {
         Err(e) if force && e.kind() == ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
-    dir.lock(true)?;
+    match dir.lock(true) {
+        Ok(()) => {}
+        // Removed by a concurrent delete while we waited for the lock.
+        Err(e) if force && e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    }
     let state = match dir.load() {
         Ok(s) => s,
         // A directory without state: a create killed before its first write. Nothing else exists.

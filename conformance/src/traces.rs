@@ -21,13 +21,23 @@ pub fn cgroup_dirs(cgroups_path: &str) -> Vec<PathBuf> {
 
 /// Processes whose cgroup (in any hierarchy) is `cgroups_path` or below it.
 pub fn processes_in(cgroups_path: &str) -> Vec<i32> {
+    let below = format!("{}/", cgroups_path.trim_end_matches('/'));
+    processes_where(|p| p == cgroups_path || p.starts_with(&below))
+}
+
+/// Processes whose cgroup path (in any hierarchy) starts with `prefix` (a name prefix, not only a
+/// directory).
+pub fn processes_with_cgroup_prefix(prefix: &str) -> Vec<i32> {
+    processes_where(|p| p.starts_with(prefix))
+}
+
+fn processes_where(matches: impl Fn(&str) -> bool) -> Vec<i32> {
     let mut found = Vec::new();
     let Ok(dir) = fs::read_dir("/proc") else { return found };
-    let below = format!("{}/", cgroups_path.trim_end_matches('/'));
     for e in dir.flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
         let cg = fs::read_to_string(e.path().join("cgroup")).unwrap_or_default();
-        if cg.lines().filter_map(|l| l.splitn(3, ':').nth(2)).any(|p| p == cgroups_path || p.starts_with(&below)) {
+        if cg.lines().filter_map(|l| l.splitn(3, ':').nth(2)).any(&matches) {
             found.push(pid);
         }
     }

@@ -161,6 +161,15 @@ fn assert_attack_failed(report: &Value, binary: &Path, original: &[u8]) {
     assert!(!reopened, "the container opened the runtime binary through /proc/PID/exe: {report}");
 }
 
+/// Without CAP_SYS_PTRACE, nothing else of a runtime process is reachable either: its descriptors (the
+/// state directory, the exec fifo, its private procfs), cwd and root. (A container allowed to ptrace
+/// may look at those of its own init, as it could ptrace it.)
+#[track_caller]
+fn assert_runtime_process_unreachable(report: &Value) {
+    let reached = report["reached"].as_array().map_or(0, Vec::len);
+    assert_eq!(reached, 0, "the container reached descriptors, cwd or root of a runtime process: {report}");
+}
+
 /// Whether the report shows the attacker saw process `pid` (refused or opened).
 fn attacker_saw(report: &Value, pid: i64) -> bool {
     ["denied", "opened"].iter().any(|k| report[*k].as_array().is_some_and(|a| a.iter().any(|o| o["pid"] == json!(pid))))
@@ -185,6 +194,7 @@ fn runtime_binary_unreachable_from_created_container() {
         let report = last_json(&report_path);
         assert!(attacker_saw(&report, 1), "the attacker never saw the container's init: {report}");
         assert_attack_failed(&report, &copy, &original);
+        assert_runtime_process_unreachable(&report);
     });
 }
 
@@ -244,6 +254,7 @@ fn runtime_binary_unreachable_during_exec() {
             || report["opened"].as_array().is_some_and(|a| !a.is_empty());
         assert!(saw_runtime, "the attacker never saw an exec in flight: {report}");
         assert_attack_failed(&report, &copy, &original);
+        assert_runtime_process_unreachable(&report);
     });
 }
 

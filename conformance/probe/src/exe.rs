@@ -29,7 +29,8 @@ struct Caught {
 /// Runs the attack for `seconds` (or until it succeeded). Prints `{"scanning":true}` once the first
 /// pass over /proc is done, then returns the report: which runtime processes were seen and refused
 /// (`denied`), which binaries were opened (`opened`, with device and inode numbers), whether one was
-/// written (`written`) and how writing failed otherwise (`write_errors`).
+/// written (`written`) and how writing failed otherwise (`write_errors`), and which descriptors, cwd
+/// or root of those processes could be reached (`reached`).
 pub fn grab_exe(rest: &[String]) -> Result<Value, String> {
     let seconds: u64 = match rest {
         [s] => s.parse().map_err(|_| format!("usage: grab-exe SECONDS, got {s:?}"))?,
@@ -48,6 +49,7 @@ pub fn grab_exe(rest: &[String]) -> Result<Value, String> {
     let mut denied_pids: HashSet<i32> = HashSet::new();
     let mut written: Option<Value> = None;
     let mut write_errors: Vec<Value> = Vec::new();
+    let mut reached: Vec<Value> = Vec::new();
     let mut announced = false;
     while Instant::now() < deadline && written.is_none() {
         for pid in pids().into_iter().filter(|p| *p != me) {
@@ -61,11 +63,13 @@ pub fn grab_exe(rest: &[String]) -> Result<Value, String> {
                     let target = fs::read_link(format!("/proc/{pid}/exe"))
                         .map(|t| t.to_string_lossy().into_owned())
                         .unwrap_or_default();
+                    reached.extend(reach_into(pid));
                     caught.push(Caught { pid, target, dev: key.0, ino: key.1, file });
                 }
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
                     if denied_pids.insert(pid) {
                         denied.push(json!({"pid": pid, "comm": comm(pid), "errno": e.raw_os_error()}));
+                        reached.extend(reach_into(pid));
                     }
                 }
                 // Gone, a kernel thread, or not ours to see: nothing to learn.
@@ -98,7 +102,28 @@ pub fn grab_exe(rest: &[String]) -> Result<Value, String> {
     }
     let opened: Vec<Value> =
         caught.iter().map(|c| json!({"pid": c.pid, "target": c.target, "dev": c.dev, "ino": c.ino})).collect();
-    Ok(json!({"opened": opened, "denied": denied, "written": written, "write_errors": write_errors}))
+    Ok(
+        json!({"opened": opened, "denied": denied, "written": written, "write_errors": write_errors, "reached": reached}),
+    )
+}
+
+/// What else of a runtime process a container process can get at: its descriptors, cwd and root.
+fn reach_into(pid: i32) -> Vec<Value> {
+    let mut got = Vec::new();
+    if let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) {
+        for e in dir.flatten() {
+            if let Ok(t) = fs::read_link(e.path()) {
+                got.push(json!({"pid": pid, "fd": e.file_name().to_string_lossy(), "target": t.to_string_lossy()}));
+            }
+        }
+    }
+    for link in ["cwd", "root"] {
+        if let Ok(d) = fs::read_dir(format!("/proc/{pid}/{link}")) {
+            let names: Vec<String> = d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+            got.push(json!({"pid": pid, "link": link, "entries": names.len()}));
+        }
+    }
+    got
 }
 
 fn pids() -> Vec<i32> {

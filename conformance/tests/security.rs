@@ -228,7 +228,7 @@ fn runtime_binary_unreachable_during_exec() {
         b.probe(&["grab-exe", "8"]);
         let c = t.start(&b);
         c.wait_for_output("scanning");
-        for _ in 0..3 {
+        for _ in 0..4 {
             let out = t
                 .cmd(&["exec"])
                 .arg(&c.id)
@@ -246,6 +246,12 @@ fn runtime_binary_unreachable_during_exec() {
                 ])
                 .binary(&copy)
                 .run();
+            // strace 6.1 sometimes trips over its own delay bookkeeping ("delayed wait data set
+            // already") and kills its tracees: that exec says nothing about the runtime.
+            if !out.success() && out.stderr.contains("strace: ") {
+                eprintln!("note: strace failed, not the runtime: {out}");
+                continue;
+            }
             out.ok();
         }
         c.wait_success();

@@ -61,8 +61,8 @@ pub fn reexec_from_sealed_copy() -> Result<(), SealedExeError> {
     if already_unwritable(&exe) {
         return Ok(());
     }
-    let copy = memfd_create(c"strata", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)
-        .map_err(SealedExeError::Memfd)?;
+    let copy =
+        memfd_create(c"strata", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING).map_err(SealedExeError::Memfd)?;
     let mut copy = File::from(copy);
     std::io::copy(&mut exe, &mut copy).map_err(SealedExeError::Copy)?;
     let seals = SealFlag::F_SEAL_SEAL | SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_WRITE;

@@ -171,6 +171,31 @@ pub const DEVIATIONS: &[Deviation] = &[
         test: "tmpfs_over_proc_sys_refused",
         reason: "runc 1.1.5 accepts a tmpfs mounted over /proc/sys (its /proc check covers bind mounts only)",
     },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "bad_configs_refused_leaving_nothing_behind",
+        reason: "runc 1.1.5 accepts 22 of the corpus's malformed configs (unknown ociVersion, relative maskedPaths, duplicate rlimits, NUL bytes in args and hostname, a negative hook timeout, trailing garbage, duplicate keys, ...)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "bad_config_errors_name_the_field",
+        reason: "runc's errors do not name the offending JSON field (and it accepts many of the configs)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "parallel_lifecycle_commands_on_one_id_keep_state_whole",
+        reason: "a runc create racing a delete of the same id fails half-way (\"no such file or directory\", chown errors): its state directory is removed under it",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "create_in_progress_is_not_healthy_and_delete_waits",
+        reason: "runc's state does not show a container whose create is still running (there is no \"creating\" status)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "create_with_init_killed_at_every_setup_step_is_cleaned_up",
+        reason: "a runc create whose init is killed while it mounts fails but leaves its state directory behind",
+    },
 ];
 
 /// Why `test` is expected to fail on `kind`, if it is.

@@ -145,12 +145,13 @@ fn parallel_lifecycles_of_different_ids() {
         let mut ids = Vec::new();
         for _ in 0..N {
             let mut b = t.bundle();
-            b.probe(&["wait-signal"]);
+            b.args(&["sleep", "30"]);
             b.write();
             bundles.push(b);
             ids.push(t.new_id());
         }
         let r = t.runner();
+        let mut pids: Vec<i32> = Vec::new();
         let dirs: Vec<String> = bundles.iter().map(|b| b.dir.display().to_string()).collect();
         let step = |args: fn(&str, &str) -> Vec<String>| {
             let (r, dirs, ids) = (r.clone(), dirs.clone(), ids.clone());
@@ -163,18 +164,20 @@ fn parallel_lifecycles_of_different_ids() {
                     as fn(&str, &str) -> Vec<String>,
             ),
             ("start", |_, id| vec!["start".into(), id.into()]),
-            ("kill", |_, id| vec!["kill".into(), id.into(), "TERM".into()]),
+            ("kill", |_, id| vec!["kill".into(), id.into(), "KILL".into()]),
         ] {
             for o in step(args) {
                 assert!(o.success(), "parallel {name}: {o}");
             }
-        }
-        for id in &ids {
-            let state = t.cmd(&["state"]).arg(id).run();
-            let pid = state.json()["pid"].as_i64().unwrap_or(0) as i32;
-            if pid > 0 {
-                assert_eq!(wait_exit(pid, id), Exit::Code(0), "{id} did not get its SIGTERM");
+            if name == "create" {
+                pids = ids
+                    .iter()
+                    .map(|id| t.cmd(&["state"]).arg(id).run().json()["pid"].as_i64().or_fail("pid") as i32)
+                    .collect();
             }
+        }
+        for (id, pid) in ids.iter().zip(&pids) {
+            assert_eq!(wait_exit(*pid, id), Exit::Signal(9), "{id} did not get its SIGKILL");
         }
         for o in step(|_, id| vec!["delete".into(), id.into()]) {
             assert!(o.success(), "parallel delete: {o}");

@@ -73,6 +73,19 @@ fn plant_symlink(b: &Bundle, path: &str, target: &str) {
     symlink(target, &p).or_fail(format!("symlink {} -> {target}", p.display()));
 }
 
+/// Starts created container `id` and waits for its process to end. The pid is taken before `start`:
+/// read after the process ended, it could name a recycled pid (another test's process).
+fn start_and_wait(t: &Test, id: &str) -> bool {
+    let pid = t.cmd(&["state"]).arg(id).run().json()["pid"].as_i64().unwrap_or(0) as i32;
+    if !t.cmd(&["start"]).arg(id).run().success() {
+        return false;
+    }
+    if pid > 0 {
+        wait_exit(pid, id);
+    }
+    true
+}
+
 /// The create either failed, or `check` holds for the container it made (then run to completion).
 #[track_caller]
 fn refused_or(t: &Test, b: &Bundle, check: impl FnOnce(&Value)) {
@@ -80,13 +93,7 @@ fn refused_or(t: &Test, b: &Bundle, check: impl FnOnce(&Value)) {
     if !out.success() {
         return;
     }
-    let c = t.cmd(&["start"]).arg(&id).run();
-    c.ok();
-    let state = t.cmd(&["state"]).arg(&id).run();
-    let pid = state.json()["pid"].as_i64().unwrap_or(0) as i32;
-    if pid > 0 {
-        wait_exit(pid, &id);
-    }
+    assert!(start_and_wait(t, &id), "start {id} failed");
     let text = fs::read_to_string(&out.stdout_path).unwrap_or_default();
     let line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
     let v: Value =
@@ -313,11 +320,7 @@ fn create_repeatedly(t: &Test, b: &Bundle, rounds: usize, mut check: impl FnMut(
             continue;
         }
         created += 1;
-        t.cmd(&["start"]).arg(&id).run().ok();
-        let pid = t.cmd(&["state"]).arg(&id).run().json()["pid"].as_i64().unwrap_or(0) as i32;
-        if pid > 0 {
-            wait_exit(pid, &id);
-        }
+        assert!(start_and_wait(t, &id), "start {id} failed");
         check(&fs::read_to_string(&out.stdout_path).unwrap_or_default());
         t.cmd(&["delete", "--force"]).arg(&id).run().ok();
     }
@@ -665,9 +668,7 @@ fn console_symlink_in_image_cannot_redirect_the_pty() {
         let (id, out) = t.try_create(&b, &["--console-socket", &path]);
         if out.success() {
             let mut reader = console::TerminalReader::start(sock.receive().master);
-            t.cmd(&["start"]).arg(&id).run().ok();
-            let pid = t.cmd(&["state"]).arg(&id).run().json()["pid"].as_i64().unwrap_or(0) as i32;
-            wait_exit(pid, &id);
+            assert!(start_and_wait(t, &id), "start {id} failed");
             let text = reader.output();
             let line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
             let v: Value = serde_json::from_str(line).or_fail(format!("terminal output: {text:?}"));
@@ -714,11 +715,7 @@ fn dev_symlink_in_image_cannot_reach_host() {
 fn refused_or_ran(t: &Test, b: &Bundle) {
     let (id, out) = t.try_create(b, &[]);
     if out.success() {
-        t.cmd(&["start"]).arg(&id).run().ok();
-        let pid = t.cmd(&["state"]).arg(&id).run().json()["pid"].as_i64().unwrap_or(0) as i32;
-        if pid > 0 {
-            wait_exit(pid, &id);
-        }
+        assert!(start_and_wait(t, &id), "start {id} failed");
         t.cmd(&["delete", "--force"]).arg(&id).run().ok();
     }
 }
@@ -744,12 +741,8 @@ fn cwd_through_leaked_fd_fails() {
             if !out.success() {
                 continue;
             }
-            if !t.cmd(&["start"]).arg(&id).run().success() {
+            if !start_and_wait(t, &id) {
                 continue;
-            }
-            let pid = t.cmd(&["state"]).arg(&id).run().json()["pid"].as_i64().unwrap_or(0) as i32;
-            if pid > 0 {
-                wait_exit(pid, &id);
             }
             let text = fs::read_to_string(&out.stdout_path).unwrap_or_default();
             assert!(!text.contains("host-marker\":{\"ok\":true"), "cwd /proc/self/fd/{n} reached the host: {text}");

@@ -126,6 +126,76 @@ pub const DEVIATIONS: &[Deviation] = &[
         test: "domainname_set",
         reason: "runc 1.1.5 ignores domainname (added in runtime-spec 1.1)",
     },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "console_symlink_in_image_cannot_redirect_the_pty",
+        reason: "runc 1.1.5 binds the pty through the image's /dev/console symlink onto the /proc file it names (CVE-2025-52565, fixed in runc 1.2.8)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "dev_symlink_in_image_cannot_reach_host",
+        reason: "runc 1.1.5 creates /dev/fd, /dev/stdin, /dev/ptmx... through the image's /dev symlink, in the host directory it names",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "masked_path_refuses_symlinked_dev_null",
+        reason: "runc 1.1.5 masks paths by binding /dev/null by name, following a symlink planted there (CVE-2025-31133, fixed in runc 1.2.8)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "masked_path_refuses_other_device_as_dev_null",
+        reason: "runc 1.1.5 masks paths with whatever /dev/null is, here the zero device (CVE-2025-31133, fixed in runc 1.2.8)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "masked_path_dev_null_race_never_redirected",
+        reason: "runc 1.1.5 masks paths by binding /dev/null by name: a symlink swapped in meanwhile is followed (CVE-2025-31133, fixed in runc 1.2.8)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "runtime_binary_unreachable_from_created_container",
+        reason: "runc 1.1.5 protects its binary with a read-only bind mount: a container can still open the host binary through /proc/PID/exe (writing fails with EROFS)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "runtime_binary_unreachable_with_cap_sys_ptrace",
+        reason: "runc 1.1.5 protects its binary with a read-only bind mount: a container can still open the host binary through /proc/PID/exe (writing fails with EROFS)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "sysctl_not_written_through_overmount",
+        reason: "runc 1.1.5 writes sysctls by path under the container's /proc, into whatever is mounted there (CVE-2025-52881, fixed in runc 1.2.8)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "tmpfs_over_proc_sys_refused",
+        reason: "runc 1.1.5 accepts a tmpfs mounted over /proc/sys (its /proc check covers bind mounts only)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "bad_configs_refused_leaving_nothing_behind",
+        reason: "runc 1.1.5 accepts 22 of the corpus's malformed configs (unknown ociVersion, relative maskedPaths, duplicate rlimits, NUL bytes in args and hostname, a negative hook timeout, trailing garbage, duplicate keys, ...)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "bad_config_errors_name_the_field",
+        reason: "runc's errors do not name the offending JSON field (and it accepts many of the configs)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "parallel_lifecycle_commands_on_one_id_keep_state_whole",
+        reason: "a runc create racing a delete of the same id fails half-way (\"no such file or directory\", chown errors): its state directory is removed under it",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "create_in_progress_is_not_healthy_and_delete_waits",
+        reason: "runc's state does not show a container whose create is still running (there is no \"creating\" status)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "create_with_init_killed_at_every_setup_step_is_cleaned_up",
+        reason: "a runc create whose init is killed while it mounts fails but leaves its state directory behind",
+    },
 ];
 
 /// Why `test` is expected to fail on `kind`, if it is.

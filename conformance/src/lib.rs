@@ -17,14 +17,17 @@ pub mod fail;
 pub mod hostmount;
 pub mod probe;
 pub mod rootfs;
+pub mod runner;
 pub mod runtime;
 mod sys;
 pub mod test;
+pub mod traces;
 
 pub use bundle::Bundle;
 pub use console::ConsoleSocket;
 pub use container::{Container, Exit};
 pub use fail::OrFail;
+pub use runner::Runner;
 pub use runtime::{Cmd, Outcome, Runtime, RuntimeKind};
 pub use serde_json::{Value, json};
 pub use test::{Test, spec_test};

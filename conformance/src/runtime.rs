@@ -159,6 +159,7 @@ pub struct Cmd<'t> {
     via: Vec<OsString>,
     with_root: bool,
     bare_env: bool,
+    binary: Option<PathBuf>,
 }
 
 impl<'t> Cmd<'t> {
@@ -172,6 +173,7 @@ impl<'t> Cmd<'t> {
             via: Vec::new(),
             with_root: true,
             bare_env: false,
+            binary: None,
         }
     }
 
@@ -220,6 +222,13 @@ impl<'t> Cmd<'t> {
         self
     }
 
+    /// Run this copy of the runtime binary instead of the one under test (e.g. a private copy an
+    /// attack may try to overwrite).
+    pub fn binary(mut self, path: &Path) -> Self {
+        self.binary = Some(path.to_path_buf());
+        self
+    }
+
     /// Leave out `--root` (to test the runtime's default root; use with care).
     pub fn without_root(mut self) -> Self {
         self.with_root = false;
@@ -239,7 +248,11 @@ impl<'t> Cmd<'t> {
     /// `create` inherits them and would otherwise keep a pipe open after the runtime exits.
     #[track_caller]
     pub fn run(self) -> Outcome {
-        let rt = self.t.runtime();
+        let rt = match &self.binary {
+            Some(path) => Runtime { kind: self.t.runtime().kind, path: path.clone() },
+            None => self.t.runtime().clone(),
+        };
+        let rt = &rt;
         let mut argv: Vec<OsString> = Vec::new();
         if self.with_root {
             argv.push("--root".into());

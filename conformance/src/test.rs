@@ -207,17 +207,22 @@ impl Test {
         let dir = self.dir.join(format!("bundle{n}"));
         fs::create_dir_all(&dir).or_fail(format!("create {}", dir.display()));
         rootfs::clone_tree(&run_dir().template, &dir.join("rootfs"));
-        let cgroups_path = format!(
-            "/strata-conformance/{}-{}-{n}",
-            std::process::id(),
-            self.name.chars().take(24).collect::<String>()
-        );
+        // The test's directory name starts with its sequence number: tests whose names share a long
+        // prefix still get distinct cgroups.
+        let dir_name = self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let cgroups_path =
+            format!("/strata-conformance/{}-{}-{n}", std::process::id(), dir_name.chars().take(28).collect::<String>());
         Bundle::new(dir, &cgroups_path)
     }
 
     /// A copy of the test rootfs at `dir` (which must not exist yet), e.g. on a test's own mount.
     pub fn rootfs_at(&self, dir: &Path) {
         rootfs::clone_tree(&run_dir().template, dir);
+    }
+
+    /// Runs the runtime (with this test's `--root`) from any thread.
+    pub fn runner(&self) -> crate::runner::Runner {
+        crate::runner::Runner::new(&self.rt.path, &self.root, &self.dir)
     }
 
     /// A runtime command: `<runtime> --root <root> <args...>`.

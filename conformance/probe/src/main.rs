@@ -9,9 +9,11 @@
 //! strata-probe access OP:PATH... OP = read | write | create | mkdir | exec | list
 //! strata-probe hook LABEL FILE   append {label, argv, env, ns, stdin state, cmdline of state.pid, ...} to FILE
 //! strata-probe wait-signal       block every signal, print {"ready":true}, then print the first signal received
+//! strata-probe grab-exe SECONDS  the CVE-2019-5736 attack: open other processes' /proc/PID/exe, reopen for writing
 //! ```
 //! Exit status 0 on success, 2 on a usage error, 3 when the report itself cannot be produced.
 
+mod exe;
 mod files;
 mod hook;
 mod process;
@@ -87,6 +89,7 @@ fn run(cmd: &str, rest: &[String]) -> Result<Value, String> {
             _ => Err("usage: strata-probe hook LABEL FILE".into()),
         },
         "wait-signal" => process::wait_signal(),
+        "grab-exe" => exe::grab_exe(rest),
         other => report(other).ok_or_else(|| format!("usage: unknown report {other:?}")),
     }
 }

@@ -15,7 +15,7 @@ use crate::cgroup::{CgroupRequest, Manager};
 use crate::error::{Error, ErrorKind, Message, kind_of_errno};
 use crate::hooks::run_hooks;
 use crate::security::seccomp;
-use crate::spawn::{InitProcess, SpawnRequest, spawn};
+use crate::spawn::{InitProcess, SpawnRequest, sealed_exe, spawn};
 use crate::spec::{Ns, Plan, load_spec};
 use crate::timefmt::rfc3339_nanos;
 
@@ -54,12 +54,18 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         };
         Error::new(kind, e)
     })?;
-    for w in &loaded.warnings {
-        crate::logging::warn(w);
-    }
     let mut plan = Plan::new(&loaded.spec, &bundle).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
     if let Some(p) = plan.process.as_mut() {
         p.restrict_caps_to_grantable();
+    }
+    // Before anything is said or done: this may start the runtime over from a sealed copy.
+    if let Some(p) = &plan.process {
+        if sealed_exe::reachable_by_container(p.caps.as_ref(), plan.namespaces.user != Ns::Host) {
+            sealed_exe::reexec_from_sealed_copy().map_err(|e| Error::new(ErrorKind::Other, e))?;
+        }
+    }
+    for w in &loaded.warnings {
+        crate::logging::warn(w);
     }
     check_rootfs(&plan.rootfs)?;
     let terminal = plan.process.as_ref().is_some_and(|p| p.terminal);

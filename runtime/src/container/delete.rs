@@ -23,7 +23,12 @@ pub fn delete(root: &Path, id: &ContainerId, force: bool) -> Result<(), Error> {
         Err(e) if force && e.kind() == ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
-    dir.lock(true)?;
+    match dir.lock(true) {
+        Ok(()) => {}
+        // Removed by a concurrent delete while we waited for the lock.
+        Err(e) if force && e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    }
     let state = match dir.load() {
         Ok(s) => s,
         // A directory without state: a create killed before its first write. Nothing else exists.
@@ -35,7 +40,10 @@ pub fn delete(root: &Path, id: &ContainerId, force: bool) -> Result<(), Error> {
     };
     let status = state.status(&dir, || super::frozen(&state));
     match status {
-        Status::Stopped => {}
+        // Stopped, yet processes may be left: a create killed after its init was ready leaves that
+        // init blocked on the exec fifo (its state never said "created"), and processes the init
+        // started can outlive it in the cgroup. The cgroup cannot be removed until they are gone.
+        Status::Stopped => stop_processes(&state),
         _ if force => stop_processes(&state),
         // The runtime-spec: deleting a container that is not stopped is an error and changes
         // nothing (runc and crun kill a created container instead; --force does that here).

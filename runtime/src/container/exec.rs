@@ -11,7 +11,7 @@ use super::state::{CONFIG_COPY, ContainerDir, Status, io_error, process_alive};
 use crate::cgroup::Manager;
 use crate::error::{Error, ErrorKind};
 use crate::security::seccomp;
-use crate::spawn::{ExecRequest, spawn_exec};
+use crate::spawn::{ExecRequest, sealed_exe, spawn_exec};
 use crate::spec::load::{load_json, load_spec};
 use crate::spec::process::ProcessPlan;
 
@@ -54,6 +54,17 @@ pub fn exec(root: &Path, id: &ContainerId, o: &ExecOptions) -> Result<i32, Error
     let process = build_process(&spec, o)?;
     let mut plan = ProcessPlan::new(&process).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
     plan.restrict_caps_to_grantable();
+    // Before any side effect (the console socket connection): this may start `exec` over from a
+    // sealed copy of the runtime when the container's processes may ptrace.
+    let own_user_namespace = state.namespaces.iter().any(|n| n == "user");
+    let container_process = spec.process().as_ref().and_then(|p| ProcessPlan::new(p).ok());
+    if [Some(&plan), container_process.as_ref()]
+        .into_iter()
+        .flatten()
+        .any(|p| sealed_exe::reachable_by_container(p.caps.as_ref(), own_user_namespace))
+    {
+        sealed_exe::reexec_from_sealed_copy().map_err(|e| Error::new(ErrorKind::Other, e))?;
+    }
     if plan.terminal && o.console_socket.is_none() && o.detach {
         return Err(Error::msg(
             ErrorKind::InvalidSpec,

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 #[allow(deprecated)]
-use nix::fcntl::{FlockArg, OFlag, flock};
+use nix::fcntl::{AtFlags, FlockArg, OFlag, flock};
 use nix::sys::stat::Mode;
 use oci_spec::runtime::Hook;
 use serde::{Deserialize, Serialize};
@@ -105,6 +105,8 @@ pub struct ContainerDir {
     pub id: ContainerId,
     pub path: PathBuf,
     fd: OwnedFd,
+    /// Whether this process holds the lock (through `fd`).
+    locked: std::cell::Cell<bool>,
 }
 
 impl ContainerDir {
@@ -116,16 +118,35 @@ impl ContainerDir {
             .create(root)
             .map_err(|e| io_error(ErrorKind::Other, format!("create state root {}", root.display()), e))?;
         let path = root.join(id.as_str());
-        match fs::DirBuilder::new().mode(0o711).create(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+        // Until we hold the lock, a concurrent `delete` may take the new, empty directory for what a
+        // crashed create left and remove it: the id is free again then, and we claim it anew.
+        for _ in 0..16 {
+            match fs::DirBuilder::new().mode(0o711).create(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(Error::msg(ErrorKind::AlreadyExists, format!("container with id exists: {id}")));
+                }
+                Err(e) => return Err(io_error(ErrorKind::Other, format!("create state dir {}", path.display()), e)),
+            }
+            let dir = match Self::open_path(id.clone(), path.clone()) {
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                other => other?,
+            };
+            match dir.lock(true) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+            // The directory we opened by name may be another create's, made after ours was removed:
+            // ours is still empty.
+            if nix::unistd::faccessat(dir.fd.as_fd(), STATE_FILE, nix::unistd::AccessFlags::F_OK, AtFlags::empty())
+                .is_ok()
+            {
                 return Err(Error::msg(ErrorKind::AlreadyExists, format!("container with id exists: {id}")));
             }
-            Err(e) => return Err(io_error(ErrorKind::Other, format!("create state dir {}", path.display()), e)),
+            return Ok(dir);
         }
-        let dir = Self::open_path(id.clone(), path)?;
-        dir.lock(true)?;
-        Ok(dir)
+        Err(Error::msg(ErrorKind::Other, format!("create state dir {}: removed again and again", path.display())))
     }
 
     /// Open the directory of an existing container (not locked).
@@ -135,7 +156,7 @@ impl ContainerDir {
 
     fn open_path(id: ContainerId, path: PathBuf) -> Result<Self, Error> {
         match nix::fcntl::open(&path, OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()) {
-            Ok(fd) => Ok(Self { id, path, fd }),
+            Ok(fd) => Ok(Self { id, path, fd, locked: std::cell::Cell::new(false) }),
             Err(Errno::ENOENT | Errno::ENOTDIR) => {
                 Err(Error::msg(ErrorKind::NotFound, format!("container \"{id}\" does not exist")))
             }
@@ -144,15 +165,29 @@ impl ContainerDir {
     }
 
     /// Take the container's lock (exclusive for changes). Released when the process exits.
+    ///
+    /// A directory removed while we waited (a concurrent `delete`) is `NotFound`: its path may
+    /// already name a new container of the same id, which is not the one we opened.
     pub fn lock(&self, exclusive: bool) -> Result<(), Error> {
         let arg = if exclusive { FlockArg::LockExclusive } else { FlockArg::LockShared };
         #[allow(deprecated)]
         flock(self.fd.as_raw_fd(), arg)
-            .map_err(|e| io_error(ErrorKind::Other, format!("lock {}", self.path.display()), e.into()))
+            .map_err(|e| io_error(ErrorKind::Other, format!("lock {}", self.path.display()), e.into()))?;
+        self.locked.set(true);
+        match nix::sys::stat::fstat(self.fd.as_fd()) {
+            Ok(st) if st.st_nlink == 0 => {
+                Err(Error::msg(ErrorKind::NotFound, format!("container \"{}\" does not exist", self.id)))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Whether another live process holds the lock (a create still in progress).
     pub fn locked_by_other(&self) -> bool {
+        // Probing through our own descriptor would convert, then drop, a lock we hold ourselves.
+        if self.locked.get() {
+            return false;
+        }
         #[allow(deprecated)]
         match flock(self.fd.as_raw_fd(), FlockArg::LockSharedNonblock) {
             Ok(()) => {

@@ -5,6 +5,7 @@ pub mod exec;
 pub mod init;
 pub mod process;
 pub mod protocol;
+pub mod sealed_exe;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
@@ -31,6 +32,8 @@ use protocol::{Channel, ToChild, ToParent};
 pub enum SpawnError {
     #[error("create the sync socketpair")]
     Socketpair(#[source] Errno),
+    #[error("make the runtime non-dumpable")]
+    NonDumpable(#[source] Errno),
     #[error("open namespace {path}")]
     OpenNamespace {
         path: String,
@@ -111,6 +114,7 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<InitProcess, Error> {
         join_fds.push((*flag, open_ns(path)?));
     }
 
+    become_non_dumpable()?;
     let restore = enter_parent_namespaces(plan)?;
     let flags = plan.namespaces.clone_flags.bits() as u64;
     let cgroup_fd = req.cgroup.clone_into_fd();
@@ -256,6 +260,7 @@ pub fn spawn_exec(req: ExecRequest<'_>) -> Result<InitProcess, Error> {
     for name in ["pid", "time"].iter().filter(|n| req.namespaces.iter().any(|m| m == *n)) {
         parent_joins.push((flag_of_name(name), ns_path(name)));
     }
+    become_non_dumpable()?;
     let restore = enter_namespaces(&parent_joins)?;
     let cgroup_fd = req.cgroup.and_then(Manager::clone_into_fd);
     let mut cloned_into = cgroup_fd.is_some();
@@ -297,6 +302,15 @@ pub fn spawn_exec(req: ExecRequest<'_>) -> Result<InitProcess, Error> {
         return Err(e.into());
     }
     Ok(child)
+}
+
+/// The child is a copy of this process, the runtime's binary, until it calls execve, and it is
+/// visible in the container's pid namespace all that time (to processes `exec`ed into a created
+/// container, to containers sharing the pid namespace). Non-dumpable from birth, no container
+/// process can open its `/proc/PID/exe`, `mem` or descriptors (CVE-2019-5736): execve makes the
+/// user's program dumpable again.
+fn become_non_dumpable() -> Result<(), SpawnError> {
+    nix::sys::prctl::set_dumpable(false).map_err(SpawnError::NonDumpable)
 }
 
 fn flag_of_name(name: &str) -> CloneFlags {

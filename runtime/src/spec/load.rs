@@ -99,7 +99,14 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, LoadError> {
 }
 
 /// Parse JSON, returning the path of the field that failed (`process.user.uid`).
+///
+/// The document must be a JSON object: serde would also take a struct from an array of its
+/// fields in order (`[]` would be an all-default config, `["1.0.2", ...]` a positional one).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, (String, serde_json::Error)> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return Err(("document".to_owned(), serde::de::Error::custom("expected a JSON object")));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = match e.path().to_string() {
@@ -136,6 +143,15 @@ mod tests {
         assert_eq!(caps.bounding().as_ref().unwrap().len(), 1);
         assert_eq!(loaded.warnings.len(), 1);
         assert!(loaded.warnings[0].contains("CAP_TEST"), "{:?}", loaded.warnings);
+    }
+
+    #[test]
+    fn only_an_object_is_a_document() {
+        for doc in [&b"[]"[..], b" [\"1.0.2\"]", b"\"1.0.2\"", b"42"] {
+            let (field, err) = parse_json::<Spec>(doc).unwrap_err();
+            assert_eq!(field, "document");
+            assert!(err.to_string().contains("expected a JSON object"), "{err}");
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod rootfs;
 pub mod runner;
 pub mod runtime;
 mod sys;
+pub mod terminal;
 pub mod test;
 pub mod traces;
 

@@ -244,10 +244,9 @@ impl<'t> Cmd<'t> {
         }
     }
 
-    /// Runs the command to completion. Its stdio are files, never pipes: a container started by
-    /// `create` inherits them and would otherwise keep a pipe open after the runtime exits.
-    #[track_caller]
-    pub fn run(self) -> Outcome {
+    /// The command line as a `Command` (stdio not set) and as text, to spawn it some other way
+    /// than `run` does (e.g. on a terminal).
+    pub fn command(&self) -> (Command, String) {
         let rt = match &self.binary {
             Some(path) => Runtime { kind: self.t.runtime().kind, path: path.clone() },
             None => self.t.runtime().clone(),
@@ -258,8 +257,8 @@ impl<'t> Cmd<'t> {
             argv.push("--root".into());
             argv.push(self.t.root().into());
         }
-        argv.extend(self.global);
-        argv.extend(self.args);
+        argv.extend(self.global.iter().cloned());
+        argv.extend(self.args.iter().cloned());
         let command = std::iter::once(rt.path.as_os_str().to_string_lossy().into_owned())
             .chain(argv.iter().map(|a| a.to_string_lossy().into_owned()))
             .collect::<Vec<_>>()
@@ -284,6 +283,14 @@ impl<'t> Cmd<'t> {
         if self.bare_env {
             cmd.env_clear().env("XDG_RUNTIME_DIR", "");
         }
+        (cmd, command)
+    }
+
+    /// Runs the command to completion. Its stdio are files, never pipes: a container started by
+    /// `create` inherits them and would otherwise keep a pipe open after the runtime exits.
+    #[track_caller]
+    pub fn run(self) -> Outcome {
+        let (mut cmd, command) = self.command();
         let (out_path, err_path) = self.t.output_paths();
         let stdin = match self.stdin {
             Some(data) => {

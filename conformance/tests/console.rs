@@ -4,6 +4,7 @@
 use std::os::fd::AsFd;
 
 use strata_conformance::console::TerminalReader;
+use strata_conformance::terminal::{UserTerminal, wait_exit};
 use strata_conformance::*;
 
 /// Runs the probe with these arguments on a terminal and returns what it printed there, plus the
@@ -130,6 +131,101 @@ fn terminal_without_console_socket_fails() {
         b.set("/process/terminal", json!(true));
         let (id, out) = t.try_create(&b, &[]);
         out.failed();
+        t.cmd(&["state", &id]).run().failed();
+    });
+}
+
+/// `strata run` (or `exec -t`) in the foreground on `term`, with a terminal and no console socket.
+fn spawn_on(t: &Test, term: &UserTerminal, args: &[&str]) -> (std::process::Child, String) {
+    let (mut cmd, command) = t.cmd(args).command();
+    term.attach(&mut cmd);
+    (cmd.spawn().or_fail(format!("spawn `{command}`")), command)
+}
+
+#[test]
+fn terminal_relayed_in_foreground_run() {
+    // runc run without --console-socket and without --detach: the container's pty is relayed to the
+    // runtime's own terminal (clients.md: `script -qc "runc run ..."`), with its window size; the
+    // process's exit code is the runtime's.
+    spec_test("terminal_relayed_in_foreground_run", |t| {
+        let mut b = t.bundle();
+        b.set("/process/terminal", json!(true));
+        b.args(&["sh", "-c", "tty; stty size; read line; echo got-$line; exit 3"]);
+        b.write();
+        let mut term = UserTerminal::new(30, 100);
+        let id = t.new_id();
+        let bundle = b.dir.to_str().or_fail("bundle path").to_string();
+        let (mut child, command) = spawn_on(t, &term, &["run", "--bundle", &bundle, &id]);
+        term.read_until("30 100");
+        term.type_in("abc\n");
+        let status = wait_exit(&mut child, &command);
+        assert!(term.is_cooked(), "the runtime left our terminal in raw mode");
+        let out = term.finish();
+        assert_eq!(status.code(), Some(3), "{command}: {out}");
+        assert!(out.contains("/dev/pts/"), "the process's stdin is not a terminal: {out:?}");
+        assert!(out.contains("got-abc"), "what was typed did not reach the process: {out:?}");
+        t.cmd(&["state", &id]).run().failed();
+    });
+}
+
+#[test]
+fn terminal_relay_follows_window_resizes() {
+    // SIGWINCH to the runtime resizes the container's terminal to ours (runc does the same).
+    spec_test("terminal_relay_follows_window_resizes", |t| {
+        let mut b = t.bundle();
+        b.set("/process/terminal", json!(true));
+        b.args(&["sh", "-c", "trap 'exit 7' TERM; while :; do stty size; sleep 0.1; done"]);
+        b.write();
+        let mut term = UserTerminal::new(30, 100);
+        let id = t.new_id();
+        let bundle = b.dir.to_str().or_fail("bundle path").to_string();
+        let (mut child, command) = spawn_on(t, &term, &["run", "--bundle", &bundle, &id]);
+        term.read_until("30 100");
+        term.resize(20, 80);
+        let runtime = nix::unistd::Pid::from_raw(i32::try_from(child.id()).or_fail("pid"));
+        nix::sys::signal::kill(runtime, nix::sys::signal::Signal::SIGWINCH).or_fail("SIGWINCH the runtime");
+        term.read_until("20 80");
+        // Other signals still go to the process (pid 1 of its namespace: it exits by its trap).
+        nix::sys::signal::kill(runtime, nix::sys::signal::Signal::SIGTERM).or_fail("SIGTERM the runtime");
+        let status = wait_exit(&mut child, &command);
+        assert_eq!(status.code(), Some(7), "{command}: {}", term.finish());
+    });
+}
+
+#[test]
+fn terminal_relayed_for_exec_tty() {
+    // runc exec -t without --console-socket: the new process's pty is relayed to our terminal.
+    spec_test("terminal_relayed_for_exec_tty", |t| {
+        let mut b = t.bundle();
+        b.args(&["sleep", "1000"]);
+        let c = t.start(&b);
+        let mut term = UserTerminal::new(25, 90);
+        let (mut child, command) =
+            spawn_on(t, &term, &["exec", "-t", &c.id, "sh", "-c", "tty; stty size; read line; echo got-$line; exit 4"]);
+        term.read_until("25 90");
+        term.type_in("xyz\n");
+        let status = wait_exit(&mut child, &command);
+        assert!(term.is_cooked(), "the runtime left our terminal in raw mode");
+        let out = term.finish();
+        assert_eq!(status.code(), Some(4), "{command}: {out}");
+        assert!(out.contains("/dev/pts/"), "the process's stdin is not a terminal: {out:?}");
+        assert!(out.contains("got-xyz"), "what was typed did not reach the process: {out:?}");
+    });
+}
+
+#[test]
+fn terminal_run_detached_without_console_socket_fails() {
+    // runc run -d with a terminal and no --console-socket: "cannot allocate tty if runc will detach
+    // without setting console socket"; nothing is left behind.
+    spec_test("terminal_run_detached_without_console_socket_fails", |t| {
+        let mut b = t.bundle();
+        b.set("/process/terminal", json!(true));
+        b.args(&["true"]);
+        b.write();
+        let id = t.new_id();
+        let out = t.cmd(&["run", "-d", "--bundle"]).arg(&b.dir).arg(&id).run();
+        out.failed();
+        assert!(out.stderr.contains("console socket"), "{out}");
         t.cmd(&["state", &id]).run().failed();
     });
 }

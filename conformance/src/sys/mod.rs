@@ -1,4 +1,5 @@
-//! The suite's only unsafe code: taking ownership of a descriptor received over SCM_RIGHTS.
+//! The suite's only unsafe code: taking ownership of a descriptor received over SCM_RIGHTS, and
+//! resizing a terminal.
 #![allow(unsafe_code)]
 
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -8,4 +9,13 @@ pub fn own_received_fd(fd: RawFd) -> OwnedFd {
     // SAFETY: the kernel installed `fd` in our table when delivering SCM_RIGHTS; nothing else in
     // this process knows about it, so this is its only owner.
     unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Set the window size of the terminal behind `fd` (TIOCSWINSZ), as a terminal emulator does.
+pub fn set_window_size(fd: std::os::fd::BorrowedFd<'_>, rows: u16, cols: u16) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    let size = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ reads a `struct winsize` through the pointer, valid for the whole call.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &size as *const libc::winsize) };
+    nix::errno::Errno::result(ret).map(drop)
 }

@@ -11,6 +11,7 @@ use nix::sys::stat::Mode;
 
 use super::id::ContainerId;
 use super::state::{CONFIG_COPY, ContainerDir, EXEC_FIFO, Phase, State, StoredHooks, io_error, read_stat};
+use super::terminal::MasterChannel;
 use crate::cgroup::{CgroupRequest, Manager};
 use crate::error::{Error, ErrorKind, Message, kind_of_errno};
 use crate::hooks::run_hooks;
@@ -40,6 +41,8 @@ pub struct Created {
     pub dir: ContainerDir,
     pub state: State,
     pub init: InitProcess,
+    /// The pty master of a foreground `run` with a terminal and no console socket, to relay.
+    pub console: Option<OwnedFd>,
 }
 
 pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
@@ -133,9 +136,15 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     cgroup.create(plan.resources.as_ref()).map_err(Error::from)?;
     let cgroup_view = cgroup.container_view();
     let exec_fifo = if opts.foreground { None } else { Some(make_exec_fifo(&dir, &plan)?) };
-    let console_socket = match &opts.console_socket {
-        Some(path) => Some(connect_console(path)?),
-        None => None,
+    // A foreground `run` without a console socket relays the terminal itself: the init sends the
+    // master to us instead.
+    let (console_socket, master_channel) = match &opts.console_socket {
+        Some(path) => (Some(connect_console(path)?), None),
+        None if terminal => {
+            let mut channel = MasterChannel::new().map_err(|e| Error::new(ErrorKind::Other, e))?;
+            (channel.for_init.take(), Some(channel))
+        }
+        None => (None, None),
     };
 
     let init = spawn(SpawnRequest {
@@ -181,6 +190,8 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         },
     )
     .map_err(ctx_kind("unable to start container process"))?;
+    let console =
+        master_channel.map(MasterChannel::receive).transpose().map_err(|e| Error::new(ErrorKind::Other, e))?;
 
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, state.pid)?;
@@ -188,7 +199,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     state.phase = Phase::Created;
     dir.save(&state)?;
     undo.armed = false;
-    Ok(Created { dir, state, init })
+    Ok(Created { dir, state, init, console })
 }
 
 fn ctx_kind(what: &'static str) -> impl FnOnce(Error) -> Error {

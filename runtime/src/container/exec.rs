@@ -8,6 +8,7 @@ use oci_spec::runtime::{Process, Spec};
 use super::foreground::Forwarder;
 use super::id::ContainerId;
 use super::state::{CONFIG_COPY, ContainerDir, Status, io_error, process_alive};
+use super::terminal::{MasterChannel, Relay};
 use crate::cgroup::Manager;
 use crate::error::{Error, ErrorKind};
 use crate::security::seccomp;
@@ -76,12 +77,20 @@ pub fn exec(root: &Path, id: &ContainerId, o: &ExecOptions) -> Result<i32, Error
         None => None,
     };
     let manager = state.cgroup.as_ref().map(Manager::from_state);
+    // In the foreground without a console socket the terminal is relayed: the master comes to us.
+    let mut master_channel = None;
     let console_socket = match &o.console_socket {
         Some(p) => Some(
             std::os::unix::net::UnixStream::connect(p)
                 .map(OwnedFd::from)
                 .map_err(|e| io_error(ErrorKind::Other, format!("connect to console socket {}", p.display()), e))?,
         ),
+        None if plan.terminal => {
+            let mut channel = MasterChannel::new().map_err(|e| Error::new(ErrorKind::Other, e))?;
+            let for_init = channel.for_init.take();
+            master_channel = Some(channel);
+            for_init
+        }
         None => None,
     };
     crate::sys::process::close_range_cloexec(3 + o.preserve_fds).map_err(|e| Error::new(ErrorKind::Other, e))?;
@@ -116,9 +125,15 @@ pub fn exec(root: &Path, id: &ContainerId, o: &ExecOptions) -> Result<i32, Error
     if let Some(pid_file) = &o.pid_file {
         super::create::write_pid_file(pid_file, child.pid.as_raw())?;
     }
-    match forwarder {
-        None => Ok(0),
-        Some(f) => f.wait(child.pid, child.pidfd.as_fd()),
+    let console =
+        master_channel.map(MasterChannel::receive).transpose().map_err(|e| Error::new(ErrorKind::Other, e))?;
+    match (forwarder, console) {
+        (None, _) => Ok(0),
+        (Some(f), Some(master)) => {
+            let mut relay = Relay::new(master).map_err(|e| Error::new(ErrorKind::Other, e))?;
+            f.wait_relaying(child.pid, child.pidfd.as_fd(), &mut relay)
+        }
+        (Some(f), None) => f.wait(child.pid, child.pidfd.as_fd()),
     }
 }
 

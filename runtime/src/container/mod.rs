@@ -11,6 +11,7 @@ pub mod resources;
 pub mod run;
 pub mod start;
 pub mod state;
+pub mod terminal;
 
 use crate::cgroup::Manager;
 

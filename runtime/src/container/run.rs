@@ -1,6 +1,6 @@
 //! `run`: create + start in one process. In the foreground it forwards signals to the
 //! container, waits for it and returns its exit status (128+n for a signal); `--detach` returns
-//! once it runs.
+//! once it runs. A terminal without a console socket is relayed to ours.
 
 use std::os::fd::AsFd;
 
@@ -8,7 +8,8 @@ use super::create::{CreateOptions, create};
 use super::delete::{destroy, stop_processes};
 use super::foreground::Forwarder;
 use super::start::{run_poststart, start};
-use crate::error::Error;
+use super::terminal::Relay;
+use crate::error::{Error, ErrorKind};
 
 pub fn run(opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32, Error> {
     if detach {
@@ -20,7 +21,13 @@ pub fn run(opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32, Error>
     let forwarder = Forwarder::new()?;
     let created = create(&CreateOptions { foreground: true, ..opts.clone() })?;
     run_poststart(&created.state);
-    let code = forwarder.wait(created.init.pid, created.init.pidfd.as_fd())?;
+    let code = match created.console {
+        Some(master) => {
+            let mut relay = Relay::new(master).map_err(|e| Error::new(ErrorKind::Other, e))?;
+            forwarder.wait_relaying(created.init.pid, created.init.pidfd.as_fd(), &mut relay)?
+        }
+        None => forwarder.wait(created.init.pid, created.init.pidfd.as_fd())?,
+    };
     if !keep {
         // Other processes of the container (without its own pid namespace) die with it.
         stop_processes(&created.state);

@@ -64,7 +64,7 @@ pub fn receive_from_runtime(stream: &mut UnixStream) -> Result<(ContainerProcess
     let receive_error = |source: std::io::Error| SeccompError::ReceiveListener { source };
     let mut buffer = vec![0u8; 64 * 1024];
     let (len, fds) =
-        crate::sys::seccomp::recv_with_fds(stream.as_fd(), &mut buffer).map_err(|errno| receive_error(errno.into()))?;
+        crate::sys::socket::recv_with_fds(stream.as_fd(), &mut buffer).map_err(|errno| receive_error(errno.into()))?;
     buffer.truncate(len);
     stream.read_to_end(&mut buffer).map_err(receive_error)?;
     let state = serde_json::from_slice(&buffer).map_err(SeccompError::DecodeListenerState)?;

@@ -1,0 +1,113 @@
+//! A terminal standing in for the user's, for the runtime to run on: a pty pair whose peer becomes
+//! the runtime's stdio and whose master the test reads and types into (as a terminal emulator).
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::pty::{Winsize, openpty};
+use nix::sys::termios::{LocalFlags, tcgetattr};
+
+use crate::fail::OrFail;
+
+/// How long to wait for output or an exit (a safety net, not a timing assertion).
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
+pub struct UserTerminal {
+    master: File,
+    peer: Option<OwnedFd>,
+    seen: Vec<u8>,
+}
+
+impl UserTerminal {
+    pub fn new(rows: u16, cols: u16) -> Self {
+        let size = Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        let pty = openpty(Some(&size), None).or_fail("openpty");
+        UserTerminal { master: File::from(pty.master), peer: Some(pty.slave), seen: Vec::new() }
+    }
+
+    /// Make this terminal `cmd`'s stdin, stdout and stderr.
+    pub fn attach(&self, cmd: &mut Command) {
+        let peer = self.peer.as_ref().or_fail("the terminal's peer is closed");
+        let dup = || Stdio::from(peer.try_clone().or_fail("dup the terminal's peer"));
+        cmd.stdin(dup()).stdout(dup()).stderr(dup());
+    }
+
+    /// Resize it, as a terminal emulator's window (the caller sends SIGWINCH).
+    pub fn resize(&self, rows: u16, cols: u16) {
+        crate::sys::set_window_size(self.master.as_fd(), rows, cols).or_fail("resize the terminal");
+    }
+
+    pub fn type_in(&mut self, text: &str) {
+        self.master.write_all(text.as_bytes()).or_fail("type into the terminal");
+    }
+
+    /// Whether the terminal is back in its normal (line-editing, echoing) mode.
+    pub fn is_cooked(&self) -> bool {
+        let peer = self.peer.as_ref().or_fail("the terminal's peer is closed");
+        let mode = tcgetattr(peer.as_fd()).or_fail("tcgetattr");
+        mode.local_flags.contains(LocalFlags::ICANON | LocalFlags::ECHO)
+    }
+
+    /// Reads until the output so far contains `needle`; returns all of it (`\r\n` as `\n`).
+    #[track_caller]
+    pub fn read_until(&mut self, needle: &str) -> String {
+        let started = Instant::now();
+        while !self.output().contains(needle) {
+            if started.elapsed() > LIMIT {
+                panic!("{needle:?} did not appear on the terminal within {LIMIT:?}; it shows {:?}", self.output());
+            }
+            let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
+            if poll(&mut fds, PollTimeout::from(100u16)).or_fail("poll the terminal") == 0 {
+                continue;
+            }
+            let mut buf = [0u8; 4096];
+            match self.master.read(&mut buf) {
+                Ok(n) => self.seen.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => panic!("read the terminal: {e}; it shows {:?}", self.output()),
+            }
+        }
+        self.output()
+    }
+
+    /// After the runtime exited: close our peer and read what is left; returns all the output.
+    pub fn finish(&mut self) -> String {
+        self.peer = None;
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.master.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => self.seen.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // EIO: nothing has the terminal open any more.
+                Err(_) => break,
+            }
+        }
+        self.output()
+    }
+
+    fn output(&self) -> String {
+        String::from_utf8_lossy(&self.seen).replace("\r\n", "\n")
+    }
+}
+
+/// Waits for `child` to exit (killing it after a generous limit, then failing the test).
+#[track_caller]
+pub fn wait_exit(child: &mut Child, what: &str) -> ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().or_fail(format!("wait for {what}")) {
+            return status;
+        }
+        if started.elapsed() > LIMIT {
+            crate::container::best_effort_kill(child);
+            panic!("{what} did not exit within {LIMIT:?}; killed it");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

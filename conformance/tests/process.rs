@@ -520,3 +520,26 @@ fn unknown_properties_are_ignored() {
         assert_eq!(probe(t, &mut b, "pid")["pid"], 1);
     });
 }
+
+#[test]
+fn process_apparmor_profile_applied_or_warned() {
+    // config.md process.apparmorProfile: "specifies the name of the AppArmor profile for the process".
+    // With AppArmor enabled the process runs under it ("unconfined" always exists). A host without
+    // AppArmor confines nothing either way: the container runs (as with crun, and as runtime-tools'
+    // linux_process_apparmor_profile expects) and the runtime warns that the profile was not applied.
+    spec_test("process_apparmor_profile_applied_or_warned", |t| {
+        let enabled = std::fs::read("/sys/module/apparmor/parameters/enabled").is_ok_and(|v| v.starts_with(b"Y"));
+        let mut b = t.bundle();
+        b.set("/process/apparmorProfile", json!(if enabled { "unconfined" } else { "strata-test-profile" }));
+        b.sh("cat /proc/self/attr/apparmor/current 2>/dev/null || echo no-apparmor");
+        let c = t.create(&b);
+        if !enabled {
+            assert!(c.stderr().contains("strata-test-profile"), "no warning names the profile: {:?}", c.stderr());
+        }
+        c.start();
+        c.wait_success();
+        if enabled {
+            assert!(c.stdout().contains("unconfined"), "{:?}", c.stdout());
+        }
+    });
+}

@@ -1,3 +1,4 @@
-//! Process security settings: capabilities and seccomp.
+//! Process security settings: seccomp and LSM labels.
 
+pub mod lsm;
 pub mod seccomp;

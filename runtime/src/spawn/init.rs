@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+use nix::fcntl::OFlag;
 use nix::sched::{CloneFlags, setns, unshare};
 use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
 use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
@@ -18,6 +18,7 @@ use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Uid};
 
 use super::process::{self as proc_setup, ProcessError};
+use super::procfs;
 use super::protocol::{Channel, Failure, ToChild, ToParent};
 use crate::cgroup::{ContainerView, Manager};
 use crate::error::{Error, ErrorKind, Message, kind_of_errno};
@@ -27,7 +28,6 @@ use crate::security::seccomp::{CompiledSeccomp, SeccompError};
 use crate::spec::namespaces::proc_name;
 use crate::spec::process::ProcessPlan;
 use crate::spec::{Ns, Plan};
-use crate::sys::mount::FsContext;
 
 /// Everything the child needs, prepared by the parent before the clone.
 #[derive(Debug)]
@@ -69,6 +69,8 @@ pub(super) enum InitError {
     Cgroup(crate::cgroup::CgroupError),
     #[error("open a private procfs")]
     Procfs(#[source] Errno),
+    #[error(transparent)]
+    Lsm(crate::security::lsm::LsmError),
     #[error("start a new session")]
     Setsid(#[source] Errno),
     #[error(transparent)]
@@ -188,7 +190,7 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, InitError> {
     if cgroup2_mount {
         wait_placed(&mut placed)?;
     }
-    let procfs = private_procfs()?;
+    let procfs = procfs::private().map_err(InitError::Procfs)?;
     nix::unistd::setsid().map_err(InitError::Setsid)?;
 
     // Root filesystem, before pivot_root. Without a mount namespace of its own the container
@@ -248,7 +250,7 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, InitError> {
         crate::sys::process::setdomainname(d.as_bytes()).map_err(InitError::Domainname)?;
     }
     for (key, value) in &plan.sysctl {
-        write_proc(procfs.as_fd(), &format!("sys/{key}"), value.as_bytes())
+        procfs::write(procfs.as_fd(), &format!("sys/{key}"), value.as_bytes())
             .map_err(|e| InitError::Sysctl(key.replace('/', "."), e))?;
     }
     if plan.namespaces.mount != Ns::Host {
@@ -267,7 +269,7 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, InitError> {
         crate::sys::process::personality(p).map_err(ProcessError::Personality)?;
     }
     if let Some(adj) = plan.process.as_ref().and_then(|p| p.oom_score_adj) {
-        write_proc(procfs.as_fd(), "self/oom_score_adj", adj.to_string().as_bytes())
+        procfs::write(procfs.as_fd(), "self/oom_score_adj", adj.to_string().as_bytes())
             .map_err(|e| InitError::OomScoreAdj(adj, e))?;
     }
     if !args.no_new_keyring {
@@ -312,6 +314,11 @@ pub(super) fn finish_process(
 ) -> Result<Infallible, InitError> {
     // Read before any seccomp filter: what runs after it must be what runc runs after it.
     let env = proc_setup::env_with_home(p);
+    if !p.exec_labels.is_empty() {
+        // Before any seccomp filter (it may forbid the write), as runc does.
+        let procfs = procfs::private().map_err(InitError::Procfs)?;
+        crate::security::lsm::set_exec_labels_in(procfs.as_fd(), &p.exec_labels).map_err(InitError::Lsm)?;
+    }
     proc_setup::apply_rlimits(&p.rlimits)?;
     proc_setup::apply_scheduling(p)?;
     if p.no_new_privileges {
@@ -421,23 +428,6 @@ fn become_root() -> Result<(), InitError> {
     nix::unistd::setresgid(root_g, root_g, root_g).map_err(InitError::BecomeRoot)?;
     nix::unistd::setresuid(root_u, root_u, root_u).map_err(InitError::BecomeRoot)?;
     Ok(())
-}
-
-/// A procfs instance of our own, detached: nothing the container mounts can cover its files
-/// (the CVE-2025-52881 class), and it shows the container's pid namespace.
-fn private_procfs() -> Result<OwnedFd, InitError> {
-    let ctx = FsContext::open(c"proc").map_err(InitError::Procfs)?;
-    ctx.mount(0).map_err(InitError::Procfs)
-}
-
-/// Write a /proc file through the private procfs, refusing symlinks and mount crossings.
-fn write_proc(procfs: BorrowedFd<'_>, rel: &str, value: &[u8]) -> Result<(), Errno> {
-    let how = OpenHow::new()
-        .flags(OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_TRUNC)
-        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_XDEV | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    let fd = openat2(procfs, rel, how)?;
-    let n = nix::unistd::write(&fd, value)?;
-    if n != value.len() { Err(Errno::EIO) } else { Ok(()) }
 }
 
 /// Block until `start` opens the fifo for reading, then tell it we are going. Returns the

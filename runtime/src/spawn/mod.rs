@@ -4,6 +4,7 @@
 pub mod exec;
 pub mod init;
 pub mod process;
+pub mod procfs;
 pub mod protocol;
 pub mod sealed_exe;
 

@@ -42,6 +42,8 @@ pub struct ProcessPlan {
     pub console_size: Option<(u16, u16)>,
     pub apparmor_profile: Option<String>,
     pub selinux_label: Option<String>,
+    /// The LSM labels this host applies at `execve` (see `resolve_lsm_labels`).
+    pub exec_labels: Vec<crate::security::lsm::ExecLabel>,
     pub oom_score_adj: Option<i32>,
     /// (IOPRIO_CLASS_*, level 0..=7)
     pub io_priority: Option<(u32, u32)>,
@@ -154,6 +156,7 @@ impl ProcessPlan {
             console_size: p.console_size().map(|b| (clamp16(b.height()), clamp16(b.width()))),
             apparmor_profile: p.apparmor_profile().clone().filter(|s| !s.is_empty()),
             selinux_label: p.selinux_label().clone().filter(|s| !s.is_empty()),
+            exec_labels: Vec::new(),
             oom_score_adj: p.oom_score_adj(),
             io_priority,
             scheduler,
@@ -178,6 +181,19 @@ impl ProcessPlan {
         caps.permitted &= available;
         caps.inheritable &= available;
         caps.ambient &= available;
+    }
+
+    /// Keep the AppArmor profile and SELinux label this host can apply; warn about the others.
+    pub fn resolve_lsm_labels(&mut self) {
+        if self.apparmor_profile.is_none() && self.selinux_label.is_none() {
+            return;
+        }
+        let host = crate::security::lsm::HostLsms::detect();
+        let (labels, warnings) = host.exec_labels(self.apparmor_profile.as_deref(), self.selinux_label.as_deref());
+        for w in &warnings {
+            crate::logging::warn(w);
+        }
+        self.exec_labels = labels;
     }
 
     /// The value of `KEY` in the process environment (the last one wins, as in execve users).

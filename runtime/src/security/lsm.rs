@@ -1,0 +1,137 @@
+//! AppArmor profiles and SELinux process labels (`process.apparmorProfile`,
+//! `process.selinuxLabel`): the label the process gets at `execve`, set by writing the LSM's
+//! `exec` attribute of the calling task, as runc does. The write goes through a private procfs
+//! instance (an image's mounts over `/proc/self/attr` cannot catch it, CVE-2025-52881).
+//!
+//! A label the host cannot apply (its LSM is not enabled) is dropped with a warning, as crun
+//! does and as the runtime-tools validation expects (runc fails on its write): such a host
+//! confines nothing either way, and clients such as podman only ask when the host has the LSM.
+
+use std::os::fd::BorrowedFd;
+
+use nix::errno::Errno;
+
+/// A label the process switches to at `execve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecLabel {
+    AppArmor(String),
+    SeLinux(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LsmError {
+    #[error("apply AppArmor profile {0:?}")]
+    AppArmor(String, #[source] Errno),
+    #[error("apply SELinux label {0:?}")]
+    SeLinux(String, #[source] Errno),
+}
+
+/// Which LSMs the host has enabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostLsms {
+    pub apparmor: bool,
+    pub selinux: bool,
+}
+
+impl HostLsms {
+    pub fn detect() -> Self {
+        HostLsms {
+            apparmor: std::fs::read("/sys/module/apparmor/parameters/enabled").is_ok_and(|v| v.starts_with(b"Y")),
+            selinux: std::path::Path::new("/sys/fs/selinux/enforce").exists(),
+        }
+    }
+
+    /// The labels to set for these requests, and a warning for each one this host cannot apply.
+    pub fn exec_labels(self, apparmor: Option<&str>, selinux: Option<&str>) -> (Vec<ExecLabel>, Vec<String>) {
+        let mut labels = Vec::new();
+        let mut warnings = Vec::new();
+        match apparmor {
+            Some(p) if self.apparmor => labels.push(ExecLabel::AppArmor(p.to_owned())),
+            Some(p) => {
+                warnings.push(format!("AppArmor is not enabled on this host: apparmorProfile {p:?} not applied"))
+            }
+            None => {}
+        }
+        match selinux {
+            Some(l) if self.selinux => labels.push(ExecLabel::SeLinux(l.to_owned())),
+            Some(l) => warnings.push(format!("SELinux is not enabled on this host: selinuxLabel {l:?} not applied")),
+            None => {}
+        }
+        (labels, warnings)
+    }
+}
+
+/// Set `labels` for this task's next `execve`, writing with `write(relative path under procfs,
+/// value)`.
+pub fn set_exec_labels(labels: &[ExecLabel], write: impl Fn(&str, &[u8]) -> Result<(), Errno>) -> Result<(), LsmError> {
+    for label in labels {
+        match label {
+            ExecLabel::AppArmor(profile) => {
+                let value = format!("exec {profile}");
+                // Kernels before 5.1 have only the shared attribute file.
+                match write("self/attr/apparmor/exec", value.as_bytes()) {
+                    Err(Errno::ENOENT) => write("self/attr/exec", value.as_bytes()),
+                    other => other,
+                }
+                .map_err(|e| LsmError::AppArmor(profile.clone(), e))?;
+            }
+            ExecLabel::SeLinux(label) => {
+                write("self/attr/exec", label.as_bytes()).map_err(|e| LsmError::SeLinux(label.clone(), e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// For callers holding a procfs directory descriptor.
+pub fn set_exec_labels_in(procfs: BorrowedFd<'_>, labels: &[ExecLabel]) -> Result<(), LsmError> {
+    set_exec_labels(labels, |rel, value| crate::spawn::procfs::write(procfs, rel, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+
+    #[test]
+    fn labels_kept_only_for_enabled_lsms() {
+        let none = HostLsms { apparmor: false, selinux: false };
+        let (labels, warnings) = none.exec_labels(Some("containers-default"), Some("system_u:system_r:container_t:s0"));
+        assert!(labels.is_empty());
+        assert_eq!(warnings.len(), 2);
+        assert!(warnings[0].contains("\"containers-default\""), "{warnings:?}");
+
+        let aa = HostLsms { apparmor: true, selinux: false };
+        let (labels, warnings) = aa.exec_labels(Some("containers-default"), None);
+        assert_eq!(labels, vec![ExecLabel::AppArmor("containers-default".into())]);
+        assert!(warnings.is_empty());
+
+        let se = HostLsms { apparmor: false, selinux: true };
+        let (labels, _) = se.exec_labels(None, Some("system_u:system_r:container_t:s0"));
+        assert_eq!(labels, vec![ExecLabel::SeLinux("system_u:system_r:container_t:s0".into())]);
+    }
+
+    #[test]
+    fn apparmor_written_as_exec_command_with_fallback() {
+        let written = RefCell::new(Vec::new());
+        set_exec_labels(&[ExecLabel::AppArmor("p1".into())], |rel, value| {
+            written.borrow_mut().push((rel.to_owned(), value.to_vec()));
+            if rel == "self/attr/apparmor/exec" { Err(Errno::ENOENT) } else { Ok(()) }
+        })
+        .expect("set");
+        assert_eq!(
+            written.into_inner(),
+            vec![
+                ("self/attr/apparmor/exec".to_owned(), b"exec p1".to_vec()),
+                ("self/attr/exec".to_owned(), b"exec p1".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn write_failure_names_the_label() {
+        let err = set_exec_labels(&[ExecLabel::SeLinux("l1".into())], |_, _| Err(Errno::EINVAL)).expect_err("fails");
+        assert_eq!(err.to_string(), "apply SELinux label \"l1\"");
+    }
+}

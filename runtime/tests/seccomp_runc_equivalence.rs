@@ -22,20 +22,12 @@ use std::process::Command;
 use oci_spec::runtime::LinuxSeccomp;
 use strata::security::seccomp::compile;
 
-fn shared_sample(name: &str) -> PathBuf {
-    let mut dir = Some(Path::new(env!("CARGO_MANIFEST_DIR")));
-    while let Some(current) = dir {
-        let candidate = current.join("shared/docs/samples").join(name);
-        if candidate.exists() {
-            return candidate;
-        }
-        dir = current.parent();
-    }
-    panic!("shared/docs/samples/{name} not found in any parent of {}", env!("CARGO_MANIFEST_DIR"));
+fn client_sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
 }
 
 fn podman_config() -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(shared_sample("podman-config.json")).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(client_sample("podman-config.json")).unwrap()).unwrap()
 }
 
 fn build_prober(out: &Path) {

@@ -71,23 +71,16 @@ fn eval(filter: &CompiledSeccomp, audit: u32, number: u32, args: [u64; 6]) -> u3
 }
 
 pub(crate) fn podman_profile() -> LinuxSeccomp {
-    let path = shared_sample("podman-config.json");
+    let path = client_sample("podman-config.json");
     let text = std::fs::read_to_string(&path).unwrap();
     let config: serde_json::Value = serde_json::from_str(&text).unwrap();
     serde_json::from_value(config["linux"]["seccomp"].clone()).unwrap()
 }
 
-/// `shared/docs/samples/<name>`, found beside the repository (CI) or the worktree's parents.
-pub(crate) fn shared_sample(name: &str) -> std::path::PathBuf {
-    let mut dir = Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")));
-    while let Some(current) = dir {
-        let candidate = current.join("shared/docs/samples").join(name);
-        if candidate.exists() {
-            return candidate;
-        }
-        dir = current.parent();
-    }
-    panic!("shared/docs/samples/{name} not found in any parent of {}", env!("CARGO_MANIFEST_DIR"));
+/// A client sample kept with the tests (`runtime/tests/data/<name>`; podman-config.json is the
+/// config.json podman 4.3 generated on this project's machines, default seccomp profile included).
+pub(crate) fn client_sample(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
 }
 
 #[test]

@@ -208,11 +208,17 @@ impl ContainerDir {
     }
 
     pub fn load(&self) -> Result<State, Error> {
+        let not_found = |r: &std::io::Result<Vec<u8>>| matches!(r, Err(e) if e.kind() == std::io::ErrorKind::NotFound);
         let mut path = self.file(STATE_FILE);
         let mut read = fs::read(&path);
-        if matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
+        if not_found(&read) {
             path = self.file(CREATING_FILE);
             read = fs::read(&path);
+            if not_found(&read) {
+                // `save` may have published state.json and removed creating.json in between.
+                path = self.file(STATE_FILE);
+                read = fs::read(&path);
+            }
         }
         let bytes = match read {
             Ok(b) => b,
@@ -226,13 +232,16 @@ impl ContainerDir {
         })
     }
 
-    /// Write the state of a container being created (creating.json).
+    /// Write the state of a container being created (creating.json), atomically: a concurrent
+    /// `state` or `list` must never read it half-written.
     pub fn save_creating(&self, state: &State) -> Result<(), Error> {
+        let tmp = self.file("creating.json.tmp");
         let path = self.file(CREATING_FILE);
         let bytes = serde_json::to_vec(state).map_err(|e| Error::new(ErrorKind::Other, e))?;
         let write = || -> std::io::Result<()> {
-            let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
-            f.write_all(&bytes)
+            let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+            f.write_all(&bytes)?;
+            fs::rename(&tmp, &path)
         };
         write().map_err(|e| io_error(ErrorKind::Other, format!("write {}", path.display()), e))
     }

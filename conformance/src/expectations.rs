@@ -18,6 +18,11 @@ pub struct Deviation {
 pub const DEVIATIONS: &[Deviation] = &[
     Deviation {
         runtime: RuntimeKind::Runc,
+        test: "exec_apparmor_flag_applied_or_warned",
+        reason: "runc exec fails on a host without AppArmor (write /proc/self/attr/exec: invalid argument)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
         test: "process_apparmor_profile_applied_or_warned",
         reason: "runc fails create on a host without AppArmor (write /proc/self/attr/exec: invalid argument)",
     },

@@ -658,6 +658,27 @@ fn exec_exit_code_propagates() {
 }
 
 #[test]
+fn exec_apparmor_flag_applied_or_warned() {
+    // runc exec --apparmor: the exec'd process's AppArmor profile. Without AppArmor on the host it
+    // runs unconfined and the runtime says so (as for process.apparmorProfile, see process.rs).
+    spec_test("exec_apparmor_flag_applied_or_warned", |t| {
+        let enabled = std::fs::read("/sys/module/apparmor/parameters/enabled").is_ok_and(|v| v.starts_with(b"Y"));
+        let c = t.start(&sleeper(t));
+        let profile = if enabled { "unconfined" } else { "strata-exec-profile" };
+        let out = t
+            .cmd(&["exec", "--apparmor", profile, &c.id, "sh", "-c", "cat /proc/self/attr/apparmor/current; true"])
+            .run();
+        out.ok();
+        if enabled {
+            assert!(out.stdout.contains("unconfined"), "{out}");
+        } else {
+            assert!(out.stderr.contains("strata-exec-profile"), "no warning names the profile: {out}");
+        }
+        c.kill("KILL").ok();
+    });
+}
+
+#[test]
 fn exec_detach_returns_immediately() {
     // clients.md c.3: "exec --detach likewise: write exec PID, exit; the caller reaps."
     spec_test("exec_detach_returns_immediately", |t| {

@@ -73,6 +73,8 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32, Error> {
         pid_file: a.pid_file.clone(),
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
+        apparmor: a.apparmor.clone(),
+        process_label: a.process_label.clone(),
     };
     exec_mod::exec(root, &parse_id(&a.id)?, &opts)
 }

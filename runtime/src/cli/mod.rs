@@ -135,9 +135,9 @@ pub struct ExecArgs {
     pub cap: Vec<String>,
     /// Set the no new privileges value for the process
     pub no_new_privs: bool,
-    /// AppArmor profile for the process (ignored: AppArmor is not supported)
+    /// AppArmor profile for the process
     pub apparmor: Option<String>,
-    /// SELinux label for the process (ignored: SELinux is not supported)
+    /// SELinux label for the process
     pub process_label: Option<String>,
     /// Detach from the process
     pub detach: bool,

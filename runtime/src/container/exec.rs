@@ -33,6 +33,9 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
     pub ignore_paused: bool,
+    /// `--apparmor`, `--process-label`: override the container process's labels.
+    pub apparmor: Option<String>,
+    pub process_label: Option<String>,
 }
 
 pub fn exec(root: &Path, id: &ContainerId, o: &ExecOptions) -> Result<i32, Error> {
@@ -174,6 +177,12 @@ fn build_process(spec: &Spec, o: &ExecOptions) -> Result<Process, Error> {
     }
     if o.no_new_privs {
         p.set_no_new_privileges(Some(true));
+    }
+    if let Some(profile) = &o.apparmor {
+        p.set_apparmor_profile(Some(profile.clone()));
+    }
+    if let Some(label) = &o.process_label {
+        p.set_selinux_label(Some(label.clone()));
     }
     if !o.caps.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_default();

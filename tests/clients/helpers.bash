@@ -1,0 +1,123 @@
+# helpers.bash - shared by the client suites (loaded by bats). Run the suites through hack/test-clients,
+# which builds strata and the busybox image and exports STRATA_BIN and STRATA_CLIENTS_WORK.
+
+bats_require_minimum_version 1.5.0
+
+# require_suite_env: fail setup_file with a clear message when not started by hack/test-clients.
+require_suite_env() {
+	[ "$(id -u)" = 0 ] || fail "the client suites must run as root"
+	[ -n "${STRATA_BIN:-}" ] && [ -x "$STRATA_BIN" ] || fail "STRATA_BIN unset or not executable: run hack/test-clients"
+	[ -n "${STRATA_CLIENTS_WORK:-}" ] && [ -f "$STRATA_CLIENTS_WORK/busybox.tar" ] ||
+		fail "STRATA_CLIENTS_WORK has no busybox.tar: run hack/test-clients"
+}
+
+# require_cgroup_v1: the suites read cgroup v1 files (the CI machine's hybrid layout: v1 controllers under
+# /sys/fs/cgroup/<controller>); they do not know the v2 names.
+require_cgroup_v1() {
+	[ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ] && [ -d /sys/fs/cgroup/freezer ] ||
+		fail "no cgroup v1 memory and freezer hierarchies under /sys/fs/cgroup: the client suites expect cgroup v1"
+}
+
+fail() {
+	printf '%s\n' "$*" >&2
+	return 1
+}
+
+# assert_eq ACTUAL EXPECTED [WHAT]
+assert_eq() {
+	[ "$1" = "$2" ] || fail "${3:-value}: expected '$2', got '$1'"
+}
+
+# assert_contains HAYSTACK NEEDLE: NEEDLE is a fixed string.
+assert_contains() {
+	[[ $1 == *"$2"* ]] || fail "expected to find '$2' in:
+$1"
+}
+
+assert_not_contains() {
+	[[ $1 != *"$2"* ]] || fail "did not expect '$2' in:
+$1"
+}
+
+# wait_for TRIES CMD...: run CMD every 0.1 s until it succeeds, at most TRIES times. For states that
+# clients reach asynchronously (a signal handled, a log line written), never to measure time.
+wait_for() {
+	local tries=$1
+	shift
+	while ! "$@"; do
+		((--tries > 0)) || return 1
+		sleep 0.1
+	done
+}
+
+# strata_status ROOT ID: the status strata reports for container ID under state root ROOT.
+strata_status() {
+	"$STRATA_BIN" --root "$1" state "$2" | jq -r .status
+}
+
+# assert_no_strata_state ROOT ID: strata has no state left for ID.
+assert_no_strata_state() {
+	[ ! -e "$1/$2" ] || fail "strata state left behind: $1/$2"
+	if "$STRATA_BIN" --root "$1" state "$2" >/dev/null 2>&1; then
+		fail "strata still knows container $2 under $1"
+	fi
+}
+
+# assert_no_cgroup PATH: no hierarchy under /sys/fs/cgroup (v1 controllers, unified) has PATH.
+assert_no_cgroup() {
+	local d
+	for d in /sys/fs/cgroup/*/; do
+		[ ! -e "$d${1#/}" ] || fail "cgroup left behind: $d${1#/}"
+	done
+}
+
+# cgroup_of PID CONTROLLER: the v1 cgroup path of PID in CONTROLLER's hierarchy.
+cgroup_of() {
+	awk -F: -v c="$2" '{ n = split($2, cs, ","); for (i = 1; i <= n; i++) if (cs[i] == c) print $3 }' "/proc/$1/cgroup"
+}
+
+# frozen PID: the freezer cgroup of PID says FROZEN.
+frozen() {
+	[ "$(cat "/sys/fs/cgroup/freezer$(cgroup_of "$1" freezer)/freezer.state")" = FROZEN ]
+}
+
+# Looping counter for pause tests: the container's init writes an ever-growing number to /tmp/count.
+COUNTER_SCRIPT='i=0; while :; do i=$((i+1)); echo $i >/tmp/count; usleep 20000; done'
+
+# counter PID: the counter's current value, read from the host through the process's root.
+counter() {
+	cat "/proc/$1/root/tmp/count"
+}
+
+counter_moved_from() { # counter_moved_from PID VALUE
+	local now
+	now=$(counter "$1") && [ -n "$now" ] && [ "$now" != "$2" ]
+}
+
+# tty_run COLS ROWS CMD...: run CMD with a pseudo-terminal of COLS x ROWS as its stdin, stdout and stderr
+# (util-linux script); sets $status to CMD's exit status and $output to what the terminal showed. script
+# rather than tmux: a tmux server now and then never notices that a `podman run -it` pane exited (seen with
+# runc too), and script returns the exit status and all output once CMD is done. script's own stdin stays
+# open (a pipe nobody writes to): on its end of file script would send EOF through the terminal, and
+# `podman run -it` then at times drops the container's output (seen with runc too).
+tty_run() {
+	local cols=$1 rows=$2
+	shift 2
+	local cmd in idle
+	cmd="stty rows $rows cols $cols && exec $(printf '%q ' "$@")"
+	exec {in}< <(exec sleep 600 3>&-)
+	idle=$!
+	status=0
+	output=$(SHELL=/bin/bash timeout 60 script -qefc "$cmd" /dev/null <&"$in") || status=$?
+	exec {in}<&-
+	kill "$idle"
+	output=$(printf '%s' "$output" | tr -d '\r\0')
+}
+
+# Inside a container on a terminal: wait for the size the client applies asynchronously after the process
+# started (podman 4.3 and ctr 1.6 resize after start: podman#10560), then print it, the tty name and whether
+# stdin is a terminal. Exit status 5.
+tty_probe_script() { # tty_probe_script "ROWS COLS"
+	printf '%s' "n=0; until [ \"\$(stty size 2>/dev/null)\" = '$1' ] || [ \$n -ge 100 ]; do usleep 50000; n=\$((n+1)); done; " \
+		"echo \"size=\$(stty size)\"; tty; [ -t 0 ] && echo stdin-is-a-tty; exit 5"
+}

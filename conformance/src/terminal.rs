@@ -7,8 +7,9 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::pty::{Winsize, openpty};
+use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
 use nix::sys::termios::{LocalFlags, tcgetattr};
 
 use crate::fail::OrFail;
@@ -25,9 +26,21 @@ pub struct UserTerminal {
 
 impl UserTerminal {
     pub fn new(rows: u16, cols: u16) -> Self {
-        let size = Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
-        let pty = openpty(Some(&size), None).or_fail("openpty");
-        UserTerminal { master: File::from(pty.master), peer: Some(pty.slave), seen: Vec::new() }
+        // Both ends close-on-exec from the start: tests run in parallel threads, and a runtime another
+        // thread spawns must not inherit this terminal (it would keep it open: no EIO at the end).
+        let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).or_fail("posix_openpt");
+        grantpt(&master).or_fail("grantpt");
+        unlockpt(&master).or_fail("unlockpt");
+        let name = ptsname_r(&master).or_fail("ptsname");
+        let peer = nix::fcntl::open(
+            name.as_str(),
+            OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .or_fail(format!("open {name}"));
+        let master = File::from(OwnedFd::from(master));
+        crate::sys::set_window_size(master.as_fd(), rows, cols).or_fail("set the terminal size");
+        UserTerminal { master, peer: Some(peer), seen: Vec::new() }
     }
 
     /// Make this terminal `cmd`'s stdin, stdout and stderr.
@@ -75,16 +88,25 @@ impl UserTerminal {
         self.output()
     }
 
-    /// After the runtime exited: close our peer and read what is left; returns all the output.
+    /// After the runtime exited: close our peer and read what is left (until EIO: nothing has the
+    /// terminal open any more); returns all the output.
+    #[track_caller]
     pub fn finish(&mut self) -> String {
         self.peer = None;
-        let mut buf = [0u8; 4096];
+        let started = Instant::now();
         loop {
+            if started.elapsed() > LIMIT {
+                panic!("something still holds the terminal open after {LIMIT:?}; it shows {:?}", self.output());
+            }
+            let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
+            if poll(&mut fds, PollTimeout::from(100u16)).or_fail("poll the terminal") == 0 {
+                continue;
+            }
+            let mut buf = [0u8; 4096];
             match self.master.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => self.seen.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                // EIO: nothing has the terminal open any more.
                 Err(_) => break,
             }
         }

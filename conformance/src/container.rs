@@ -195,6 +195,28 @@ pub(crate) fn best_effort_sigkill(pid: i32) {
     }
 }
 
+/// Waits for a runtime invocation (`command` is its text) to exit; past `limit` kills it and fails
+/// the test, saying what an overrun means (`overrun`).
+#[track_caller]
+pub fn wait_child(
+    child: &mut std::process::Child,
+    command: &str,
+    limit: std::time::Duration,
+    overrun: &str,
+) -> std::process::ExitStatus {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().or_fail(format!("wait for `{command}`")) {
+            return status;
+        }
+        if started.elapsed() > limit {
+            best_effort_kill(child);
+            panic!("`{command}` did not exit within {limit:?}: {overrun}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 /// Best effort: used only on a runtime invocation that already overran its limit.
 pub(crate) fn best_effort_kill(child: &mut std::process::Child) {
     if let Err(e) = child.kill() {

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::fail::OrFail;
 use crate::runtime::Outcome;
@@ -51,25 +51,7 @@ impl Runner {
             .stderr(File::create(&err_path).or_fail("create an output file"))
             .spawn()
             .or_fail(format!("spawn `{command}`"));
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().or_fail(format!("wait for `{command}`")) {
-                break status;
-            }
-            if started.elapsed() > DEADLOCK_LIMIT {
-                crate::container::best_effort_kill(&mut child);
-                panic!("`{command}` did not exit within {DEADLOCK_LIMIT:?}: deadlocked?");
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        };
-        let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
-        Outcome {
-            command,
-            status,
-            stdout: read(&out_path),
-            stderr: read(&err_path),
-            stdout_path: out_path,
-            stderr_path: err_path,
-        }
+        let status = crate::container::wait_child(&mut child, &command, DEADLOCK_LIMIT, "deadlocked?");
+        Outcome::from_files(command, status, out_path, err_path)
     }
 }

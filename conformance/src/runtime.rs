@@ -5,7 +5,7 @@ use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::fail::OrFail;
 use crate::test::Test;
@@ -104,6 +104,12 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// The outcome of `command`, whose stdout and stderr went to these files.
+    pub(crate) fn from_files(command: String, status: ExitStatus, stdout_path: PathBuf, stderr_path: PathBuf) -> Self {
+        let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+        Outcome { command, status, stdout: read(&stdout_path), stderr: read(&stderr_path), stdout_path, stderr_path }
+    }
+
     pub fn success(&self) -> bool {
         self.status.success()
     }
@@ -304,25 +310,7 @@ impl<'t> Cmd<'t> {
         let err = File::create(&err_path).or_fail(format!("create {}", err_path.display()));
         cmd.stdin(Stdio::from(stdin)).stdout(Stdio::from(out)).stderr(Stdio::from(err));
         let mut child = cmd.spawn().or_fail(format!("spawn `{command}`"));
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().or_fail(format!("wait for `{command}`")) {
-                break status;
-            }
-            if started.elapsed() > INVOCATION_LIMIT {
-                crate::container::best_effort_kill(&mut child);
-                panic!("`{command}` did not exit within {INVOCATION_LIMIT:?}; killed it");
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        };
-        let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
-        Outcome {
-            command,
-            status,
-            stdout: read(&out_path),
-            stderr: read(&err_path),
-            stdout_path: out_path,
-            stderr_path: err_path,
-        }
+        let status = crate::container::wait_child(&mut child, &command, INVOCATION_LIMIT, "killed it");
+        Outcome::from_files(command, status, out_path, err_path)
     }
 }

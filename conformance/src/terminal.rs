@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
@@ -15,7 +15,7 @@ use nix::sys::termios::{LocalFlags, tcgetattr};
 use crate::fail::OrFail;
 
 /// How long to wait for output or an exit (a safety net, not a timing assertion).
-const LIMIT: Duration = Duration::from_secs(60);
+pub const LIMIT: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 pub struct UserTerminal {
@@ -74,15 +74,8 @@ impl UserTerminal {
             if started.elapsed() > LIMIT {
                 panic!("{needle:?} did not appear on the terminal within {LIMIT:?}; it shows {:?}", self.output());
             }
-            let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
-            if poll(&mut fds, PollTimeout::from(100u16)).or_fail("poll the terminal") == 0 {
-                continue;
-            }
-            let mut buf = [0u8; 4096];
-            match self.master.read(&mut buf) {
-                Ok(n) => self.seen.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => panic!("read the terminal: {e}; it shows {:?}", self.output()),
+            if !self.read_some() {
+                panic!("the terminal closed before {needle:?} appeared; it shows {:?}", self.output());
             }
         }
         self.output()
@@ -94,42 +87,34 @@ impl UserTerminal {
     pub fn finish(&mut self) -> String {
         self.peer = None;
         let started = Instant::now();
-        loop {
+        while self.read_some() {
             if started.elapsed() > LIMIT {
                 panic!("something still holds the terminal open after {LIMIT:?}; it shows {:?}", self.output());
-            }
-            let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
-            if poll(&mut fds, PollTimeout::from(100u16)).or_fail("poll the terminal") == 0 {
-                continue;
-            }
-            let mut buf = [0u8; 4096];
-            match self.master.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => self.seen.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => break,
             }
         }
         self.output()
     }
 
+    /// Waits up to 100 ms for output and keeps what arrives; false once the terminal is closed
+    /// (EIO: no one has its peer open).
+    fn read_some(&mut self) -> bool {
+        let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut fds, PollTimeout::from(100u16)).or_fail("poll the terminal") == 0 {
+            return true;
+        }
+        let mut buf = [0u8; 4096];
+        match self.master.read(&mut buf) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.seen.extend_from_slice(&buf[..n]);
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => true,
+            Err(_) => false,
+        }
+    }
+
     fn output(&self) -> String {
         String::from_utf8_lossy(&self.seen).replace("\r\n", "\n")
-    }
-}
-
-/// Waits for `child` to exit (killing it after a generous limit, then failing the test).
-#[track_caller]
-pub fn wait_exit(child: &mut Child, what: &str) -> ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().or_fail(format!("wait for {what}")) {
-            return status;
-        }
-        if started.elapsed() > LIMIT {
-            crate::container::best_effort_kill(child);
-            panic!("{what} did not exit within {LIMIT:?}; killed it");
-        }
-        std::thread::sleep(Duration::from_millis(5));
     }
 }

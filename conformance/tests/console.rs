@@ -4,7 +4,8 @@
 use std::os::fd::AsFd;
 
 use strata_conformance::console::TerminalReader;
-use strata_conformance::terminal::{UserTerminal, wait_exit};
+use strata_conformance::container::wait_child;
+use strata_conformance::terminal::{LIMIT, UserTerminal};
 use strata_conformance::*;
 
 /// Runs the probe with these arguments on a terminal and returns what it printed there, plus the
@@ -142,6 +143,17 @@ fn spawn_on(t: &Test, term: &UserTerminal, args: &[&str]) -> (std::process::Chil
     (cmd.spawn().or_fail(format!("spawn `{command}`")), command)
 }
 
+/// `run` of bundle `b` (with a terminal) in the foreground on `term`; returns the runtime process,
+/// its command line and the container id.
+fn run_on(t: &Test, term: &UserTerminal, b: &mut Bundle) -> (std::process::Child, String, String) {
+    b.set("/process/terminal", json!(true));
+    b.write();
+    let id = t.new_id();
+    let bundle = b.dir.to_str().or_fail("bundle path").to_string();
+    let (child, command) = spawn_on(t, term, &["run", "--bundle", &bundle, &id]);
+    (child, command, id)
+}
+
 #[test]
 fn terminal_relayed_in_foreground_run() {
     // runc run without --console-socket and without --detach: the container's pty is relayed to the
@@ -149,16 +161,12 @@ fn terminal_relayed_in_foreground_run() {
     // process's exit code is the runtime's.
     spec_test("terminal_relayed_in_foreground_run", |t| {
         let mut b = t.bundle();
-        b.set("/process/terminal", json!(true));
         b.args(&["sh", "-c", "tty; stty size; read line; echo got-$line; exit 3"]);
-        b.write();
         let mut term = UserTerminal::new(30, 100);
-        let id = t.new_id();
-        let bundle = b.dir.to_str().or_fail("bundle path").to_string();
-        let (mut child, command) = spawn_on(t, &term, &["run", "--bundle", &bundle, &id]);
+        let (mut child, command, id) = run_on(t, &term, &mut b);
         term.read_until("30 100");
         term.type_in("abc\n");
-        let status = wait_exit(&mut child, &command);
+        let status = wait_child(&mut child, &command, LIMIT, "killed it");
         assert!(term.is_cooked(), "the runtime left our terminal in raw mode");
         let out = term.finish();
         assert_eq!(status.code(), Some(3), "{command}: {out}");
@@ -173,13 +181,9 @@ fn terminal_relay_follows_window_resizes() {
     // SIGWINCH to the runtime resizes the container's terminal to ours (runc does the same).
     spec_test("terminal_relay_follows_window_resizes", |t| {
         let mut b = t.bundle();
-        b.set("/process/terminal", json!(true));
         b.args(&["sh", "-c", "trap 'exit 7' TERM; while :; do stty size; sleep 0.1; done"]);
-        b.write();
         let mut term = UserTerminal::new(30, 100);
-        let id = t.new_id();
-        let bundle = b.dir.to_str().or_fail("bundle path").to_string();
-        let (mut child, command) = spawn_on(t, &term, &["run", "--bundle", &bundle, &id]);
+        let (mut child, command, _id) = run_on(t, &term, &mut b);
         term.read_until("30 100");
         term.resize(20, 80);
         let runtime = nix::unistd::Pid::from_raw(i32::try_from(child.id()).or_fail("pid"));
@@ -187,7 +191,7 @@ fn terminal_relay_follows_window_resizes() {
         term.read_until("20 80");
         // Other signals still go to the process (pid 1 of its namespace: it exits by its trap).
         nix::sys::signal::kill(runtime, nix::sys::signal::Signal::SIGTERM).or_fail("SIGTERM the runtime");
-        let status = wait_exit(&mut child, &command);
+        let status = wait_child(&mut child, &command, LIMIT, "killed it");
         assert_eq!(status.code(), Some(7), "{command}: {}", term.finish());
     });
 }
@@ -204,7 +208,7 @@ fn terminal_relayed_for_exec_tty() {
             spawn_on(t, &term, &["exec", "-t", &c.id, "sh", "-c", "tty; stty size; read line; echo got-$line; exit 4"]);
         term.read_until("25 90");
         term.type_in("xyz\n");
-        let status = wait_exit(&mut child, &command);
+        let status = wait_child(&mut child, &command, LIMIT, "killed it");
         assert!(term.is_cooked(), "the runtime left our terminal in raw mode");
         let out = term.finish();
         assert_eq!(status.code(), Some(4), "{command}: {out}");

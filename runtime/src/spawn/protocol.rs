@@ -91,7 +91,7 @@ impl Channel {
     /// notifying seccomp filter is in place (a profile may notify on sendto/recvfrom, which would
     /// wait for the very agent this exchange hands the listener to).
     pub fn exchange_plain<T: Serialize, R: DeserializeOwned>(&self, msg: &T) -> Result<Option<R>, ChannelError> {
-        let bytes = serde_json::to_vec(msg).map_err(|e| ChannelError::Decode(self.peer, e.to_string()))?;
+        let bytes = self.encode(msg)?;
         nix::unistd::write(&self.fd, &bytes).map_err(|e| ChannelError::Send(self.peer, e))?;
         let mut buf = vec![0u8; MAX_MESSAGE];
         let n = loop {
@@ -101,10 +101,19 @@ impl Channel {
                 Err(e) => return Err(ChannelError::Recv(self.peer, e)),
             }
         };
-        if n == 0 {
+        self.decode(&buf[..n])
+    }
+
+    fn encode<T: Serialize>(&self, msg: &T) -> Result<Vec<u8>, ChannelError> {
+        serde_json::to_vec(msg).map_err(|e| ChannelError::Decode(self.peer, e.to_string()))
+    }
+
+    /// One received message; `None` for an empty read (the peer closed its end).
+    fn decode<R: DeserializeOwned>(&self, bytes: &[u8]) -> Result<Option<R>, ChannelError> {
+        if bytes.is_empty() {
             return Ok(None);
         }
-        serde_json::from_slice(&buf[..n]).map(Some).map_err(|e| ChannelError::Decode(self.peer, e.to_string()))
+        serde_json::from_slice(bytes).map(Some).map_err(|e| ChannelError::Decode(self.peer, e.to_string()))
     }
 
     pub fn raw(&self) -> std::os::fd::RawFd {
@@ -112,7 +121,7 @@ impl Channel {
     }
 
     pub fn send<T: Serialize>(&self, msg: &T) -> Result<(), ChannelError> {
-        let bytes = serde_json::to_vec(msg).map_err(|e| ChannelError::Decode(self.peer, e.to_string()))?;
+        let bytes = self.encode(msg)?;
         loop {
             match send(self.fd.as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL) {
                 Ok(_) => return Ok(()),
@@ -132,10 +141,7 @@ impl Channel {
                 Err(e) => return Err(ChannelError::Recv(self.peer, e)),
             }
         };
-        if n == 0 {
-            return Ok(None);
-        }
-        serde_json::from_slice(&buf[..n]).map(Some).map_err(|e| ChannelError::Decode(self.peer, e.to_string()))
+        self.decode(&buf[..n])
     }
 }
 

@@ -4,6 +4,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::fail::OrFail;
+
 /// Mount points of every cgroup hierarchy (v1 and v2) in the test's mount namespace.
 pub fn cgroup_mounts() -> Vec<PathBuf> {
     let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
@@ -44,9 +46,9 @@ fn processes_where(matches: impl Fn(&str) -> bool) -> Vec<i32> {
     found
 }
 
-/// Mount points in the test's mount namespace at or below `dir`.
+/// Mount points in the test's (the host's) mount namespace at or below `dir`.
 pub fn mounts_below(dir: &Path) -> Vec<String> {
-    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let info = fs::read_to_string("/proc/self/mountinfo").or_fail("read the test's mountinfo");
     let prefix = dir.display().to_string();
     info.lines()
         .filter_map(|l| l.split(' ').nth(4))

@@ -23,17 +23,6 @@ const EROFS: i64 = 30;
 // ---------------------------------------------------------------------------------------------------
 // Helpers
 
-/// Mount points of the test process's (host) mount namespace at or below `dir`.
-fn host_mounts_below(dir: &Path) -> Vec<String> {
-    let info = fs::read_to_string("/proc/self/mountinfo").or_fail("read host mountinfo");
-    let prefix = dir.display().to_string();
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|mp| *mp == prefix || mp.starts_with(&format!("{prefix}/")))
-        .map(str::to_string)
-        .collect()
-}
-
 /// A directory on the host that an attack tries to reach; asserts later that it stayed empty.
 struct HostTarget {
     dir: PathBuf,
@@ -54,7 +43,7 @@ impl HostTarget {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         assert!(entries.is_empty(), "the runtime created {entries:?} in the host directory {}", self.dir.display());
-        let mounts = host_mounts_below(&self.dir);
+        let mounts = traces::mounts_below(&self.dir);
         assert!(mounts.is_empty(), "the runtime mounted {mounts:?} on the host");
     }
 }
@@ -957,7 +946,7 @@ fn runtime_mounts_do_not_propagate_to_host() {
             b.args(&["sleep", "30"]);
             let c = t.create(&b);
             let leaked: Vec<String> =
-                host_mounts_below(&shared).into_iter().filter(|m| Path::new(m) != shared).collect();
+                traces::mounts_below(&shared).into_iter().filter(|m| Path::new(m) != shared).collect();
             assert!(leaked.is_empty(), "rootfsPropagation {propagation:?}: container mounts on the host: {leaked:?}");
             c.kill("KILL");
             c.wait();

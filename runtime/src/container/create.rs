@@ -2,7 +2,6 @@
 //! container's init is ready, write the pid file and the state. A guard undoes it all on failure.
 
 use std::os::fd::OwnedFd;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -11,7 +10,7 @@ use nix::sys::stat::Mode;
 
 use super::id::ContainerId;
 use super::state::{CONFIG_COPY, ContainerDir, EXEC_FIFO, Phase, State, StoredHooks, io_error, read_stat};
-use super::terminal::MasterChannel;
+use super::terminal::ConsoleEndpoint;
 use crate::cgroup::{CgroupRequest, Manager};
 use crate::error::{Error, ErrorKind, Message, kind_of_errno};
 use crate::hooks::run_hooks;
@@ -137,23 +136,15 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     cgroup.create(plan.resources.as_ref()).map_err(Error::from)?;
     let cgroup_view = cgroup.container_view();
     let exec_fifo = if opts.foreground { None } else { Some(make_exec_fifo(&dir, &plan)?) };
-    // A foreground `run` without a console socket relays the terminal itself: the init sends the
-    // master to us instead.
-    let (console_socket, master_channel) = match &opts.console_socket {
-        Some(path) => (Some(connect_console(path)?), None),
-        None if terminal => {
-            let mut channel = MasterChannel::new().map_err(|e| Error::new(ErrorKind::Other, e))?;
-            (channel.for_init.take(), Some(channel))
-        }
-        None => (None, None),
-    };
+    // A foreground `run` without a console socket relays the terminal itself.
+    let mut console = ConsoleEndpoint::new(opts.console_socket.as_deref(), terminal, opts.foreground)?;
 
     let init = spawn(SpawnRequest {
         plan: &plan,
         cgroup: &cgroup,
         cgroup_view: &cgroup_view,
         exec_fifo,
-        console_socket,
+        console_socket: console.socket.take(),
         seccomp: seccomp.as_ref(),
         no_pivot: opts.no_pivot,
         preserve_fds: opts.preserve_fds,
@@ -191,8 +182,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         },
     )
     .map_err(ctx_kind("unable to start container process"))?;
-    let console =
-        master_channel.map(MasterChannel::receive).transpose().map_err(|e| Error::new(ErrorKind::Other, e))?;
+    let console = console.master_to_relay()?;
 
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, state.pid)?;
@@ -276,12 +266,6 @@ fn host_id_of_root(map: &str) -> Option<u32> {
         let (inside, outside, size) = (f.next()?.ok()?, f.next()?.ok()?, f.next()?.ok()?);
         (inside == 0 && size > 0).then(|| u32::try_from(outside).ok()).flatten()
     })
-}
-
-fn connect_console(path: &Path) -> Result<OwnedFd, Error> {
-    UnixStream::connect(path)
-        .map(OwnedFd::from)
-        .map_err(|e| io_error(ErrorKind::Other, format!("connect to console socket {}", path.display()), e))
 }
 
 /// The host pid, digits only, no newline (containerd parses it with Atoi), written atomically.

@@ -1,14 +1,14 @@
 //! `exec`: start another process in a running container.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{Process, Spec};
 
 use super::foreground::Forwarder;
 use super::id::ContainerId;
-use super::state::{CONFIG_COPY, ContainerDir, Status, io_error, process_alive};
-use super::terminal::{MasterChannel, Relay};
+use super::state::{CONFIG_COPY, ContainerDir, Status, process_alive};
+use super::terminal::ConsoleEndpoint;
 use crate::cgroup::Manager;
 use crate::error::{Error, ErrorKind};
 use crate::security::seccomp;
@@ -81,22 +81,8 @@ pub fn exec(root: &Path, id: &ContainerId, o: &ExecOptions) -> Result<i32, Error
         None => None,
     };
     let manager = state.cgroup.as_ref().map(Manager::from_state);
-    // In the foreground without a console socket the terminal is relayed: the master comes to us.
-    let mut master_channel = None;
-    let console_socket = match &o.console_socket {
-        Some(p) => Some(
-            std::os::unix::net::UnixStream::connect(p)
-                .map(OwnedFd::from)
-                .map_err(|e| io_error(ErrorKind::Other, format!("connect to console socket {}", p.display()), e))?,
-        ),
-        None if plan.terminal => {
-            let mut channel = MasterChannel::new().map_err(|e| Error::new(ErrorKind::Other, e))?;
-            let for_init = channel.for_init.take();
-            master_channel = Some(channel);
-            for_init
-        }
-        None => None,
-    };
+    // In the foreground without a console socket the terminal is relayed.
+    let mut console = ConsoleEndpoint::new(o.console_socket.as_deref(), plan.terminal, !o.detach)?;
     crate::sys::process::close_range_cloexec(3 + o.preserve_fds).map_err(|e| Error::new(ErrorKind::Other, e))?;
     let forwarder = if o.detach { None } else { Some(Forwarder::new()?) };
     let child = spawn_exec(ExecRequest {
@@ -104,7 +90,7 @@ pub fn exec(root: &Path, id: &ContainerId, o: &ExecOptions) -> Result<i32, Error
         container_pid: nix::unistd::Pid::from_raw(state.pid),
         namespaces: &state.namespaces,
         cgroup: manager.as_ref(),
-        console_socket,
+        console_socket: console.socket.take(),
         seccomp: compiled.as_ref(),
         preserve_fds: o.preserve_fds,
     })
@@ -129,15 +115,9 @@ pub fn exec(root: &Path, id: &ContainerId, o: &ExecOptions) -> Result<i32, Error
     if let Some(pid_file) = &o.pid_file {
         super::create::write_pid_file(pid_file, child.pid.as_raw())?;
     }
-    let console =
-        master_channel.map(MasterChannel::receive).transpose().map_err(|e| Error::new(ErrorKind::Other, e))?;
-    match (forwarder, console) {
-        (None, _) => Ok(0),
-        (Some(f), Some(master)) => {
-            let mut relay = Relay::new(master).map_err(|e| Error::new(ErrorKind::Other, e))?;
-            f.wait_relaying(child.pid, child.pidfd.as_fd(), &mut relay)
-        }
-        (Some(f), None) => f.wait(child.pid, child.pidfd.as_fd()),
+    match forwarder {
+        None => Ok(0),
+        Some(f) => f.wait(child.pid, child.pidfd.as_fd(), console.master_to_relay()?),
     }
 }
 

@@ -1,7 +1,7 @@
 //! A foreground `run` or `exec`: signals sent to the runtime go to the container's process,
 //! and the runtime returns its exit status (128+n when killed by signal n).
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
@@ -33,18 +33,25 @@ impl Forwarder {
         Ok(Self { sfd, old })
     }
 
-    /// Forward signals to `pid` until it exits; returns its exit code.
-    pub fn wait(&self, pid: Pid, pidfd: BorrowedFd<'_>) -> Result<i32, Error> {
-        loop {
-            if let Some(code) = self.handle_signal(pid, pidfd, None)? {
-                return Ok(code);
+    /// Forward signals to `pid` until it exits, relaying our terminal to its pty `master` if given;
+    /// returns its exit code.
+    pub fn wait(&self, pid: Pid, pidfd: BorrowedFd<'_>, master: Option<OwnedFd>) -> Result<i32, Error> {
+        match master {
+            Some(master) => {
+                let mut relay = Relay::new(master).map_err(|e| Error::new(ErrorKind::Other, e))?;
+                self.wait_relaying(pid, pidfd, &mut relay)
             }
+            None => loop {
+                if let Some(code) = self.handle_signal(pid, pidfd, None)? {
+                    return Ok(code);
+                }
+            },
         }
     }
 
-    /// Like `wait`, while relaying our terminal to the process's (SIGWINCH resizes it instead of
-    /// being forwarded, as with runc).
-    pub fn wait_relaying(&self, pid: Pid, pidfd: BorrowedFd<'_>, relay: &mut Relay) -> Result<i32, Error> {
+    /// `wait` while relaying our terminal to the process's (SIGWINCH resizes it instead of being
+    /// forwarded, as with runc).
+    fn wait_relaying(&self, pid: Pid, pidfd: BorrowedFd<'_>, relay: &mut Relay) -> Result<i32, Error> {
         let stdin = std::io::stdin();
         loop {
             let (signal, output, input) = {

@@ -8,8 +8,7 @@ use super::create::{CreateOptions, create};
 use super::delete::{destroy, stop_processes};
 use super::foreground::Forwarder;
 use super::start::{run_poststart, start};
-use super::terminal::Relay;
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 
 pub fn run(opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32, Error> {
     if detach {
@@ -21,13 +20,7 @@ pub fn run(opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32, Error>
     let forwarder = Forwarder::new()?;
     let created = create(&CreateOptions { foreground: true, ..opts.clone() })?;
     run_poststart(&created.state);
-    let code = match created.console {
-        Some(master) => {
-            let mut relay = Relay::new(master).map_err(|e| Error::new(ErrorKind::Other, e))?;
-            forwarder.wait_relaying(created.init.pid, created.init.pidfd.as_fd(), &mut relay)?
-        }
-        None => forwarder.wait(created.init.pid, created.init.pidfd.as_fd())?,
-    };
+    let code = forwarder.wait(created.init.pid, created.init.pidfd.as_fd(), created.console)?;
     if !keep {
         // Other processes of the container (without its own pid namespace) die with it.
         stop_processes(&created.state);

@@ -6,11 +6,14 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
 
+use super::state::io_error;
+use crate::error::{Error, ErrorKind};
 use crate::sys::socket::recv_with_fds;
 use crate::sys::tty::{set_window_size, window_size};
 
@@ -30,24 +33,42 @@ pub enum RelayError {
     Input(#[source] Errno),
 }
 
-/// The two ends of the socket pair that replaces `--console-socket`: the init gets `for_init`.
-#[derive(Debug)]
-pub struct MasterChannel {
-    ours: OwnedFd,
-    pub for_init: Option<OwnedFd>,
+/// Where a child with a terminal sends its pty master: the connected `--console-socket`, or, for a
+/// foreground process without one (`relay`), one end of a socket pair whose other end we keep.
+#[derive(Debug, Default)]
+pub struct ConsoleEndpoint {
+    /// For the child.
+    pub socket: Option<OwnedFd>,
+    /// Ours, receiving the master to relay.
+    master_from_child: Option<OwnedFd>,
 }
 
-impl MasterChannel {
-    pub fn new() -> Result<Self, RelayError> {
-        let (ours, theirs) = UnixStream::pair().map_err(RelayError::SocketPair)?;
-        Ok(Self { ours: ours.into(), for_init: Some(theirs.into()) })
+impl ConsoleEndpoint {
+    pub fn new(console_socket: Option<&Path>, terminal: bool, relay: bool) -> Result<Self, Error> {
+        match console_socket {
+            Some(path) => {
+                let socket = UnixStream::connect(path).map(OwnedFd::from).map_err(|e| {
+                    io_error(ErrorKind::Other, format!("connect to console socket {}", path.display()), e)
+                })?;
+                Ok(Self { socket: Some(socket), master_from_child: None })
+            }
+            None if terminal && relay => {
+                let (ours, theirs) =
+                    UnixStream::pair().map_err(|e| Error::new(ErrorKind::Other, RelayError::SocketPair(e)))?;
+                Ok(Self { socket: Some(theirs.into()), master_from_child: Some(ours.into()) })
+            }
+            None => Ok(Self::default()),
+        }
     }
 
-    /// The master the init sent (call once it reported ready: the message is queued by then).
-    pub fn receive(self) -> Result<OwnedFd, RelayError> {
+    /// The master the child sent when we relay (call once it reported ready: the message is queued
+    /// by then); `None` when there is nothing to relay.
+    pub fn master_to_relay(&self) -> Result<Option<OwnedFd>, Error> {
+        let Some(ours) = &self.master_from_child else { return Ok(None) };
         let mut payload = [0u8; 64];
-        let (_, fds) = recv_with_fds(self.ours.as_fd(), &mut payload).map_err(RelayError::ReceiveMaster)?;
-        fds.into_iter().next().ok_or(RelayError::NoMaster)
+        let (_, fds) = recv_with_fds(ours.as_fd(), &mut payload)
+            .map_err(|e| Error::new(ErrorKind::Other, RelayError::ReceiveMaster(e)))?;
+        fds.into_iter().next().map(Some).ok_or_else(|| Error::new(ErrorKind::Other, RelayError::NoMaster))
     }
 }
 

@@ -235,31 +235,29 @@ impl ContainerDir {
     /// Write the state of a container being created (creating.json), atomically: a concurrent
     /// `state` or `list` must never read it half-written.
     pub fn save_creating(&self, state: &State) -> Result<(), Error> {
-        let tmp = self.file("creating.json.tmp");
-        let path = self.file(CREATING_FILE);
+        self.write_atomically(CREATING_FILE, state)
+    }
+
+    /// Publish the complete state: state.json appears atomically, then creating.json goes.
+    pub fn save(&self, state: &State) -> Result<(), Error> {
+        self.write_atomically(STATE_FILE, state)?;
+        match fs::remove_file(self.file(CREATING_FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(io_error(ErrorKind::Other, format!("remove {}", self.file(CREATING_FILE).display()), e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `state` as JSON in `name`, through a temporary file renamed into place.
+    fn write_atomically(&self, name: &str, state: &State) -> Result<(), Error> {
+        let tmp = self.file(&format!("{name}.tmp"));
+        let path = self.file(name);
         let bytes = serde_json::to_vec(state).map_err(|e| Error::new(ErrorKind::Other, e))?;
         let write = || -> std::io::Result<()> {
             let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
             f.write_all(&bytes)?;
             fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| io_error(ErrorKind::Other, format!("write {}", path.display()), e))
-    }
-
-    /// Publish the complete state: state.json appears atomically (a temporary file renamed into
-    /// place), then creating.json goes.
-    pub fn save(&self, state: &State) -> Result<(), Error> {
-        let tmp = self.file("state.json.tmp");
-        let path = self.file(STATE_FILE);
-        let bytes = serde_json::to_vec(state).map_err(|e| Error::new(ErrorKind::Other, e))?;
-        let write = || -> std::io::Result<()> {
-            let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-            f.write_all(&bytes)?;
-            fs::rename(&tmp, &path)?;
-            match fs::remove_file(self.file(CREATING_FILE)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                _ => Ok(()),
-            }
         };
         write().map_err(|e| io_error(ErrorKind::Other, format!("write {}", path.display()), e))
     }

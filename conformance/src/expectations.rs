@@ -18,6 +18,26 @@ pub struct Deviation {
 pub const DEVIATIONS: &[Deviation] = &[
     Deviation {
         runtime: RuntimeKind::Runc,
+        test: "signals_clean_for_run",
+        reason: "runc 1.1.5 passes its caller's blocked signal mask on to the container's process (SigBlk not empty)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "signals_clean_for_create_and_start",
+        reason: "runc 1.1.5 passes the blocked signal mask of the runc create caller on to the container's init",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "signals_clean_for_exec",
+        reason: "runc 1.1.5 passes its caller's blocked signal mask on to exec'd processes",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "signals_clean_for_hooks",
+        reason: "runc 1.1.5 hooks keep signal 32 ignored when its caller had it ignored",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
         test: "exec_apparmor_flag_applied_or_warned",
         reason: "runc exec fails on a host without AppArmor (write /proc/self/attr/exec: invalid argument)",
     },

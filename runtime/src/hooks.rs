@@ -86,6 +86,10 @@ fn run_hook(kind: &'static str, index: usize, hook: &Hook, state: &[u8]) -> Resu
         }
     }
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // A hook is a user program: it starts with every signal at SIG_DFL and none blocked, as the
+    // container's processes do (runc's hooks too; crun's inherit what crun's caller ignored, which
+    // we cannot know for SIGPIPE: Rust's runtime replaced it before main).
+    crate::sys::signals::exec_with_clean_signals(&mut cmd);
     let mut child = cmd.spawn().map_err(|source| HookError::Start { kind, index, path: path.clone(), source })?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that exits without reading its stdin is fine (EPIPE ignored).

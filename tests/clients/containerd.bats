@@ -47,7 +47,8 @@ setup_file() {
 		for fd in $(ls "/proc/$BASHPID/fd"); do
 			((fd <= 2 || fd == 255)) || eval "exec $fd>&-"
 		done
-		exec containerd --config "$CTD_DIR/config.toml" </dev/null >"$CTD_DIR/containerd.log" 2>&1
+		# as a service manager starts it (SIGPIPE, SIGHUP ignored): its shims and strata inherit that
+		exec "${AS_A_SERVICE[@]}" containerd --config "$CTD_DIR/config.toml" </dev/null >"$CTD_DIR/containerd.log" 2>&1
 	) &
 	echo $! >"$CTD_DIR/containerd.pid"
 	wait_for 100 containerd_answers || fail "containerd did not answer on $CTD_SOCK: $(tail -5 "$CTD_DIR/containerd.log")"
@@ -167,6 +168,18 @@ assert_removed() { # assert_removed ID
 	assert_contains "$output" "/dev/pts/0"
 	assert_contains "$output" "stdin-is-a-tty"
 	assert_removed term-run
+}
+
+@test "containerd started as a service (SIGPIPE, HUP ignored): tasks and exec'd processes get a clean signal state" {
+	run c_run --rm "$IMAGE" signals "${SHOW_SIGNALS[@]}"
+	assert_eq "$status" 0 "ctr run: $output"
+	assert_clean_signals "$output"
+	assert_removed signals
+
+	c_run -d "$IMAGE" signals-exec sleep 1000
+	run c tasks exec --exec-id s1 signals-exec "${SHOW_SIGNALS[@]}"
+	assert_eq "$status" 0 "ctr task exec: $output"
+	assert_clean_signals "$output"
 }
 
 @test "ctr task kill: signals reach the task's init; SIGKILL stops it with 137" {

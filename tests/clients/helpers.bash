@@ -121,3 +121,21 @@ tty_probe_script() { # tty_probe_script "ROWS COLS"
 	printf '%s' "n=0; until [ \"\$(stty size 2>/dev/null)\" = '$1' ] || [ \$n -ge 100 ]; do usleep 50000; n=\$((n+1)); done; " \
 		"echo \"size=\$(stty size)\"; tty; [ -t 0 ] && echo stdin-is-a-tty; exit 5"
 }
+
+# How a service manager or nohup leaves a daemon: SIGPIPE and SIGHUP ignored (systemd's IgnoreSIGPIPE=yes
+# is the default for every service). Ignored signals survive execve: the runtime must not pass them on.
+AS_A_SERVICE=(env --ignore-signal=PIPE --ignore-signal=HUP)
+
+# Inside a container: print the process's ignored and blocked signal masks, one per line, exec'd directly
+# (no shell in between).
+SHOW_SIGNALS=(grep -E '^Sig(Ign|Blk):' /proc/self/status)
+
+# assert_clean_signals OUTPUT: the SigIgn and SigBlk lines of OUTPUT are all zero.
+assert_clean_signals() {
+	local ign blk
+	ign=$(awk '/^SigIgn:/ {print $2}' <<<"$1")
+	blk=$(awk '/^SigBlk:/ {print $2}' <<<"$1")
+	[ "$ign/$blk" = 0000000000000000/0000000000000000 ] ||
+		fail "the container's process does not start with a clean signal state (SigIgn $ign, SigBlk $blk); output:
+$1"
+}

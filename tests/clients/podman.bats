@@ -163,6 +163,25 @@ assert_removed() { # assert_removed NAME ID
 	assert_eq "$output" 137 "exit code after SIGKILL"
 }
 
+@test "podman started as a service (SIGPIPE, HUP ignored): containers and exec'd processes get a clean signal state" {
+	run "${AS_A_SERVICE[@]}" "${PODMAN[@]}" run --rm "$IMAGE" "${SHOW_SIGNALS[@]}"
+	assert_eq "$status" 0 "podman run: $output"
+	assert_clean_signals "$output"
+
+	run "${AS_A_SERVICE[@]}" "${PODMAN[@]}" run --rm "$IMAGE" sh -c 'yes | head -n1'
+	assert_eq "$status" 0 "podman run of a pipeline: $output"
+	assert_eq "$output" y "a pipeline's producer dies of SIGPIPE quietly"
+
+	"${AS_A_SERVICE[@]}" "${PODMAN[@]}" run -d --name service-made "$IMAGE" \
+		sh -c 'trap "echo got HUP" HUP; echo ready; while :; do sleep 1000 & wait; done'
+	wait_for 100 logs_contain service-made ready
+	pm kill -s HUP service-made
+	wait_for 100 logs_contain service-made "got HUP" || fail "the trapped HUP never arrived: $(pm logs service-made 2>&1)"
+	run "${AS_A_SERVICE[@]}" "${PODMAN[@]}" exec service-made "${SHOW_SIGNALS[@]}"
+	assert_eq "$status" 0 "podman exec: $output"
+	assert_clean_signals "$output"
+}
+
 @test "podman pause/unpause: the container is frozen, then runs on" {
 	id=$(pm run -d --name pausee "$IMAGE" sh -c "$COUNTER_SCRIPT")
 	pid=$(init_pid pausee)

@@ -97,6 +97,8 @@ pub(super) enum InitError {
     ExecFifo(#[source] Errno),
     #[error("join a new session keyring")]
     Keyring(#[source] Errno),
+    #[error("reset signal dispositions and mask")]
+    ResetSignals(#[source] Errno),
     #[error("exec {0}")]
     Exec(String, #[source] Errno),
 }
@@ -324,6 +326,12 @@ pub(super) fn finish_process(
     if p.no_new_privileges {
         proc_setup::set_no_new_privs()?;
     }
+    // The program starts with every signal at SIG_DFL and none blocked, whatever our caller or
+    // our own runtime ignored (Rust ignores SIGPIPE) or blocked (`run` blocks them to forward
+    // them). Before any seccomp filter, which may forbid rt_sigaction; nothing after this needs
+    // a handler or an ignored SIGPIPE (a write to a parent that is gone may end this child: it
+    // would exit anyway).
+    crate::sys::signals::reset_signal_state().map_err(InitError::ResetSignals)?;
     // Without no_new_privs the filter must go in while we still hold CAP_SYS_ADMIN. A filter
     // with a notify listener goes in before Ready in any case: the parent must hand the listener
     // to the agent while it is still there.

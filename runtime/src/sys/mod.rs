@@ -9,6 +9,7 @@ pub mod bpf;
 pub mod mount;
 pub mod process;
 pub mod seccomp;
+pub mod signals;
 pub mod socket;
 pub mod tty;
 

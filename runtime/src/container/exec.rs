@@ -83,6 +83,11 @@ pub fn exec(root: &Path, id: &ContainerId, o: &ExecOptions) -> Result<i32, Error
     let manager = state.cgroup.as_ref().map(Manager::from_state);
     // In the foreground without a console socket the terminal is relayed.
     let mut console = ConsoleEndpoint::new(o.console_socket.as_deref(), plan.terminal, !o.detach)?;
+    if console.relays() {
+        // The child sizes its pty before it execs: copied once the master reaches us, the size would
+        // race with the process's first look at it (`stty size` saw 0 0).
+        plan.console_size = super::terminal::our_window_size();
+    }
     crate::sys::process::close_range_cloexec(3 + o.preserve_fds).map_err(|e| Error::new(ErrorKind::Other, e))?;
     let forwarder = if o.detach { None } else { Some(Forwarder::new()?) };
     let child = spawn_exec(ExecRequest {

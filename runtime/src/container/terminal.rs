@@ -61,6 +61,11 @@ impl ConsoleEndpoint {
         }
     }
 
+    /// Whether the child's pty is relayed to our terminal (rather than sent to a console socket).
+    pub fn relays(&self) -> bool {
+        self.master_from_child.is_some()
+    }
+
     /// The master the child sent when we relay (call once it reported ready: the message is queued
     /// by then); `None` when there is nothing to relay.
     pub fn master_to_relay(&self) -> Result<Option<OwnedFd>, Error> {
@@ -70,6 +75,11 @@ impl ConsoleEndpoint {
             .map_err(|e| Error::new(ErrorKind::Other, RelayError::ReceiveMaster(e)))?;
         fds.into_iter().next().map(Some).ok_or_else(|| Error::new(ErrorKind::Other, RelayError::NoMaster))
     }
+}
+
+/// The size of our terminal (stdin's, else stdout's) as (rows, columns); `None` when neither is one.
+pub fn our_window_size() -> Option<(u16, u16)> {
+    window_size(std::io::stdin().as_fd()).or_else(|_| window_size(std::io::stdout().as_fd())).ok()
 }
 
 /// Our terminal relayed to the container's pty master; restores our terminal's mode on drop.
@@ -115,8 +125,7 @@ impl Relay {
     /// Give the container's terminal the size of ours (stdin's, else stdout's); nothing to do when
     /// neither is a terminal.
     pub fn copy_window_size(&self) {
-        let size = window_size(std::io::stdin().as_fd()).or_else(|_| window_size(std::io::stdout().as_fd()));
-        if let Ok((rows, cols)) = size {
+        if let Some((rows, cols)) = our_window_size() {
             // The pty may be gone with the process; its exit is reported separately.
             let _gone = set_window_size(self.master.as_fd(), rows, cols);
         }

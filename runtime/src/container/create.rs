@@ -138,6 +138,12 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     let exec_fifo = if opts.foreground { None } else { Some(make_exec_fifo(&dir, &plan)?) };
     // A foreground `run` without a console socket relays the terminal itself.
     let mut console = ConsoleEndpoint::new(opts.console_socket.as_deref(), terminal, opts.foreground)?;
+    if console.relays()
+        && let Some(p) = plan.process.as_mut()
+    {
+        // Sized by the child before it execs: the relay's copy comes after the process already runs.
+        p.console_size = super::terminal::our_window_size().or(p.console_size);
+    }
 
     let init = spawn(SpawnRequest {
         plan: &plan,

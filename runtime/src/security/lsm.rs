@@ -85,7 +85,7 @@ pub fn set_exec_labels(labels: &[ExecLabel], write: impl Fn(&str, &[u8]) -> Resu
 
 /// For callers holding a procfs directory descriptor.
 pub fn set_exec_labels_in(procfs: BorrowedFd<'_>, labels: &[ExecLabel]) -> Result<(), LsmError> {
-    set_exec_labels(labels, |rel, value| crate::spawn::procfs::write(procfs, rel, value))
+    set_exec_labels(labels, |rel, value| crate::sys::procfs::write(procfs, rel, value))
 }
 
 #[cfg(test)]

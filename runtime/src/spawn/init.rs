@@ -18,7 +18,6 @@ use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Uid};
 
 use super::process::{self as proc_setup, ProcessError};
-use super::procfs;
 use super::protocol::{Channel, Failure, ToChild, ToParent};
 use crate::cgroup::{ContainerView, Manager};
 use crate::error::{Error, ErrorKind, Message, kind_of_errno};
@@ -28,6 +27,7 @@ use crate::security::seccomp::{CompiledSeccomp, SeccompError};
 use crate::spec::namespaces::proc_name;
 use crate::spec::process::ProcessPlan;
 use crate::spec::{Ns, Plan};
+use crate::sys::procfs;
 
 /// Everything the child needs, prepared by the parent before the clone.
 #[derive(Debug)]

@@ -4,7 +4,6 @@
 pub mod exec;
 pub mod init;
 pub mod process;
-pub mod procfs;
 pub mod protocol;
 pub mod sealed_exe;
 

@@ -8,6 +8,7 @@
 pub mod bpf;
 pub mod mount;
 pub mod process;
+pub mod procfs;
 pub mod seccomp;
 pub mod signals;
 pub mod socket;

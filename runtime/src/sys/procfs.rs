@@ -1,11 +1,12 @@
-//! The runtime's own procfs for writes into /proc from inside the container's namespaces.
+//! The runtime's own procfs for writes into /proc from inside the container's namespaces
+//! (sysctl, oom_score_adj, LSM exec labels, the exec fifo reopen).
 
 use std::os::fd::{BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 
-use crate::sys::mount::FsContext;
+use super::mount::FsContext;
 
 /// A procfs instance of our own, detached: nothing the container mounts can cover its files
 /// (the CVE-2025-52881 class), and it shows the container's pid namespace.

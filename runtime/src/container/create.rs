@@ -58,8 +58,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     })?;
     let mut plan = Plan::new(&loaded.spec, &bundle).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
     if let Some(p) = plan.process.as_mut() {
-        p.restrict_caps_to_grantable();
-        p.resolve_lsm_labels();
+        crate::security::adapt_to_host(p);
     }
     // Before anything is said or done: this may start the runtime over from a sealed copy.
     if let Some(p) = &plan.process {

@@ -11,12 +11,7 @@ use std::os::fd::BorrowedFd;
 
 use nix::errno::Errno;
 
-/// A label the process switches to at `execve`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExecLabel {
-    AppArmor(String),
-    SeLinux(String),
-}
+use crate::spec::process::{ExecLabel, ProcessPlan};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LsmError {
@@ -59,6 +54,19 @@ impl HostLsms {
         }
         (labels, warnings)
     }
+}
+
+/// Keep the AppArmor profile and SELinux label this host can apply; warn about the others.
+pub fn resolve_exec_labels(process: &mut ProcessPlan) {
+    if process.apparmor_profile.is_none() && process.selinux_label.is_none() {
+        return;
+    }
+    let (labels, warnings) =
+        HostLsms::detect().exec_labels(process.apparmor_profile.as_deref(), process.selinux_label.as_deref());
+    for w in &warnings {
+        crate::logging::warn(w);
+    }
+    process.exec_labels = labels;
 }
 
 /// Set `labels` for this task's next `execve`, writing with `write(relative path under procfs,

@@ -1,5 +1,6 @@
 //! `process` → what the container's process gets: validated, converted to what the system calls
-//! take. Used by `create` (config.json) and `exec` (process.json). Pure.
+//! take. Used by `create` (config.json) and `exec` (process.json). Pure: what depends on the host
+//! (capabilities the runtime holds, LSMs it has) is adjusted by `security::adapt_to_host`.
 
 use std::ffi::CString;
 use std::path::PathBuf;
@@ -14,6 +15,13 @@ pub struct CapSets {
     pub inheritable: u64,
     pub permitted: u64,
     pub ambient: u64,
+}
+
+/// A label the process switches to at `execve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecLabel {
+    AppArmor(String),
+    SeLinux(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +50,9 @@ pub struct ProcessPlan {
     pub console_size: Option<(u16, u16)>,
     pub apparmor_profile: Option<String>,
     pub selinux_label: Option<String>,
-    /// The LSM labels this host applies at `execve` (see `resolve_lsm_labels`).
-    pub exec_labels: Vec<crate::security::lsm::ExecLabel>,
+    /// The LSM labels this host applies at `execve`: filled by `security::adapt_to_host` from
+    /// the two requests above (empty until then).
+    pub exec_labels: Vec<ExecLabel>,
     pub oom_score_adj: Option<i32>,
     /// (IOPRIO_CLASS_*, level 0..=7)
     pub io_priority: Option<(u32, u32)>,
@@ -161,39 +170,6 @@ impl ProcessPlan {
             io_priority,
             scheduler,
         })
-    }
-
-    /// Leave out capabilities this runtime does not hold itself (so cannot grant), with a warning:
-    /// config.md says runtimes SHOULD NOT fail for them.
-    pub fn restrict_caps_to_grantable(&mut self) {
-        let Some(caps) = self.caps.as_mut() else { return };
-        let Ok(held) = caps::read(None, caps::CapSet::Permitted) else { return };
-        let available = held.iter().fold(0u64, |m, c| m | c.bitmask());
-        let wanted = caps.effective | caps.permitted | caps.inheritable | caps.ambient;
-        let missing = wanted & !available;
-        if missing == 0 {
-            return;
-        }
-        let names: Vec<String> =
-            caps::all().into_iter().filter(|c| missing & c.bitmask() != 0).map(|c| c.to_string()).collect();
-        crate::logging::warn(&format!("capabilities not available to the runtime, not granted: {}", names.join(", ")));
-        caps.effective &= available;
-        caps.permitted &= available;
-        caps.inheritable &= available;
-        caps.ambient &= available;
-    }
-
-    /// Keep the AppArmor profile and SELinux label this host can apply; warn about the others.
-    pub fn resolve_lsm_labels(&mut self) {
-        if self.apparmor_profile.is_none() && self.selinux_label.is_none() {
-            return;
-        }
-        let host = crate::security::lsm::HostLsms::detect();
-        let (labels, warnings) = host.exec_labels(self.apparmor_profile.as_deref(), self.selinux_label.as_deref());
-        for w in &warnings {
-            crate::logging::warn(w);
-        }
-        self.exec_labels = labels;
     }
 
     /// The value of `KEY` in the process environment (the last one wins, as in execve users).

@@ -11,10 +11,6 @@ use crate::error::ErrorKind;
 
 fn options(root: &Path, a: &CreateArgs, foreground: bool) -> Result<CreateOptions, Error> {
     let id = parse_id(&a.id)?;
-    // Everything above stdio and the preserved descriptors is closed at exec (the containerd
-    // shim leaks its socket as fd 3).
-    let first = 3u32.saturating_add(a.preserve_fds);
-    crate::sys::process::close_range_cloexec(first).map_err(|e| Error::new(crate::ErrorKind::Other, e))?;
     Ok(CreateOptions {
         root: root.to_owned(),
         id,

@@ -15,7 +15,7 @@ use crate::cgroup::{CgroupRequest, Manager};
 use crate::error::{Error, ErrorKind, Message, kind_of_errno};
 use crate::hooks::run_hooks;
 use crate::security::seccomp;
-use crate::spawn::{InitProcess, SpawnRequest, sealed_exe, spawn};
+use crate::spawn::{ChildProcess, InitRequest, sealed_exe, spawn_init};
 use crate::spec::{Ns, Plan, load_spec};
 use crate::timefmt::rfc3339_nanos;
 
@@ -39,7 +39,7 @@ pub struct CreateOptions {
 pub struct Created {
     pub dir: ContainerDir,
     pub state: State,
-    pub init: InitProcess,
+    pub init: ChildProcess,
     /// The pty master of a foreground `run` with a terminal and no console socket, to relay.
     pub console: Option<OwnedFd>,
 }
@@ -144,7 +144,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         p.console_size = super::terminal::our_window_size().or(p.console_size);
     }
 
-    let init = spawn(SpawnRequest {
+    let init = spawn_init(InitRequest {
         plan: &plan,
         cgroup: &cgroup,
         cgroup_view: &cgroup_view,

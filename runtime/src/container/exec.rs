@@ -12,7 +12,7 @@ use super::terminal::ConsoleEndpoint;
 use crate::cgroup::Manager;
 use crate::error::{Error, ErrorKind};
 use crate::security::seccomp;
-use crate::spawn::{ExecRequest, sealed_exe, spawn_exec};
+use crate::spawn::{JoinRequest, sealed_exe, spawn_join};
 use crate::spec::load::{load_json, load_spec};
 use crate::spec::process::ProcessPlan;
 
@@ -87,9 +87,8 @@ pub fn exec(root: &Path, id: &ContainerId, o: &ExecOptions) -> Result<i32, Error
         // race with the process's first look at it (`stty size` saw 0 0).
         plan.console_size = super::terminal::our_window_size();
     }
-    crate::sys::process::close_range_cloexec(3 + o.preserve_fds).map_err(|e| Error::new(ErrorKind::Other, e))?;
     let forwarder = if o.detach { None } else { Some(Forwarder::new()?) };
-    let child = spawn_exec(ExecRequest {
+    let child = spawn_join(JoinRequest {
         process: &plan,
         container_pid: nix::unistd::Pid::from_raw(state.pid),
         namespaces: &state.namespaces,

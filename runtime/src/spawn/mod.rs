@@ -1,14 +1,18 @@
 //! The process model: one `clone3` of the (single-threaded) runtime into the container's new
-//! namespaces and cgroup; the child runs [`init`] from its copy of the Plan. See ARCHITECTURE.md.
+//! namespaces and cgroup; the child runs [`init`] from its copy of the Plan, or, for `exec`,
+//! [`join`] into a running container. Both clone through [`clone_child`] and share [`child`].
+//! See ARCHITECTURE.md.
 
-pub mod exec;
-pub mod init;
-pub mod process;
+mod child;
+mod init;
+mod join;
+mod process;
 pub mod protocol;
 pub mod sealed_exe;
 
+use std::convert::Infallible;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -32,6 +36,10 @@ use protocol::{Channel, ToChild, ToParent};
 pub enum SpawnError {
     #[error("create the sync socketpair")]
     Socketpair(#[source] Errno),
+    #[error("the runtime has {0} threads; it must have one when it clones")]
+    Threaded(u64),
+    #[error("mark inherited descriptors close-on-exec")]
+    MarkCloexec(#[source] Errno),
     #[error("make the runtime non-dumpable")]
     NonDumpable(#[source] Errno),
     #[error("open namespace {path}")]
@@ -81,9 +89,9 @@ impl From<SpawnError> for Error {
     }
 }
 
-/// What the parent prepares for the child.
+/// What the parent prepares for the container's init.
 #[derive(Debug)]
-pub struct SpawnRequest<'a> {
+pub struct InitRequest<'a> {
     pub plan: &'a Plan,
     pub cgroup: &'a Manager,
     pub cgroup_view: &'a ContainerView,
@@ -95,16 +103,16 @@ pub struct SpawnRequest<'a> {
     pub no_new_keyring: bool,
 }
 
-/// The container's init, seen from the parent.
+/// A cloned child (the container's init, or an `exec` process), seen from the parent.
 #[derive(Debug)]
-pub struct InitProcess {
+pub struct ChildProcess {
     pub pid: Pid,
     pub pidfd: OwnedFd,
     channel: Channel,
 }
 
 /// Clone the container's init, write its id maps, put it in its cgroup and let it go on.
-pub fn spawn(req: SpawnRequest<'_>) -> Result<InitProcess, Error> {
+pub fn spawn_init(req: InitRequest<'_>) -> Result<ChildProcess, Error> {
     let plan = req.plan;
     let (parent_end, child_end) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
         .map_err(SpawnError::Socketpair)?;
@@ -113,25 +121,17 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<InitProcess, Error> {
     for (flag, path) in &plan.namespaces.child_joins {
         join_fds.push((*flag, open_ns(path)?));
     }
-
-    become_non_dumpable()?;
-    let restore = enter_parent_namespaces(plan)?;
-    let flags = plan.namespaces.clone_flags.bits() as u64;
-    let cgroup_fd = req.cgroup.clone_into_fd();
-    let mut cloned_into = cgroup_fd.is_some();
-    let mut forked = clone3_fork(flags, cgroup_fd);
-    if cloned_into && matches!(forked, Err(Errno::EINVAL | Errno::EOPNOTSUPP | Errno::EBUSY | Errno::E2BIG)) {
-        // An older kernel, or a cgroup that refuses processes directly: place it by pid below.
-        cloned_into = false;
-        forked = clone3_fork(flags, None);
-    }
-    let forked = forked.map_err(SpawnError::Clone);
     // Without a new user namespace the child is root on the host's cgroup files and can move
     // itself (the cheap way, see Manager::enter_self); otherwise the parent writes its pid.
     let self_placed = plan.namespaces.user == Ns::Host;
-    if let Ok(Forked::Child) = forked {
-        drop(parent_end);
-        drop(restore);
+    let how = CloneOptions {
+        flags: plan.namespaces.clone_flags.bits() as u64,
+        cgroup: Some(req.cgroup),
+        preserve_fds: req.preserve_fds,
+        parent_joins: &plan.namespaces.parent_joins,
+        new_time: (plan.namespaces.time == Ns::New).then_some(plan.time_offsets.as_str()),
+    };
+    let cloned = clone_child(how, |cloned_into| {
         init::run(init::InitArgs {
             cgroup: self_placed.then_some((req.cgroup, cloned_into)),
             plan,
@@ -144,15 +144,11 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<InitProcess, Error> {
             join_fds,
             preserve_fds: req.preserve_fds,
             no_new_keyring: req.no_new_keyring,
-        });
-    }
-    restore.finish()?;
-    let Forked::Parent { pid, pidfd } = forked? else {
-        return Err(SpawnError::Clone(Errno::EINVAL).into());
-    };
-    drop(child_end);
-    drop(join_fds);
-    let init = InitProcess { pid, pidfd, channel: Channel::new(parent_end, "container init") };
+        })
+    })?;
+    let init =
+        ChildProcess { pid: cloned.pid, pidfd: cloned.pidfd, channel: Channel::new(parent_end, "container init") };
+    let pid = init.pid;
     let setup = || -> Result<(), SpawnError> {
         if plan.namespaces.new_user() {
             write_id_map(pid, "uid_map", &plan.uid_map)?;
@@ -160,7 +156,7 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<InitProcess, Error> {
         }
         init.channel.send(&ToChild::Go)?;
         if !self_placed {
-            req.cgroup.add_process(pid, cloned_into)?;
+            req.cgroup.add_process(pid, cloned.into_cgroup)?;
             init.channel.send(&ToChild::Placed)?;
         }
         Ok(())
@@ -172,7 +168,7 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<InitProcess, Error> {
     Ok(init)
 }
 
-impl InitProcess {
+impl ChildProcess {
     /// Drive the child until it is ready. `hooks` runs the prestart and createRuntime hooks when
     /// the child asks (mounts done, before pivot_root) and returns the state JSON for the
     /// hooks the child runs itself.
@@ -232,7 +228,7 @@ impl InitProcess {
 
 /// What `exec` needs to start a process in a running container.
 #[derive(Debug)]
-pub struct ExecRequest<'a> {
+pub struct JoinRequest<'a> {
     pub process: &'a ProcessPlan,
     /// Host pid of the container's init, whose namespaces are joined.
     pub container_pid: Pid,
@@ -246,7 +242,7 @@ pub struct ExecRequest<'a> {
 
 /// Clone a process into the container: pid and time namespaces are entered by the parent (for
 /// its children), the others by the child; the cgroup is the container's.
-pub fn spawn_exec(req: ExecRequest<'_>) -> Result<InitProcess, Error> {
+pub fn spawn_join(req: JoinRequest<'_>) -> Result<ChildProcess, Error> {
     let (parent_end, child_end) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
         .map_err(SpawnError::Socketpair)?;
     let ns_path = |name: &str| Path::new("/proc").join(req.container_pid.as_raw().to_string()).join("ns").join(name);
@@ -260,38 +256,28 @@ pub fn spawn_exec(req: ExecRequest<'_>) -> Result<InitProcess, Error> {
     for name in ["pid", "time"].iter().filter(|n| req.namespaces.iter().any(|m| m == *n)) {
         parent_joins.push((flag_of_name(name), ns_path(name)));
     }
-    become_non_dumpable()?;
-    let restore = enter_namespaces(&parent_joins)?;
-    let cgroup_fd = req.cgroup.and_then(Manager::clone_into_fd);
-    let mut cloned_into = cgroup_fd.is_some();
-    let mut forked = clone3_fork(0, cgroup_fd);
-    if cloned_into && matches!(forked, Err(Errno::EINVAL | Errno::EOPNOTSUPP | Errno::EBUSY | Errno::E2BIG)) {
-        cloned_into = false;
-        forked = clone3_fork(0, None);
-    }
-    let forked = forked.map_err(SpawnError::Clone);
-    if let Ok(Forked::Child) = forked {
-        drop(parent_end);
-        drop(restore);
-        exec::run(exec::ExecArgs {
+    let how = CloneOptions {
+        flags: 0,
+        cgroup: req.cgroup,
+        preserve_fds: req.preserve_fds,
+        parent_joins: &parent_joins,
+        new_time: None,
+    };
+    let cloned = clone_child(how, |_| {
+        join::run(join::JoinArgs {
             process: req.process,
             channel: Channel::new(child_end, "parent"),
             join_fds,
             console_socket: req.console_socket,
             seccomp: req.seccomp,
             preserve_fds: req.preserve_fds,
-        });
-    }
-    restore.finish()?;
-    let Forked::Parent { pid, pidfd } = forked? else {
-        return Err(SpawnError::Clone(Errno::EINVAL).into());
-    };
-    drop(child_end);
-    drop(join_fds);
-    let child = InitProcess { pid, pidfd, channel: Channel::new(parent_end, "exec process") };
+        })
+    })?;
+    let child =
+        ChildProcess { pid: cloned.pid, pidfd: cloned.pidfd, channel: Channel::new(parent_end, "exec process") };
     let setup = || -> Result<(), SpawnError> {
         if let Some(cg) = req.cgroup {
-            cg.add_process(pid, cloned_into)?;
+            cg.add_process(child.pid, cloned.into_cgroup)?;
         }
         // exec's child joins the container's namespaces only once it is in the cgroup.
         child.channel.send(&ToChild::Go)?;
@@ -302,6 +288,75 @@ pub fn spawn_exec(req: ExecRequest<'_>) -> Result<InitProcess, Error> {
         return Err(e.into());
     }
     Ok(child)
+}
+
+/// How a child is cloned: what differs between the container's init and an `exec` process.
+struct CloneOptions<'a> {
+    /// `CLONE_NEW*` flags.
+    flags: u64,
+    /// The cgroup to clone into (v2, `CLONE_INTO_CGROUP`) when the kernel lets us.
+    cgroup: Option<&'a Manager>,
+    /// `--preserve-fds`: descriptors 3..3+N stay inheritable.
+    preserve_fds: u32,
+    /// Namespaces the parent enters for its children only (pid, time), left right after the clone.
+    parent_joins: &'a [(CloneFlags, PathBuf)],
+    /// A new time namespace, with these offsets, also created for the children only.
+    new_time: Option<&'a str>,
+}
+
+/// The parent's view of a cloned child.
+struct Cloned {
+    pid: Pid,
+    pidfd: OwnedFd,
+    /// Whether clone3 already placed it in the cgroup (`CLONE_INTO_CGROUP`).
+    into_cgroup: bool,
+}
+
+/// The one clone of both children. Before it: the runtime must be single-threaded (the child only
+/// has a copy of the calling thread, and a lock another thread held would stay locked in it),
+/// everything inherited above the preserved descriptors is marked close-on-exec (the containerd
+/// shim leaks its socket as fd 3; hooks and the container must not get it), and the runtime
+/// becomes non-dumpable. In the child, `child` runs with whether clone3 placed it in its cgroup,
+/// and never returns.
+fn clone_child(how: CloneOptions<'_>, child: impl FnOnce(bool) -> Infallible) -> Result<Cloned, SpawnError> {
+    check_single_threaded()?;
+    crate::sys::process::close_range_cloexec(3u32.saturating_add(how.preserve_fds)).map_err(SpawnError::MarkCloexec)?;
+    become_non_dumpable()?;
+    let restore = enter_parent_namespaces(how.parent_joins, how.new_time)?;
+    let cgroup_fd = how.cgroup.and_then(Manager::clone_into_fd);
+    let mut into_cgroup = cgroup_fd.is_some();
+    let mut forked = clone3_fork(how.flags, cgroup_fd);
+    if into_cgroup && matches!(forked, Err(Errno::EINVAL | Errno::EOPNOTSUPP | Errno::EBUSY | Errno::E2BIG)) {
+        // An older kernel, or a cgroup that refuses processes directly: placed by pid afterwards.
+        into_cgroup = false;
+        forked = clone3_fork(how.flags, None);
+    }
+    if let Ok(Forked::Child) = forked {
+        drop(restore);
+        child(into_cgroup);
+    }
+    restore.finish()?;
+    let Forked::Parent { pid, pidfd } = forked.map_err(SpawnError::Clone)? else {
+        return Err(SpawnError::Clone(Errno::EINVAL));
+    };
+    Ok(Cloned { pid, pidfd, into_cgroup })
+}
+
+/// Refuse to clone when another thread exists (DESIGN: "assert it"). Nothing in the runtime
+/// starts one; this catches a dependency or a change that does. Without /proc there is nothing to
+/// ask, and the clone goes on.
+fn check_single_threaded() -> Result<(), SpawnError> {
+    match own_thread_count() {
+        Some(n) if n > 1 => Err(SpawnError::Threaded(n)),
+        _ => Ok(()),
+    }
+}
+
+/// Field 20 (num_threads) of /proc/self/stat: one small read.
+fn own_thread_count() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name is in parentheses and may contain spaces: count from the last ')'.
+    stat[stat.rfind(')')? + 2..].split(' ').nth(17)?.parse().ok()
 }
 
 /// The child is a copy of this process, the runtime's binary, until it calls execve, and it is
@@ -345,22 +400,25 @@ struct ParentNamespaces {
     saved: Vec<(CloneFlags, OwnedFd)>,
 }
 
-fn enter_parent_namespaces(plan: &Plan) -> Result<ParentNamespaces, SpawnError> {
-    let mut restore = enter_namespaces(&plan.namespaces.parent_joins)?;
-    if plan.namespaces.time == Ns::New {
+fn enter_parent_namespaces(
+    joins: &[(CloneFlags, PathBuf)],
+    new_time: Option<&str>,
+) -> Result<ParentNamespaces, SpawnError> {
+    let mut restore = enter_namespaces(joins)?;
+    if let Some(offsets) = new_time {
         let flag = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
         let own = open_ns(Path::new("/proc/self/ns/time"))?;
         unshare(flag).map_err(SpawnError::TimeNamespace)?;
         restore.saved.push((flag, own));
-        if !plan.time_offsets.is_empty() {
-            std::fs::write("/proc/self/timens_offsets", &plan.time_offsets).map_err(SpawnError::TimeOffsets)?;
+        if !offsets.is_empty() {
+            std::fs::write("/proc/self/timens_offsets", offsets).map_err(SpawnError::TimeOffsets)?;
         }
     }
     Ok(restore)
 }
 
 /// Enter `joins` (pid, time) for our children; the returned value switches back.
-fn enter_namespaces(joins: &[(CloneFlags, std::path::PathBuf)]) -> Result<ParentNamespaces, SpawnError> {
+fn enter_namespaces(joins: &[(CloneFlags, PathBuf)]) -> Result<ParentNamespaces, SpawnError> {
     let mut saved = Vec::new();
     for (flag, path) in joins {
         let own = open_ns(Path::new(&format!("/proc/self/ns/{}", proc_name(*flag))))?;

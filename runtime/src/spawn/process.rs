@@ -257,7 +257,7 @@ fn check_executable(name: &str, path: &Path) -> Result<(), ProcessError> {
 }
 
 /// Replace the process image. Only returns on failure.
-pub fn exec(path: &CStr, args: &[CString], env: &[CString]) -> Errno {
+pub fn execve(path: &CStr, args: &[CString], env: &[CString]) -> Errno {
     match nix::unistd::execve(path, args, env) {
         Err(e) => e,
         Ok(never) => match never {},

@@ -7,7 +7,7 @@ use std::error::Error as StdError;
 use std::fmt;
 
 /// What class of failure happened; decides exit codes and the wording clients match on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ErrorKind {
     /// The container (or a file the user named) does not exist.
     NotFound,
@@ -48,33 +48,59 @@ impl Error {
         self.kind
     }
 
-    /// The whole chain on one line: "outer: inner: errno text".
+    /// The same failure as the cause of `what` ("unable to start container process"): the chain
+    /// gains one link in front, the kind stays.
+    pub fn context(self, what: &'static str) -> Self {
+        Self { kind: self.kind, source: Box::new(Context { what, source: self.source }) }
+    }
+
+    /// The links of the chain, outermost first.
+    pub fn links(&self) -> impl Iterator<Item = &(dyn StdError + 'static)> {
+        let first: &(dyn StdError + 'static) = self.source.as_ref();
+        std::iter::successors(Some(first), |e: &&(dyn StdError + 'static)| (*e).source())
+    }
+
+    /// The whole chain on one line: "outer: inner: errno text". Every link says only its own
+    /// part (see DESIGN: messages never repeat their cause), so each is printed once.
     pub fn chain(&self) -> String {
-        let mut out = describe(self.source.as_ref());
-        let mut next = self.source.source();
-        while let Some(cause) = next {
-            let text = describe(cause);
-            // A wrapper may already have spelled out its cause; do not say it twice.
-            if !out.ends_with(&text) {
-                out.push_str(": ");
-                out.push_str(&text);
-            }
-            next = cause.source();
-        }
-        out
+        self.links().map(describe).collect::<Vec<_>>().join(": ")
+    }
+}
+
+/// A link put in front of a chain by [`Error::context`].
+#[derive(Debug)]
+struct Context {
+    what: &'static str,
+    source: Box<dyn StdError + Send + Sync + 'static>,
+}
+
+impl fmt::Display for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.what)
+    }
+}
+
+impl StdError for Context {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(self.source.as_ref())
     }
 }
 
 /// One link of the chain. System errors are spelled as runc (Go) spells them, lowercase and
 /// without the errno name: clients match on "no such file or directory", "permission denied".
 fn describe(e: &(dyn StdError + 'static)) -> String {
+    match errno_of(e) {
+        Some(n) => errno_text(n),
+        None => e.to_string(),
+    }
+}
+
+/// The system error a link is, if it is one (an `Errno`, or an `io::Error` from the OS).
+pub fn errno_of(e: &(dyn StdError + 'static)) -> Option<nix::errno::Errno> {
     let errno = e.downcast_ref::<nix::errno::Errno>().copied().or_else(|| {
         e.downcast_ref::<std::io::Error>().and_then(|io| io.raw_os_error()).map(nix::errno::Errno::from_raw)
     });
-    match errno {
-        Some(n) if n != nix::errno::Errno::UnknownErrno => errno_text(n),
-        _ => e.to_string(),
-    }
+    errno.filter(|n| *n != nix::errno::Errno::UnknownErrno)
 }
 
 /// strerror text, lowercased: "no such file or directory".
@@ -143,5 +169,13 @@ mod tests {
         assert_eq!(err.chain(), "mount proc on /proc: operation not permitted");
         let nix_err = Error::new(ErrorKind::NotFound, Outer::Mount(std::io::Error::from(nix::errno::Errno::ENOENT)));
         assert_eq!(nix_err.chain(), "mount proc on /proc: no such file or directory");
+    }
+
+    #[test]
+    fn context_adds_a_link_in_front_and_keeps_the_kind() {
+        let io = std::io::Error::from_raw_os_error(libc::ENOENT);
+        let err = Error::new(ErrorKind::NotFound, Outer::Mount(io)).context("unable to start container process");
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        assert_eq!(err.chain(), "unable to start container process: mount proc on /proc: no such file or directory");
     }
 }

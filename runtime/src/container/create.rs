@@ -12,7 +12,7 @@ use super::id::ContainerId;
 use super::state::{CONFIG_COPY, ContainerDir, EXEC_FIFO, Phase, State, StoredHooks, io_error, read_stat};
 use super::terminal::ConsoleEndpoint;
 use crate::cgroup::{CgroupRequest, Manager};
-use crate::error::{Error, ErrorKind, Message, kind_of_errno};
+use crate::error::{Error, ErrorKind, kind_of_errno};
 use crate::hooks::run_hooks;
 use crate::security::seccomp;
 use crate::spawn::{ChildProcess, InitRequest, sealed_exe, spawn_init};
@@ -155,7 +155,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         preserve_fds: opts.preserve_fds,
         no_new_keyring: opts.no_new_keyring,
     })
-    .map_err(ctx_kind("unable to start container process"))?;
+    .map_err(|e| e.context("unable to start container process"))?;
     undo.child = Some(init.pid);
     // From here a failure goes on to the delete step of the lifecycle: poststop hooks run.
     if let Some(hooks) = plan.hooks.poststop().as_ref().filter(|h| !h.is_empty()) {
@@ -186,7 +186,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
             )
         },
     )
-    .map_err(ctx_kind("unable to start container process"))?;
+    .map_err(|e| e.context("unable to start container process"))?;
     let console = console.master_to_relay()?;
 
     if let Some(pid_file) = &opts.pid_file {
@@ -196,13 +196,6 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     dir.save(&state)?;
     undo.armed = false;
     Ok(Created { dir, state, init, console })
-}
-
-fn ctx_kind(what: &'static str) -> impl FnOnce(Error) -> Error {
-    move |e| {
-        let kind = e.kind();
-        Error::new(kind, Message(format!("{what}: {}", e.chain())))
-    }
 }
 
 fn check_rootfs(rootfs: &Path) -> Result<(), Error> {

@@ -97,7 +97,7 @@ pub fn exec(root: &Path, id: &ContainerId, o: &ExecOptions) -> Result<i32, Error
         seccomp: compiled.as_ref(),
         preserve_fds: o.preserve_fds,
     })
-    .map_err(|e| context(e, "exec failed"))?;
+    .map_err(|e| e.context("exec failed"))?;
     // The namespaces were opened by pid: make sure they were the container's.
     if !process_alive(state.pid, state.pid_start) {
         child.kill();
@@ -112,9 +112,9 @@ pub fn exec(root: &Path, id: &ContainerId, o: &ExecOptions) -> Result<i32, Error
                 super::create::send_listener(compiled.as_ref(), &oci, listener)
             },
         )
-        .map_err(|e| context(e, "exec failed"))?;
+        .map_err(|e| e.context("exec failed"))?;
     // Return (and write the pid file) once the process runs the user's program, as runc does.
-    child.wait_exec().map_err(|e| context(e, "exec failed"))?;
+    child.wait_exec().map_err(|e| e.context("exec failed"))?;
     if let Some(pid_file) = &o.pid_file {
         super::create::write_pid_file(pid_file, child.pid.as_raw())?;
     }
@@ -122,11 +122,6 @@ pub fn exec(root: &Path, id: &ContainerId, o: &ExecOptions) -> Result<i32, Error
         None => Ok(0),
         Some(f) => f.wait(child.pid, child.pidfd.as_fd(), console.master_to_relay()?),
     }
-}
-
-fn context(e: Error, what: &str) -> Error {
-    let kind = e.kind();
-    Error::new(kind, crate::error::Message(format!("{what}: {}", e.chain())))
 }
 
 fn build_process(spec: &Spec, o: &ExecOptions) -> Result<Process, Error> {

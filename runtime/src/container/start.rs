@@ -14,6 +14,7 @@ use super::id::ContainerId;
 use super::state::{ContainerDir, EXEC_FIFO, State, Status, io_error};
 use crate::error::{Error, ErrorKind};
 use crate::hooks::run_hooks_warn;
+use crate::spawn::protocol::Failure;
 use crate::sys::process::pidfd_open;
 
 pub fn start(root: &Path, id: &ContainerId) -> Result<(), Error> {
@@ -93,7 +94,7 @@ fn release(dir: &ContainerDir, state: &State) -> Result<(), Error> {
             let _exited_or_timeout = poll(&mut fds, PollTimeout::from(5000u16));
         }
         let _gone = std::fs::remove_file(&path);
-        return Err(Error::msg(ErrorKind::Other, String::from_utf8_lossy(message).into_owned()));
+        return Err(Failure::from_report(message));
     }
     std::fs::remove_file(&path).map_err(|e| io_error(ErrorKind::Other, format!("remove {}", path.display()), e))
 }

@@ -13,8 +13,8 @@ use nix::errno::Errno;
 use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 
 use super::process::{self as proc_setup, ProcessError};
-use super::protocol::{Channel, ChannelError, Failure, ToChild, ToParent};
-use crate::error::{Error, ErrorKind, Message, kind_of_errno};
+use super::protocol::{Channel, ChannelError, Failure, Step, ToChild, ToParent};
+use crate::error::{Error, ErrorKind, kind_of_errno};
 use crate::hooks::HookError;
 use crate::rootfs::{self, RootfsError};
 use crate::security::seccomp::{CompiledSeccomp, SeccompError};
@@ -89,16 +89,43 @@ impl ChildError {
             _ => ErrorKind::Other,
         }
     }
+
+    fn step(&self) -> Step {
+        match self {
+            ChildError::Sync(_) | ChildError::ParentGone => Step::Sync,
+            ChildError::NonDumpable(_) => Step::Prepare,
+            ChildError::BecomeRoot(_) | ChildError::Setns(..) | ChildError::Unshare(_) => Step::Namespaces,
+            ChildError::Cgroup(_) => Step::Cgroup,
+            ChildError::Procfs(_) => Step::Procfs,
+            ChildError::Rootfs(_) => Step::Rootfs,
+            ChildError::Hook(_) => Step::Hooks,
+            ChildError::Setsid(_) | ChildError::ConsoleSocket(_) | ChildError::Terminal(_) => Step::Terminal,
+            ChildError::Hostname(_)
+            | ChildError::Domainname(_)
+            | ChildError::Sysctl(..)
+            | ChildError::OomScoreAdj(..)
+            | ChildError::Keyring(_) => Step::Settings,
+            ChildError::Lsm(_) => Step::Lsm,
+            ChildError::Process(_) | ChildError::ResetSignals(_) => Step::Process,
+            ChildError::Seccomp(_) => Step::Seccomp,
+            ChildError::ExecFifo(_) => Step::Start,
+            ChildError::Execve(..) => Step::Execve,
+        }
+    }
+
+    /// The record that crosses the fork.
+    fn failure(&self) -> Failure {
+        Failure::new(self.step(), self.kind(), self)
+    }
 }
 
 /// A child's sequence failed: tell the parent (or, when the parent is gone, the container's
 /// stderr, prefixed with `what`) and exit with `exit_code`.
 pub(super) fn report_and_exit(channel: &Channel, what: &str, exit_code: i32, err: ChildError) -> ! {
-    let kind = err.kind();
-    let failure = Failure::from_error(&Error::new(kind, err));
-    if channel.send(&ToParent::Failed(failure.clone())).is_err() {
+    let failure = err.failure();
+    if channel.send(&ToParent::Failed(failure)).is_err() {
         // The parent is gone (after `create` returned): the container's stderr is all we have.
-        eprintln!("strata: {what}: {}", failure.message);
+        eprintln!("strata: {what}: {}", Error::new(err.kind(), err).chain());
     }
     crate::sys::process::exit_now(exit_code)
 }
@@ -200,9 +227,8 @@ fn install_filter(filter: &CompiledSeccomp, channel: &Channel) -> Result<(), Chi
 /// After `start` released us, a failure can only reach it through the fifo it reads to the end.
 pub(super) fn report_to_start(fifo: Option<&OwnedFd>, e: &ChildError) {
     if let Some(w) = fifo {
-        let message = format!("E{}", Error::new(e.kind(), Message(e.to_string())).chain());
-        // start reads this; if it is gone too, the message has nowhere else to go.
-        let _reported = nix::unistd::write(w, message.as_bytes());
+        // start reads this; if it is gone too, the report has nowhere else to go.
+        let _reported = nix::unistd::write(w, &e.failure().to_report());
     }
 }
 

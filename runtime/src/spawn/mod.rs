@@ -191,7 +191,7 @@ impl ChildProcess {
                     self.channel.send(&ToChild::HooksDone { state }).map_err(SpawnError::from)?;
                 }
                 Some(ToParent::Ready) => return Ok(()),
-                Some(ToParent::Failed(f)) => return Err(f.into_error()),
+                Some(ToParent::Failed(failure)) => return Err(failure.into_error()),
                 None => return Err(SpawnError::ChildDied(self.reap_status()).into()),
             }
         }
@@ -203,7 +203,7 @@ impl ChildProcess {
         loop {
             match self.channel.recv::<ToParent>().map_err(SpawnError::from)? {
                 None => return Ok(()),
-                Some(ToParent::Failed(f)) => return Err(f.into_error()),
+                Some(ToParent::Failed(failure)) => return Err(failure.into_error()),
                 Some(_) => continue,
             }
         }

@@ -8,7 +8,7 @@ use nix::sys::socket::{MsgFlags, recv, send};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, ErrorKind, Message};
+use crate::error::{Error, ErrorKind, errno_of};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum ToChild {
@@ -37,30 +37,98 @@ pub enum ToParent {
     Failed(Failure),
 }
 
-/// An error from the child: its message chain and kind, rebuilt into an [`Error`] by the parent.
+/// The step of the child's sequence that failed.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Step {
+    /// Talking to the parent.
+    Sync,
+    /// Non-dumpable, before anything of the container is joined.
+    Prepare,
+    /// Becoming root in a new user namespace, joining and creating namespaces.
+    Namespaces,
+    /// Moving into the cgroup.
+    Cgroup,
+    /// The private procfs.
+    Procfs,
+    /// Mounts, devices, pivot_root, masked and read-only paths.
+    Rootfs,
+    /// createContainer and startContainer hooks.
+    Hooks,
+    /// The session, the pty and the console socket.
+    Terminal,
+    /// Hostname, domainname, sysctl, oom_score_adj, session keyring.
+    Settings,
+    /// AppArmor profile, SELinux label.
+    Lsm,
+    /// rlimits, scheduling, signal state, capabilities, user, cwd, executable lookup, personality.
+    Process,
+    /// Installing the seccomp filter.
+    Seccomp,
+    /// Waiting for `start` on the exec fifo.
+    Start,
+    /// execve of the user's program.
+    Execve,
+}
+
+/// A failure of the child as it crosses the fork: which step, the kind, the chain of messages
+/// down to the system error, and that error's number. The parent rebuilds a typed error from it
+/// ([`Failure::into_error`]) whose chain reads as the child's did.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Failure {
-    pub message: String,
-    pub kind: String,
+    pub step: Step,
+    pub kind: ErrorKind,
+    /// The messages of the chain above the system error, joined with ": "
+    /// (`exec: "/bin/x": stat /bin/x`).
+    pub detail: String,
+    /// The system error the chain ends in, if it ends in one.
+    pub errno: Option<i32>,
 }
 
 impl Failure {
-    pub fn from_error(e: &Error) -> Self {
-        Self { message: e.chain(), kind: format!("{:?}", e.kind()) }
+    pub fn new(step: Step, kind: ErrorKind, error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut detail = Vec::new();
+        let mut errno = None;
+        for link in std::iter::successors(Some(error), |e| e.source()) {
+            if let Some(n) = errno_of(link) {
+                errno = Some(n as i32);
+                break;
+            }
+            detail.push(link.to_string());
+        }
+        Self { step, kind, detail: detail.join(": "), errno }
     }
 
     pub fn into_error(self) -> Error {
-        let kind = match self.kind.as_str() {
-            "NotFound" => ErrorKind::NotFound,
-            "AlreadyExists" => ErrorKind::AlreadyExists,
-            "InvalidSpec" => ErrorKind::InvalidSpec,
-            "InvalidState" => ErrorKind::InvalidState,
-            "PermissionDenied" => ErrorKind::PermissionDenied,
-            "Unsupported" => ErrorKind::Unsupported,
-            _ => ErrorKind::Other,
-        };
-        Error::new(kind, Message(self.message))
+        crate::logging::debug(&format!("the child failed at step {:?}", self.step));
+        let errno = self.errno.map(Errno::from_raw);
+        Error::new(self.kind, ChildFailed { detail: self.detail, errno })
     }
+
+    /// The report a released init leaves on the exec fifo for `start`: "E" and the record.
+    pub fn to_report(&self) -> Vec<u8> {
+        let mut out = b"E".to_vec();
+        // A record of strings and numbers always serialises.
+        out.extend_from_slice(serde_json::to_string(self).unwrap_or_default().as_bytes());
+        out
+    }
+
+    /// Read what [`Failure::to_report`] wrote, without its "E". An init started by another
+    /// version of the runtime may have written plain text: that is the message.
+    pub fn from_report(bytes: &[u8]) -> Error {
+        match serde_json::from_slice::<Failure>(bytes) {
+            Ok(failure) => failure.into_error(),
+            Err(_) => Error::msg(ErrorKind::Other, String::from_utf8_lossy(bytes).into_owned()),
+        }
+    }
+}
+
+/// A failure of the child, rebuilt in the parent.
+#[derive(Debug, thiserror::Error)]
+#[error("{detail}")]
+pub struct ChildFailed {
+    detail: String,
+    #[source]
+    errno: Option<Errno>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -155,12 +223,45 @@ mod tests {
         let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).unwrap();
         let parent = Channel::new(a, "child");
         let child = Channel::new(b, "parent");
-        let failure =
-            Failure { message: "mount proc on /proc: Permission denied".into(), kind: "PermissionDenied".into() };
+        let failure = Failure {
+            step: Step::Rootfs,
+            kind: ErrorKind::PermissionDenied,
+            detail: "mount proc on /proc".into(),
+            errno: Some(libc::EACCES),
+        };
         child.send(&ToParent::Failed(failure.clone())).unwrap();
         assert_eq!(parent.recv::<ToParent>().unwrap(), Some(ToParent::Failed(failure.clone())));
-        assert_eq!(failure.into_error().kind(), ErrorKind::PermissionDenied);
+        let error = failure.into_error();
+        assert_eq!(error.kind(), ErrorKind::PermissionDenied);
+        assert_eq!(error.chain(), "mount proc on /proc: permission denied");
         drop(child);
         assert_eq!(parent.recv::<ToParent>().unwrap(), None);
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    enum Inner {
+        #[error("exec: \"{name}\": stat {name}")]
+        Stat { name: &'static str, source: Errno },
+        #[error("startContainer hook #0 failed: exit status: 1")]
+        Hook,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("set up the process")]
+    struct Outer(#[source] Inner);
+
+    #[test]
+    fn a_failure_keeps_step_kind_errno_and_the_chain_above_it() {
+        let error = Outer(Inner::Stat { name: "/x", source: Errno::ENOENT });
+        let failure = Failure::new(Step::Process, ErrorKind::NotFound, &error);
+        assert_eq!(failure.errno, Some(libc::ENOENT));
+        assert_eq!(failure.detail, "set up the process: exec: \"/x\": stat /x");
+        let rebuilt = Failure::from_report(&failure.to_report()[1..]);
+        assert_eq!(rebuilt.kind(), ErrorKind::NotFound);
+        assert_eq!(rebuilt.chain(), Error::new(ErrorKind::NotFound, error).chain());
+
+        let no_errno = Failure::new(Step::Hooks, ErrorKind::Other, &Inner::Hook);
+        assert_eq!((no_errno.errno, no_errno.detail.as_str()), (None, "startContainer hook #0 failed: exit status: 1"));
+        assert_eq!(Failure::from_report(b"exec /x").chain(), "exec /x", "plain text from an older init");
     }
 }

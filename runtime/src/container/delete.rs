@@ -11,7 +11,8 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::id::ContainerId;
-use super::state::{ContainerDir, State, Status};
+use super::state::{ContainerDir, State};
+use super::status::Op;
 use crate::cgroup::{CgroupState, Manager};
 use crate::error::{Error, ErrorKind};
 use crate::hooks::run_hooks_warn;
@@ -38,22 +39,13 @@ pub fn delete(root: &Path, id: &ContainerId, force: bool) -> Result<(), Error> {
         Err(e) if force => return salvage(&dir, &e),
         Err(e) => return Err(e),
     };
-    let status = state.status(&dir, || super::frozen(&state));
-    match status {
-        // Stopped, yet processes may be left: a create killed after its init was ready leaves that
-        // init blocked on the exec fifo (its state never said "created"), and processes the init
-        // started can outlive it in the cgroup. The cgroup cannot be removed until they are gone.
-        Status::Stopped => stop_processes(&state),
-        _ if force => stop_processes(&state),
-        // The runtime-spec: deleting a container that is not stopped is an error and changes
-        // nothing (runc and crun kill a created container instead; --force does that here).
-        Status::Creating | Status::Created | Status::Running | Status::Paused => {
-            return Err(Error::msg(
-                ErrorKind::InvalidState,
-                format!("cannot delete container {id} that is not stopped: {} (use --force)", status.as_str()),
-            ));
-        }
-    }
+    // The runtime-spec: deleting a container that is not stopped is an error and changes nothing
+    // (runc and crun kill a created container instead; --force does that here). Stopped, yet
+    // processes may be left: a create killed after its init was ready leaves that init blocked
+    // on the exec fifo (its state never said "created"), and processes the init started can
+    // outlive it in the cgroup. The cgroup cannot be removed until they are gone.
+    super::check(&dir, &state, if force { Op::ForceDelete } else { Op::Delete })?;
+    stop_processes(&state);
     destroy(&dir, &state)
 }
 

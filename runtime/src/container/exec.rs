@@ -7,7 +7,8 @@ use oci_spec::runtime::{Process, Spec};
 
 use super::foreground::Forwarder;
 use super::id::ContainerId;
-use super::state::{CONFIG_COPY, ContainerDir, Status, process_alive};
+use super::state::{CONFIG_COPY, ContainerDir, process_alive};
+use super::status::{Op, Refused};
 use super::terminal::ConsoleEndpoint;
 use crate::cgroup::Manager;
 use crate::error::{Error, ErrorKind};
@@ -41,19 +42,7 @@ pub struct ExecOptions {
 pub fn exec(root: &Path, id: &ContainerId, o: &ExecOptions) -> Result<i32, Error> {
     let dir = ContainerDir::open(root, id)?;
     let state = dir.load()?;
-    match state.status(&dir, || super::frozen(&state)) {
-        Status::Created | Status::Running => {}
-        Status::Paused if o.ignore_paused => {}
-        Status::Paused => {
-            return Err(Error::msg(
-                ErrorKind::InvalidState,
-                "cannot exec in a paused container (use --ignore-paused to override)",
-            ));
-        }
-        Status::Stopped | Status::Creating => {
-            return Err(Error::msg(ErrorKind::InvalidState, "cannot exec in a stopped container"));
-        }
-    }
+    super::check(&dir, &state, if o.ignore_paused { Op::ExecIgnoringPause } else { Op::Exec })?;
     let spec = load_spec(&dir.file(CONFIG_COPY)).map_err(|e| Error::new(ErrorKind::Other, e))?.spec;
     let process = build_process(&spec, o)?;
     let mut plan = ProcessPlan::new(&process).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
@@ -101,7 +90,7 @@ pub fn exec(root: &Path, id: &ContainerId, o: &ExecOptions) -> Result<i32, Error
     // The namespaces were opened by pid: make sure they were the container's.
     if !process_alive(state.pid, state.pid_start) {
         child.kill();
-        return Err(Error::msg(ErrorKind::InvalidState, "cannot exec in a stopped container"));
+        return Err(Refused::ExecStopped.into_error(id));
     }
     let pid = child.pid.as_raw();
     child

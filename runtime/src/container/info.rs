@@ -5,7 +5,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::id::ContainerId;
-use super::state::{ContainerDir, State, Status};
+use super::state::{ContainerDir, State};
+use super::status::Status;
 use crate::error::Error;
 
 /// The runtime-spec version of the state we print.

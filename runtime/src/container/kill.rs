@@ -9,7 +9,8 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::id::ContainerId;
-use super::state::{ContainerDir, Status, process_alive};
+use super::state::{ContainerDir, process_alive};
+use super::status::{Allowed, Op, Refused};
 use crate::cgroup::Manager;
 use crate::error::{Error, ErrorKind};
 use crate::sys::process::{pidfd_open, pidfd_send_signal};
@@ -34,9 +35,8 @@ pub fn parse_signal(s: &str) -> Result<i32, Error> {
 pub fn kill(root: &Path, id: &ContainerId, signal: i32, all: bool) -> Result<(), Error> {
     let dir = ContainerDir::open(root, id)?;
     let state = dir.load()?;
-    let status = state.status(&dir, || super::frozen(&state));
-    if status == Status::Stopped || status == Status::Creating {
-        return if all { Ok(()) } else { Err(Error::msg(ErrorKind::InvalidState, "container not running")) };
+    if super::check(&dir, &state, if all { Op::KillAll } else { Op::Kill })? == Allowed::NothingToDo {
+        return Ok(());
     }
     if all {
         let Some(cg) = &state.cgroup else {
@@ -45,14 +45,15 @@ pub fn kill(root: &Path, id: &ContainerId, signal: i32, all: bool) -> Result<(),
         let signal = Signal::try_from(signal).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
         return Manager::from_state(cg).kill_all(signal).map_err(Error::from);
     }
-    let pidfd = pidfd_open(Pid::from_raw(state.pid))
-        .map_err(|_| Error::msg(ErrorKind::InvalidState, "container not running"))?;
+    // Gone since its status was read: as if it had been stopped then.
+    let gone = || Refused::NotRunning.into_error(id);
+    let pidfd = pidfd_open(Pid::from_raw(state.pid)).map_err(|_| gone())?;
     // The pidfd pins the process; re-check that it is still the container's init.
     if !process_alive(state.pid, state.pid_start) {
-        return Err(Error::msg(ErrorKind::InvalidState, "container not running"));
+        return Err(gone());
     }
     pidfd_send_signal(pidfd.as_fd(), signal).map_err(|e| match e {
-        nix::errno::Errno::ESRCH => Error::msg(ErrorKind::InvalidState, "container not running"),
+        nix::errno::Errno::ESRCH => gone(),
         e => Error::new(crate::error::kind_of_errno(e), e),
     })
 }

@@ -11,9 +11,18 @@ pub mod resources;
 pub mod run;
 pub mod start;
 pub mod state;
+pub mod status;
 pub mod terminal;
 
 use crate::cgroup::Manager;
+use crate::error::Error;
+use state::{ContainerDir, State};
+use status::{Allowed, Op};
+
+/// Whether `op` may run on the container now: its live status checked in the one table.
+fn check(dir: &ContainerDir, state: &State, op: Op) -> Result<Allowed, Error> {
+    state.status(dir, || frozen(state)).check(op).map_err(|refused| refused.into_error(&dir.id))
+}
 
 /// Whether the container's cgroup is frozen (paused).
 fn frozen(state: &state::State) -> bool {

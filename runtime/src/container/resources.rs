@@ -7,15 +7,17 @@ use std::time::Duration;
 use oci_spec::runtime::LinuxResources;
 
 use super::id::ContainerId;
-use super::state::{ContainerDir, State, Status};
+use super::state::{ContainerDir, State};
+use super::status::{Allowed, Op};
 use crate::cgroup::{Event, Manager, watch_events};
 use crate::error::{Error, ErrorKind};
 
-fn open(root: &Path, id: &ContainerId) -> Result<(ContainerDir, State, Status), Error> {
+/// The container, once `op` is found allowed in its status.
+fn open(root: &Path, id: &ContainerId, op: Op) -> Result<(ContainerDir, State, Allowed), Error> {
     let dir = ContainerDir::open(root, id)?;
     let state = dir.load()?;
-    let status = state.status(&dir, || super::frozen(&state));
-    Ok((dir, state, status))
+    let allowed = super::check(&dir, &state, op)?;
+    Ok((dir, state, allowed))
 }
 
 fn manager(state: &State) -> Result<Manager, Error> {
@@ -27,29 +29,21 @@ fn manager(state: &State) -> Result<Manager, Error> {
 }
 
 pub fn pause(root: &Path, id: &ContainerId) -> Result<(), Error> {
-    let (dir, state, status) = open(root, id)?;
+    let (dir, state, _) = open(root, id, Op::Pause)?;
     dir.lock(true)?;
-    match status {
-        Status::Running | Status::Created => manager(&state)?.freeze().map_err(Error::from),
-        Status::Paused => Err(Error::msg(ErrorKind::InvalidState, "container already paused")),
-        Status::Stopped | Status::Creating => Err(Error::msg(ErrorKind::InvalidState, "container not running")),
-    }
+    manager(&state)?.freeze().map_err(Error::from)
 }
 
 pub fn resume(root: &Path, id: &ContainerId) -> Result<(), Error> {
-    let (dir, state, status) = open(root, id)?;
+    let (dir, state, _) = open(root, id, Op::Resume)?;
     dir.lock(true)?;
-    match status {
-        Status::Paused => manager(&state)?.thaw().map_err(Error::from),
-        Status::Stopped | Status::Creating => Err(Error::msg(ErrorKind::InvalidState, "container not running")),
-        Status::Running | Status::Created => Err(Error::msg(ErrorKind::InvalidState, "container not paused")),
-    }
+    manager(&state)?.thaw().map_err(Error::from)
 }
 
 /// Host pids of the container's processes; none once it stopped.
 pub fn pids(root: &Path, id: &ContainerId) -> Result<Vec<i32>, Error> {
-    let (_, state, status) = open(root, id)?;
-    if status == Status::Stopped {
+    let (_, state, allowed) = open(root, id, Op::Ps)?;
+    if allowed == Allowed::NothingToDo {
         return Ok(Vec::new());
     }
     Ok(manager(&state)?.pids().map_err(Error::from)?.into_iter().map(|p| p.as_raw()).collect())
@@ -58,10 +52,7 @@ pub fn pids(root: &Path, id: &ContainerId) -> Result<Vec<i32>, Error> {
 /// `events --stats` (one event) or a stream every `interval` with OOM events, until the
 /// container is gone.
 pub fn events(root: &Path, id: &ContainerId, interval: Duration, stats_once: bool) -> Result<(), Error> {
-    let (_, state, status) = open(root, id)?;
-    if status == Status::Stopped {
-        return Err(Error::msg(ErrorKind::InvalidState, "container not running"));
-    }
+    let (_, state, _) = open(root, id, Op::Events)?;
     let m = manager(&state)?;
     let mut out = std::io::stdout().lock();
     let mut emit = |e: &Event| -> std::io::Result<()> {
@@ -78,11 +69,8 @@ pub fn events(root: &Path, id: &ContainerId, interval: Duration, stats_once: boo
 
 /// Apply changed resources to a running or created container's cgroup.
 pub fn update(root: &Path, id: &ContainerId, resources: &LinuxResources) -> Result<(), Error> {
-    let (dir, state, status) = open(root, id)?;
+    let (dir, state, _) = open(root, id, Op::Update)?;
     dir.lock(true)?;
-    if status == Status::Stopped {
-        return Err(Error::msg(ErrorKind::InvalidState, "container not running"));
-    }
     let m = manager(&state)?;
     for field in m.ignored_resources(resources).map_err(Error::from)? {
         crate::logging::warn(&format!("update: {field} is not available on this cgroup layout; ignored"));

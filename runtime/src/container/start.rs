@@ -11,7 +11,8 @@ use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 
 use super::id::ContainerId;
-use super::state::{ContainerDir, EXEC_FIFO, State, Status, io_error};
+use super::state::{ContainerDir, EXEC_FIFO, State, io_error};
+use super::status::{Op, Refused};
 use crate::error::{Error, ErrorKind};
 use crate::hooks::run_hooks_warn;
 use crate::spawn::protocol::Failure;
@@ -21,18 +22,7 @@ pub fn start(root: &Path, id: &ContainerId) -> Result<(), Error> {
     let dir = ContainerDir::open(root, id)?;
     dir.lock(true)?;
     let state = dir.load()?;
-    match state.status(&dir, || super::frozen(&state)) {
-        Status::Created => {}
-        Status::Stopped => {
-            return Err(Error::msg(ErrorKind::InvalidState, "cannot start a container that has stopped"));
-        }
-        Status::Creating => {
-            return Err(Error::msg(ErrorKind::InvalidState, "cannot start a container that is still being created"));
-        }
-        Status::Running | Status::Paused => {
-            return Err(Error::msg(ErrorKind::InvalidState, "cannot start an already running container"));
-        }
-    }
+    super::check(&dir, &state, Op::Start)?;
     if !state.has_process {
         return Err(Error::msg(
             ErrorKind::InvalidSpec,
@@ -47,8 +37,7 @@ pub fn start(root: &Path, id: &ContainerId) -> Result<(), Error> {
 /// Open the fifo (which unblocks init's open for writing) and read its byte; fail if init died.
 fn release(dir: &ContainerDir, state: &State) -> Result<(), Error> {
     let fifo_err = |e: Errno| io_error(ErrorKind::Other, "open exec fifo".into(), e.into());
-    let pidfd = pidfd_open(Pid::from_raw(state.pid))
-        .map_err(|_| Error::msg(ErrorKind::InvalidState, "cannot start a container that has stopped"))?;
+    let pidfd = pidfd_open(Pid::from_raw(state.pid)).map_err(|_| Refused::StartStopped.into_error(&dir.id))?;
     let fifo =
         nix::fcntl::openat(dir.fd(), EXEC_FIFO, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
             .map_err(fifo_err)?;

@@ -19,6 +19,7 @@ use oci_spec::runtime::Hook;
 use serde::{Deserialize, Serialize};
 
 use super::id::ContainerId;
+use super::status::Status;
 use crate::cgroup::CgroupState;
 use crate::error::{Error, ErrorKind};
 
@@ -35,28 +36,6 @@ pub const CONFIG_COPY: &str = "config.json";
 pub enum Phase {
     Creating,
     Created,
-}
-
-/// What clients see (runtime-spec `status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Creating,
-    Created,
-    Running,
-    Paused,
-    Stopped,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Creating => "creating",
-            Status::Created => "created",
-            Status::Running => "running",
-            Status::Paused => "paused",
-            Status::Stopped => "stopped",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

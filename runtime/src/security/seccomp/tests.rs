@@ -493,23 +493,6 @@ fn disjoint_rules_with_different_actions_are_accepted() {
     assert_eq!(ioctl(0, 0x303), RET_ALLOW);
 }
 
-#[test]
-fn cache_bytes_round_trip_and_reject_garbage() {
-    let filter = compiled(
-        r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/a","listenerMetadata":"meta",
-        "syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"},{"names":["bogus_call"],"action":"SCMP_ACT_KILL"}]}"#,
-    );
-    let bytes = filter.to_bytes();
-    assert_eq!(CompiledSeccomp::from_bytes(&bytes).unwrap(), filter);
-    let podman = compile(&podman_profile()).unwrap();
-    assert_eq!(CompiledSeccomp::from_bytes(&podman.to_bytes()).unwrap(), podman);
-    assert!(matches!(CompiledSeccomp::from_bytes(&bytes[..bytes.len() - 1]), Err(SeccompError::Decode { .. })));
-    assert!(matches!(CompiledSeccomp::from_bytes(b"not a filter"), Err(SeccompError::Decode { .. })));
-    let mut extended = bytes.clone();
-    extended.push(0);
-    assert!(matches!(CompiledSeccomp::from_bytes(&extended), Err(SeccompError::Decode { .. })));
-}
-
 /// A deterministic xorshift generator, enough to vary profiles.
 struct Rng(u64);
 
@@ -618,18 +601,7 @@ fn compile_time_of_the_podman_profile() {
         let filter = compile(&profile).unwrap();
         assert!(!filter.program().is_empty());
     }
+    let per_compile = start.elapsed() / runs;
     let filter = compile(&profile).unwrap();
-    println!(
-        "podman profile: {} instructions, {:?} per compile, {:?} per from_bytes",
-        filter.program().len(),
-        start.elapsed() / runs,
-        {
-            let bytes = filter.to_bytes();
-            let start = std::time::Instant::now();
-            for _ in 0..runs {
-                assert!(CompiledSeccomp::from_bytes(&bytes).is_ok());
-            }
-            start.elapsed() / runs
-        }
-    );
+    println!("podman profile: {} instructions, {per_compile:?} per compile", filter.program().len());
 }

@@ -20,7 +20,6 @@ fn options(root: &Path, a: &CreateArgs, foreground: bool) -> Result<CreateOption
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
-        systemd_cgroup: false,
         foreground,
     })
 }

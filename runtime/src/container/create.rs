@@ -29,7 +29,6 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
-    pub systemd_cgroup: bool,
     /// `run` in the foreground: no exec fifo, the caller starts the process itself.
     pub foreground: bool,
 }
@@ -99,7 +98,8 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     let mut cgroup = Manager::new(&CgroupRequest {
         cgroups_path: plan.cgroups_path.as_deref(),
         container_id: opts.id.as_str(),
-        systemd: opts.systemd_cgroup,
+        // The CLI refuses --systemd-cgroup until the systemd driver exists.
+        systemd: false,
     })
     .map_err(Error::from)?;
 
@@ -122,7 +122,6 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
             poststop: plan.hooks.poststop().clone().unwrap_or_default(),
         },
         namespaces: namespace_names(&plan),
-        systemd_cgroup: opts.systemd_cgroup,
         has_process: plan.process.is_some(),
     };
     // Written before any other side effect so that `delete --force` can always clean up (the

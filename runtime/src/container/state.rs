@@ -67,8 +67,6 @@ pub struct State {
     /// Namespace types the container has (new or joined), as /proc/<pid>/ns names, in join order.
     #[serde(default)]
     pub namespaces: Vec<String>,
-    #[serde(default)]
-    pub systemd_cgroup: bool,
     /// config.json had a process: without one the container can be created but not started.
     #[serde(default = "yes")]
     pub has_process: bool,

@@ -9,7 +9,7 @@ repo_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
 with_cargo() { export PATH="$HOME/.cargo/bin:$PATH"; command -v cargo >/dev/null || die "cargo not found: run hack/install-deps"; }
 
 # make_busybox_rootfs DIR: a minimal rootfs from Debian's busybox-static (applet symlinks,
-# passwd/group, /tmp 1777), the same recipe as docs/clients.md.
+# passwd/group, /tmp 1777).
 make_busybox_rootfs() {
 	local dir=$1
 	[ -x /bin/busybox ] || die "/bin/busybox missing: apt-get install busybox-static"

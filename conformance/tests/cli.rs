@@ -21,8 +21,8 @@ fn stopped(t: &Test) -> Container<'_> {
 
 #[test]
 fn pid_file_holds_digits_only() {
-    // clients.md c.3: "Pid file: host PID of the container init / exec process, written before the
-    // runtime exits, digits only" (containerd: strconv.Atoi of the whole file).
+    // docs/clients.md §3: the pid file holds the host pid of init (or of the exec process), written
+    // before the runtime exits, digits only (containerd: strconv.Atoi of the whole file).
     spec_test("pid_file_holds_digits_only", |t| {
         let b = t.bundle();
         let pid_file = t.path("init.pid");
@@ -35,7 +35,7 @@ fn pid_file_holds_digits_only() {
 
 #[test]
 fn exec_pid_file_holds_digits_only() {
-    // clients.md c.2: exec "--pid-file ... exec pid file (same strictness)".
+    // docs/clients.md §2: exec's --pid-file is read as strictly as create's.
     spec_test("exec_pid_file_holds_digits_only", |t| {
         let c = t.start(&sleeper(t));
         let pid_file = t.path("exec.pid");
@@ -53,7 +53,7 @@ fn exec_pid_file_holds_digits_only() {
 
 #[test]
 fn log_file_created_on_success() {
-    // clients.md c.4: runc "creates the file at startup whenever --log is given (empty on success)";
+    // docs/clients.md §4: runc creates the --log file as soon as it starts (empty on success);
     // containerd fails to read errors when the file is missing.
     spec_test("log_file_created_on_success", |t| {
         let b = t.bundle();
@@ -69,8 +69,8 @@ fn log_file_created_on_success() {
 
 #[test]
 fn log_error_is_one_json_line() {
-    // clients.md c.4: "Put exactly one line {"level":"error","msg":"...","time":"<RFC3339>"} in the
-    // --log file" (podman parses the whole file as one object; containerd needs an RFC3339 time).
+    // docs/clients.md §4: a failure leaves exactly one {"level":"error","msg":"...","time":"<RFC3339>"}
+    // line in the --log file (podman parses the whole file as one object; containerd needs an RFC3339 time).
     spec_test("log_error_is_one_json_line", |t| {
         let mut b = t.bundle();
         b.args(&["/no-such-program"]);
@@ -124,8 +124,8 @@ fn is_rfc3339(s: &str) -> bool {
 
 #[test]
 fn log_error_message_also_on_stderr() {
-    // clients.md c.4/c.5: "With --log, runc writes the JSON line to the file and the bare message to
-    // stderr" (podman falls back to stderr).
+    // docs/clients.md §4: with --log, the JSON line goes to the file and the bare message to stderr
+    // (podman falls back to stderr).
     spec_test("log_error_message_also_on_stderr", |t| {
         let log = t.path("log.json");
         let out = t.cmd(&["state", "no-such-container"]).json_log(&log).run();
@@ -136,8 +136,8 @@ fn log_error_message_also_on_stderr() {
 
 #[test]
 fn log_format_flags_with_equals_sign() {
-    // clients.md c.1: "Both flag spellings occur: --log-format=json / --root=/x (podman) and
-    // --log-format json (containerd). Accept both."
+    // docs/clients.md §1: podman writes --log-format=json and --root=/x, containerd --log-format json;
+    // both spellings must work.
     spec_test("log_format_flags_with_equals_sign", |t| {
         let b = t.bundle();
         b.write();
@@ -162,8 +162,8 @@ fn log_format_flags_with_equals_sign() {
 
 #[test]
 fn state_of_unknown_container_exit_code_and_wording() {
-    // clients.md c.5: "state/delete of unknown id → rc 1 "container does not exist"" (containerd maps
-    // "does not exist" to NotFound).
+    // docs/clients.md §5: state or delete of an unknown id exits 1 with "container does not exist"
+    // (containerd maps "does not exist" to NotFound).
     spec_test("state_of_unknown_container_exit_code_and_wording", |t| {
         let out = t.cmd(&["state", "no-such-container"]).run();
         assert_eq!(out.code(), Some(1), "{out}");
@@ -176,8 +176,8 @@ fn state_of_unknown_container_exit_code_and_wording() {
 
 #[test]
 fn kill_stopped_container_exit_code_and_wording() {
-    // clients.md c.5: "kill on stopped → rc 1 "container not running"" (containerd treats it as
-    // "process already finished").
+    // docs/clients.md §5: kill of a stopped container exits 1 with "container not running" (containerd
+    // treats it as "process already finished").
     spec_test("kill_stopped_container_exit_code_and_wording", |t| {
         let c = stopped(t);
         let out = c.kill("KILL");
@@ -188,7 +188,7 @@ fn kill_stopped_container_exit_code_and_wording() {
 
 #[test]
 fn kill_all_stopped_container_succeeds() {
-    // clients.md c.5: "kill --all on stopped → rc 0".
+    // docs/clients.md §5: kill --all of a stopped container exits 0.
     spec_test("kill_all_stopped_container_succeeds", |t| {
         let c = stopped(t);
         c.cmd(&["kill", "--all"]).arg("KILL").run().ok();
@@ -215,8 +215,8 @@ fn kill_all_signals_every_process() {
 
 #[test]
 fn commands_work_with_a_bare_environment() {
-    // clients.md: "podman runs kill/delete/pause/resume/state with an environment of only
-    // XDG_RUNTIME_DIR= (empty, root) -- no PATH, no HOME."
+    // docs/clients.md §6: podman runs kill/delete/pause/resume/state with an environment of only
+    // XDG_RUNTIME_DIR= (empty): no PATH, no HOME.
     spec_test("commands_work_with_a_bare_environment", |t| {
         let c = t.start(&sleeper(t));
         let state = c.cmd(&["state"]).bare_env().run();
@@ -232,8 +232,8 @@ fn commands_work_with_a_bare_environment() {
 
 #[test]
 fn delete_force_unknown_id_succeeds() {
-    // clients.md c.5: "delete --force of unknown id → rc 0" (podman and containerd always clean up with
-    // it after a failed create).
+    // docs/clients.md §5: delete --force of an unknown id exits 0 (podman and containerd always clean up
+    // with it after a failed create).
     spec_test("delete_force_unknown_id_succeeds", |t| {
         t.cmd(&["delete", "--force", "no-such-container"]).run().ok();
     });
@@ -263,7 +263,7 @@ fn delete_force_created_container() {
 
 #[test]
 fn delete_stopped_container_exit_code() {
-    // clients.md c.5: "delete of stopped → rc 0".
+    // docs/clients.md §5: delete of a stopped container exits 0.
     spec_test("delete_stopped_container_exit_code", |t| {
         let c = stopped(t);
         assert_eq!(c.delete().code(), Some(0));
@@ -272,7 +272,8 @@ fn delete_stopped_container_exit_code() {
 
 #[test]
 fn exec_in_stopped_container_fails_with_255() {
-    // clients.md c.5: "exec on stopped → rc 255 "exec failed: cannot exec in a stopped container"".
+    // docs/clients.md §5: exec in a stopped container exits 255 with "exec failed: cannot exec in a
+    // stopped container".
     spec_test("exec_in_stopped_container_fails_with_255", |t| {
         let c = stopped(t);
         let out = t.cmd(&["exec", &c.id, "true"]).run();
@@ -283,7 +284,7 @@ fn exec_in_stopped_container_fails_with_255() {
 
 #[test]
 fn pause_stopped_container_fails() {
-    // clients.md c.5: "pause on stopped → rc 1 "container not running"".
+    // docs/clients.md §5: pause of a stopped container exits 1 with "container not running".
     spec_test("pause_stopped_container_fails", |t| {
         let c = stopped(t);
         let out = c.cmd(&["pause"]).run();
@@ -294,7 +295,7 @@ fn pause_stopped_container_fails() {
 
 #[test]
 fn pause_and_resume() {
-    // clients.md b.1: podman pause/unpause → `pause <id>` / `resume <id>`; state reports "paused".
+    // docs/clients.md §2: podman pause/unpause call `pause <id>` / `resume <id>`; state reports "paused".
     spec_test("pause_and_resume", |t| {
         let b = sleeper(t);
         let c = t.start(&b);
@@ -313,7 +314,7 @@ fn pause_and_resume() {
 
 #[test]
 fn ps_json_lists_container_pids() {
-    // clients.md c.2: `ps --format json` → "stdout JSON array of host PIDs".
+    // docs/clients.md §2: `ps --format json` prints a JSON array of host pids.
     spec_test("ps_json_lists_container_pids", |t| {
         let c = t.start(&sleeper(t));
         let out = c.cmd(&["ps", "--format", "json"]).run();
@@ -325,7 +326,7 @@ fn ps_json_lists_container_pids() {
 
 #[test]
 fn ps_json_of_stopped_container_is_empty() {
-    // clients.md c.5: "ps --format json on stopped → null, rc 0".
+    // docs/clients.md §5: `ps --format json` of a stopped container prints null and exits 0.
     spec_test("ps_json_of_stopped_container_is_empty", |t| {
         let c = stopped(t);
         let out = c.cmd(&["ps", "--format", "json"]).run();
@@ -412,7 +413,7 @@ fn signal_test(t: &Test, spelling: &str, want: i64) {
 
 #[test]
 fn kill_signal_by_number() {
-    // clients.md b.1: podman sends "kill <id> 10" (numeric signal, positional after id).
+    // docs/clients.md §2: podman sends `kill <id> 10` (a signal number, after the id).
     spec_test("kill_signal_by_number", |t| signal_test(t, "10", 10));
 }
 
@@ -540,7 +541,7 @@ fn features_reports_json() {
 
 #[test]
 fn version_flag() {
-    // clients.md c.2: `--version` "stdout shown verbatim" by podman info; runc prints a "spec: " line.
+    // docs/clients.md §2: podman info shows `--version` as is; runc prints a "spec: " line.
     spec_test("version_flag", |t| {
         let out = t.cmd(&["--version"]).without_root().run();
         out.ok();
@@ -591,8 +592,8 @@ fn run_signal_exit_is_128_plus_signal() {
 
 #[test]
 fn container_exit_status_reaches_the_reaper() {
-    // clients.md c.3: "conmon (podman) and the runc shim are PR_SET_CHILD_SUBREAPER; runc's init/exec
-    // processes are re-parented to them when the runtime exits, and they reap them for exit codes."
+    // docs/clients.md §3: conmon and the shim are child subreapers; init and exec processes are
+    // reparented to them when the runtime exits, and they reap them for the exit status.
     spec_test("container_exit_status_reaches_the_reaper", |t| {
         let mut b = t.bundle();
         b.sh("exit 42");
@@ -618,7 +619,7 @@ fn exec_runs_in_container_namespaces() {
 
 #[test]
 fn exec_process_json_is_applied() {
-    // clients.md c.2: "process.json (exec) is a plain OCI process object" (user, args, env, cwd).
+    // docs/clients.md §2: exec's --process file is a plain OCI process object (user, args, env, cwd).
     spec_test("exec_process_json_is_applied", |t| {
         let c = t.start(&sleeper(t));
         let process = json!({
@@ -647,8 +648,7 @@ fn exec_process_json_is_applied() {
 
 #[test]
 fn exec_exit_code_propagates() {
-    // clients.md b.1: `podman exec c1 sh -c 'exit 7'` "rc 7 propagated" (a non-detached exec returns
-    // the process's status).
+    // `podman exec c1 sh -c 'exit 7'` exits 7 (a non-detached exec returns the process's status).
     spec_test("exec_exit_code_propagates", |t| {
         let c = t.start(&sleeper(t));
         let out = t.cmd(&["exec", &c.id, "sh", "-c", "exit 3"]).run();
@@ -680,7 +680,7 @@ fn exec_apparmor_flag_applied_or_warned() {
 
 #[test]
 fn exec_detach_returns_immediately() {
-    // clients.md c.3: "exec --detach likewise: write exec PID, exit; the caller reaps."
+    // docs/clients.md §3: exec --detach writes the pid file and returns; the caller reaps.
     spec_test("exec_detach_returns_immediately", |t| {
         let c = t.start(&sleeper(t));
         let pid_file = t.path("exec.pid");
@@ -693,8 +693,8 @@ fn exec_detach_returns_immediately() {
 
 #[test]
 fn update_memory_limit() {
-    // clients.md b.1: podman "update --resources=<file> <id>"; containerd "update --resources - <id>"
-    // with JSON on stdin.
+    // docs/clients.md §2: podman calls `update --resources=<file> <id>`, containerd
+    // `update --resources - <id>` with the JSON on stdin.
     spec_test("update_memory_limit", |t| {
         let b = sleeper(t);
         let c = t.start(&b);

@@ -1,5 +1,5 @@
 //! config.md process.terminal and consoleSize, config-linux.md /dev/console, and the --console-socket
-//! contract (docs/clients.md c.3).
+//! contract (docs/clients.md §3).
 
 use std::os::fd::AsFd;
 
@@ -27,8 +27,8 @@ fn on_terminal(t: &Test, b: &mut Bundle, args: &[&str]) -> (Value, String) {
 
 #[test]
 fn terminal_master_sent_over_console_socket() {
-    // clients.md c.3: "--console-socket: runc connects (SOCK_STREAM unix) and sends one message with
-    // payload /dev/ptmx and SCM_RIGHTS = the pty master".
+    // docs/clients.md §3: the runtime connects to --console-socket (SOCK_STREAM unix) and sends one
+    // message, payload /dev/ptmx, with the pty master as SCM_RIGHTS.
     spec_test("terminal_master_sent_over_console_socket", |t| {
         let mut b = t.bundle();
         b.set("/process/terminal", json!(true));
@@ -157,7 +157,7 @@ fn run_on(t: &Test, term: &UserTerminal, b: &mut Bundle) -> (std::process::Child
 #[test]
 fn terminal_relayed_in_foreground_run() {
     // runc run without --console-socket and without --detach: the container's pty is relayed to the
-    // runtime's own terminal (clients.md: `script -qc "runc run ..."`), with its window size; the
+    // runtime's own terminal (as under `script -qc "runc run ..."`), with its window size; the
     // process's exit code is the runtime's.
     spec_test("terminal_relayed_in_foreground_run", |t| {
         let mut b = t.bundle();

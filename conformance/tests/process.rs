@@ -420,7 +420,7 @@ fn process_terminal_false_has_no_tty() {
 
 #[test]
 fn process_stdio_is_the_runtimes() {
-    // clients.md c.3: "Non-tty: the runtime's fds 0/1/2 at create/exec are the container's stdio".
+    // docs/clients.md §3: without a terminal, the runtime's fds 0/1/2 at create/exec are the container's stdio.
     spec_test("process_stdio_is_the_runtimes", |t| {
         let mut b = t.bundle();
         b.probe(&["fds"]);
@@ -454,8 +454,8 @@ fn process_only_stdio_fds_open() {
 #[test]
 fn process_preserve_fds_passes_descriptors() {
     // runc create --preserve-fds N: "Pass N additional file descriptors to the container (stdio + $LISTEN_FDS
-    // + N in total)"; clients.md c.3: "fds 3…3+N-1 passed to the container; everything else above 2 must
-    // be closed".
+    // + N in total)"; docs/clients.md §3: fds 3 to 3+N-1 reach the container, every other one above 2 is
+    // closed.
     spec_test("process_preserve_fds_passes_descriptors", |t| {
         let mut b = t.bundle();
         b.probe(&["fds"]);

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use oci_spec::runtime::{Process, Spec};
-use strata::spec::load::parse_json;
-use strata::spec::{Plan, ProcessPlan};
+use strata::plan::load::parse_json;
+use strata::plan::{Plan, ProcessPlan};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(spec) = parse_json::<Spec>(data) {

@@ -6,10 +6,10 @@ pub mod container;
 pub mod error;
 pub mod hooks;
 pub mod logging;
+pub mod plan;
 pub mod rootfs;
 pub mod security;
 pub mod spawn;
-pub mod spec;
 pub mod sys;
 pub mod timefmt;
 

@@ -2,12 +2,12 @@
 //! Accepted-but-ignored runc flags are listed in [`ignored`] with the reason.
 
 mod args;
+mod default_config;
 mod features;
 mod ignored;
 mod lifecycle;
 mod query;
 mod resources;
-mod spec;
 mod table;
 
 use std::path::PathBuf;
@@ -255,7 +255,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Ps(a) => resources::ps(root, &a).map(|()| 0),
         Command::Events(a) => resources::events(root, &a).map(|()| 0),
         Command::Update(a) => resources::update(root, &a).map(|()| 0),
-        Command::Spec(a) => spec::write_spec(&a).map(|()| 0),
+        Command::Spec(a) => default_config::write_default_config(&a).map(|()| 0),
         Command::Features => features::print().map(|()| 0),
     }
 }

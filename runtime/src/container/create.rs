@@ -14,9 +14,9 @@ use super::terminal::ConsoleEndpoint;
 use crate::cgroup::{CgroupRequest, Manager};
 use crate::error::{Error, ErrorKind, kind_of_errno};
 use crate::hooks::run_hooks;
+use crate::plan::{Ns, Plan, load_config};
 use crate::security::seccomp;
 use crate::spawn::{ChildProcess, InitRequest, sealed_exe, spawn_init};
-use crate::spec::{Ns, Plan, load_spec};
 use crate::timefmt::rfc3339_nanos;
 
 #[derive(Debug, Clone)]
@@ -46,9 +46,9 @@ pub struct Created {
 pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     let bundle = std::path::absolute(&opts.bundle)
         .map_err(|e| io_error(ErrorKind::InvalidSpec, format!("bundle {}", opts.bundle.display()), e))?;
-    let loaded = load_spec(&bundle.join("config.json")).map_err(|e| {
+    let loaded = load_config(&bundle.join("config.json")).map_err(|e| {
         let kind = match &e {
-            crate::spec::LoadError::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            crate::plan::LoadError::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 ErrorKind::NotFound
             }
             _ => ErrorKind::InvalidSpec,

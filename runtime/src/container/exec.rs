@@ -12,10 +12,10 @@ use super::status::{Op, Refused};
 use super::terminal::ConsoleEndpoint;
 use crate::cgroup::Manager;
 use crate::error::{Error, ErrorKind};
+use crate::plan::load::{load_config, load_json};
+use crate::plan::process::ProcessPlan;
 use crate::security::seccomp;
 use crate::spawn::{JoinRequest, sealed_exe, spawn_join};
-use crate::spec::load::{load_json, load_spec};
-use crate::spec::process::ProcessPlan;
 
 /// Where the process comes from: a process.json, or the container's own process with changes.
 #[derive(Debug, Clone, Default)]
@@ -43,7 +43,7 @@ pub fn exec(root: &Path, id: &ContainerId, o: &ExecOptions) -> Result<i32, Error
     let dir = ContainerDir::open(root, id)?;
     let state = dir.load()?;
     super::check(&dir, &state, if o.ignore_paused { Op::ExecIgnoringPause } else { Op::Exec })?;
-    let spec = load_spec(&dir.file(CONFIG_COPY)).map_err(|e| Error::new(ErrorKind::Other, e))?.spec;
+    let spec = load_config(&dir.file(CONFIG_COPY)).map_err(|e| Error::new(ErrorKind::Other, e))?.spec;
     let process = build_process(&spec, o)?;
     let mut plan = ProcessPlan::new(&process).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
     crate::security::adapt_to_host(&mut plan);

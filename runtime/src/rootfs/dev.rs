@@ -12,8 +12,8 @@ use nix::unistd::{Gid, Uid, UnlinkatFlags, fchownat, symlinkat, unlinkat};
 
 use super::RootfsError;
 use super::resolve::{Leaf, ensure_in_root, open_in_root};
-use crate::spec::Plan;
-use crate::spec::devices::{DeviceNode, NodeKind};
+use crate::plan::Plan;
+use crate::plan::devices::{DeviceNode, NodeKind};
 use crate::sys::mount::{OPEN_TREE_CLONE, move_mount_fd, open_tree};
 
 const SYMLINKS: [(&str, &str); 4] = [

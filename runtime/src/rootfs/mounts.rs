@@ -11,8 +11,8 @@ use nix::sys::stat::fstat;
 use super::resolve::{Leaf, ensure_in_root};
 use super::{Rootfs, RootfsError};
 use crate::cgroup::ContainerView;
-use crate::spec::mounts::Attrs;
-use crate::spec::{MountKind, MountStep, Propagation};
+use crate::plan::mounts::Attrs;
+use crate::plan::{MountKind, MountStep, Propagation};
 use crate::sys::mount::{
     FsContext, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MountAttr, OPEN_TREE_CLONE,
     mount_setattr, move_mount_fd, open_tree,

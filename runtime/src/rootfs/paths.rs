@@ -11,7 +11,7 @@ use nix::sys::stat::{fstat, makedev};
 use super::RootfsError;
 use super::mounts::set_attrs;
 use super::resolve::open_in_root;
-use crate::spec::mounts::Attrs;
+use crate::plan::mounts::Attrs;
 use crate::sys::mount::{FsContext, MOUNT_ATTR_RDONLY, OPEN_TREE_CLONE, move_mount_fd, open_tree};
 
 fn is_dir(fd: BorrowedFd<'_>) -> bool {

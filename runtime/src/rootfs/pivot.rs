@@ -9,7 +9,7 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::Mode;
 
 use super::{Rootfs, RootfsError};
-use crate::spec::Propagation;
+use crate::plan::Propagation;
 use crate::sys::mount::{MountAttr, mount_setattr};
 
 /// Before any mount: make `/` recursively slave, so nothing the container mounts propagates to

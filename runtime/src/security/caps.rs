@@ -1,6 +1,6 @@
 //! Capabilities the runtime can grant: only those it holds itself.
 
-use crate::spec::process::ProcessPlan;
+use crate::plan::process::ProcessPlan;
 
 /// Leave out capabilities this runtime does not hold itself (so cannot grant), with a warning:
 /// config.md says runtimes SHOULD NOT fail for them.

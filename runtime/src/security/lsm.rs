@@ -11,7 +11,7 @@ use std::os::fd::BorrowedFd;
 
 use nix::errno::Errno;
 
-use crate::spec::process::{ExecLabel, ProcessPlan};
+use crate::plan::process::{ExecLabel, ProcessPlan};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LsmError {

@@ -4,7 +4,7 @@ pub mod caps;
 pub mod lsm;
 pub mod seccomp;
 
-use crate::spec::process::ProcessPlan;
+use crate::plan::process::ProcessPlan;
 
 /// Adjust a process plan to this host, before anything is spawned: capabilities the runtime does
 /// not hold and LSM labels the host cannot apply are left out, each with a warning.

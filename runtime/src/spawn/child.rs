@@ -16,9 +16,9 @@ use super::process::{self as proc_setup, ProcessError};
 use super::protocol::{Channel, ChannelError, Failure, Step, ToChild, ToParent};
 use crate::error::{Error, ErrorKind, kind_of_errno};
 use crate::hooks::HookError;
+use crate::plan::process::ProcessPlan;
 use crate::rootfs::{self, RootfsError};
 use crate::security::seccomp::{CompiledSeccomp, SeccompError};
-use crate::spec::process::ProcessPlan;
 use crate::sys::procfs;
 
 #[derive(Debug, thiserror::Error)]

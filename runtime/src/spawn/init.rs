@@ -20,10 +20,10 @@ use super::process::ProcessError;
 use super::protocol::{Channel, ToChild, ToParent};
 use crate::cgroup::{ContainerView, Manager};
 use crate::hooks::run_hooks;
+use crate::plan::namespaces::proc_name;
+use crate::plan::{Ns, Plan};
 use crate::rootfs::{self, RootfsError};
 use crate::security::seccomp::CompiledSeccomp;
-use crate::spec::namespaces::proc_name;
-use crate::spec::{Ns, Plan};
 use crate::sys::procfs;
 
 /// Everything the child needs, prepared by the parent before the clone.
@@ -70,7 +70,7 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, ChildError> {
     // Wait for the cgroup placement before a cgroup2 mount (it shows the cgroup namespace, whose
     // root must be the container's cgroup); otherwise build the rootfs while the parent waits.
     let cgroup2_mount = matches!(args.cgroups, ContainerView::Unified)
-        && plan.mounts.iter().any(|m| matches!(m.kind, crate::spec::MountKind::Cgroup));
+        && plan.mounts.iter().any(|m| matches!(m.kind, crate::plan::MountKind::Cgroup));
     if cgroup2_mount {
         placement.wait(&args.channel)?;
     }

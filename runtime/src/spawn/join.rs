@@ -11,10 +11,10 @@ use nix::sys::stat::Mode;
 
 use super::child::{self, ChildError, close_all_but, finish_process, setup_terminal, wait_for};
 use super::protocol::{Channel, ToChild};
+use crate::plan::namespaces::proc_name;
+use crate::plan::process::ProcessPlan;
 use crate::rootfs::RootfsError;
 use crate::security::seccomp::CompiledSeccomp;
-use crate::spec::namespaces::proc_name;
-use crate::spec::process::ProcessPlan;
 
 #[derive(Debug)]
 pub struct JoinArgs<'a> {

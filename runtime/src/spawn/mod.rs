@@ -25,10 +25,10 @@ use nix::unistd::Pid;
 
 use crate::cgroup::{ContainerView, Manager};
 use crate::error::{Error, ErrorKind, kind_of_errno};
+use crate::plan::namespaces::proc_name;
+use crate::plan::process::ProcessPlan;
+use crate::plan::{Ns, Plan};
 use crate::security::seccomp::CompiledSeccomp;
-use crate::spec::namespaces::proc_name;
-use crate::spec::process::ProcessPlan;
-use crate::spec::{Ns, Plan};
 use crate::sys::process::{Forked, clone3_fork, pidfd_send_signal};
 use protocol::{Channel, ToChild, ToParent};
 

@@ -10,7 +10,7 @@ use nix::sys::stat::{Mode, stat};
 use nix::unistd::{Gid, Uid};
 
 use crate::error::{ErrorKind, kind_of_errno};
-use crate::spec::process::{CapSets, ProcessPlan, Rlimit};
+use crate::plan::process::{CapSets, ProcessPlan, Rlimit};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {

@@ -20,7 +20,7 @@ use nix::fcntl::{FcntlArg, SealFlag, fcntl};
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::sys::statvfs::{FsFlags, fstatvfs};
 
-use crate::spec::process::CapSets;
+use crate::plan::process::CapSets;
 
 /// CAP_SYS_PTRACE (capability.h).
 const CAP_SYS_PTRACE: u32 = 19;

@@ -36,7 +36,7 @@ pub enum LoadError {
 
 /// A parsed config.json, the bytes it came from, and what was ignored in it.
 #[derive(Debug)]
-pub struct LoadedSpec {
+pub struct LoadedConfig {
     pub spec: Spec,
     pub bytes: Vec<u8>,
     /// Things the runtime-spec says to warn about rather than refuse (unknown capabilities).
@@ -44,11 +44,11 @@ pub struct LoadedSpec {
 }
 
 /// Load and parse a runtime spec (`config.json`).
-pub fn load_spec(path: &Path) -> Result<LoadedSpec, LoadError> {
+pub fn load_config(path: &Path) -> Result<LoadedConfig, LoadError> {
     let bytes = read_bounded(path)?;
     let parse_err = |(field, source)| LoadError::Parse { path: path.to_owned(), field, source };
     match parse_json(&bytes) {
-        Ok(spec) => Ok(LoadedSpec { spec, bytes, warnings: Vec::new() }),
+        Ok(spec) => Ok(LoadedConfig { spec, bytes, warnings: Vec::new() }),
         // config.md: capabilities that cannot be mapped to the kernel are a warning, not an
         // error. Only this rare case pays for a second parse.
         Err((field, _)) if field.starts_with("process.capabilities.") => {
@@ -56,7 +56,7 @@ pub fn load_spec(path: &Path) -> Result<LoadedSpec, LoadError> {
             let warnings = drop_unknown_capabilities(&mut value);
             let spec = serde_path_to_error::deserialize(value)
                 .map_err(|e| parse_err((e.path().to_string(), e.into_inner())))?;
-            Ok(LoadedSpec { spec, bytes, warnings })
+            Ok(LoadedConfig { spec, bytes, warnings })
         }
         Err(e) => Err(parse_err(e)),
     }
@@ -137,7 +137,7 @@ mod tests {
             "capabilities":{"bounding":["CAP_KILL","CAP_TEST"],"effective":["CAP_KILL"]}},"root":{"path":"r"}}"#;
         let path = std::env::temp_dir().join(format!("strata-load-{}", std::process::id()));
         std::fs::write(&path, doc).unwrap();
-        let loaded = load_spec(&path).unwrap();
+        let loaded = load_config(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
         let caps = loaded.spec.process().as_ref().unwrap().capabilities().as_ref().unwrap();
         assert_eq!(caps.bounding().as_ref().unwrap().len(), 1);

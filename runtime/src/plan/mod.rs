@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{Hooks, LinuxResources, LinuxSeccomp, Spec};
 
 pub use devices::DeviceNode;
-pub use load::{LoadError, LoadedSpec, load_spec};
+pub use load::{LoadError, LoadedConfig, load_config};
 pub use mounts::{MountKind, MountStep, Propagation};
 pub use namespaces::{NamespacePlan, Ns};
 pub use process::ProcessPlan;
-pub use validate::SpecError;
+pub use validate::ConfigError;
 
 /// Everything `create` needs, validated.
 #[derive(Debug, Clone)]
@@ -58,7 +58,7 @@ pub struct Plan {
 
 impl Plan {
     /// Validate `spec` (the bundle's config.json) and decide what to do.
-    pub fn new(spec: &Spec, bundle: &Path) -> Result<Self, SpecError> {
+    pub fn new(spec: &Spec, bundle: &Path) -> Result<Self, ConfigError> {
         validate::build(spec, bundle)
     }
 }

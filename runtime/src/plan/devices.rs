@@ -28,7 +28,7 @@ pub struct DeviceNode {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum DeviceSpecError {
+pub enum DeviceConfigError {
     #[error("linux.devices[{0}]: path must be absolute")]
     RelativePath(usize),
     #[error("linux.devices[{0}]: type \"a\" is only valid in cgroup device rules")]
@@ -49,26 +49,26 @@ const DEFAULTS: [(&str, u64, u64); 6] = [
     ("dev/random", 1, 8),
 ];
 
-pub fn plan_devices(devices: &[LinuxDevice]) -> Result<Vec<DeviceNode>, DeviceSpecError> {
+pub fn plan_devices(devices: &[LinuxDevice]) -> Result<Vec<DeviceNode>, DeviceConfigError> {
     let mut out: Vec<DeviceNode> = Vec::with_capacity(devices.len() + DEFAULTS.len());
     for (index, d) in devices.iter().enumerate() {
         if !d.path().is_absolute() {
-            return Err(DeviceSpecError::RelativePath(index));
+            return Err(DeviceConfigError::RelativePath(index));
         }
         let kind = match d.typ() {
             LinuxDeviceType::C | LinuxDeviceType::U => NodeKind::Char,
             LinuxDeviceType::B => NodeKind::Block,
             LinuxDeviceType::P => NodeKind::Fifo,
-            LinuxDeviceType::A => return Err(DeviceSpecError::TypeAll(index)),
+            LinuxDeviceType::A => return Err(DeviceConfigError::TypeAll(index)),
         };
         let number = |what: &'static str, value: i64| {
-            u64::try_from(value).map_err(|_| DeviceSpecError::Number { index, what, value })
+            u64::try_from(value).map_err(|_| DeviceConfigError::Number { index, what, value })
         };
         let (major, minor) =
             if kind == NodeKind::Fifo { (0, 0) } else { (number("major", d.major())?, number("minor", d.minor())?) };
         let dest = clean_in_root(d.path());
         if out.iter().any(|n| n.dest == dest) {
-            return Err(DeviceSpecError::Duplicate { index, path: d.path().display().to_string() });
+            return Err(DeviceConfigError::Duplicate { index, path: d.path().display().to_string() });
         }
         out.push(DeviceNode {
             dest,
@@ -111,15 +111,15 @@ mod tests {
     fn bad_devices_are_refused() {
         assert_eq!(
             plan_devices(&[device(r#"{"path":"dev/x","type":"c","major":1,"minor":3}"#)]),
-            Err(DeviceSpecError::RelativePath(0))
+            Err(DeviceConfigError::RelativePath(0))
         );
         assert_eq!(
             plan_devices(&[device(r#"{"path":"/dev/x","type":"a","major":1,"minor":3}"#)]),
-            Err(DeviceSpecError::TypeAll(0))
+            Err(DeviceConfigError::TypeAll(0))
         );
         assert!(matches!(
             plan_devices(&[device(r#"{"path":"/dev/x","type":"b","major":-1,"minor":3}"#)]),
-            Err(DeviceSpecError::Number { what: "major", .. })
+            Err(DeviceConfigError::Number { what: "major", .. })
         ));
         let fifo = plan_devices(&[device(r#"{"path":"/dev/fifo","type":"p","major":0,"minor":0}"#)]).unwrap();
         assert_eq!(fifo[0].kind, NodeKind::Fifo);

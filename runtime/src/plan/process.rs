@@ -60,7 +60,7 @@ pub struct ProcessPlan {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ProcessSpecError {
+pub enum ProcessConfigError {
     #[error("process.args must not be empty")]
     NoArgs,
     #[error("process.{field}[{index}] contains a NUL byte")]
@@ -86,22 +86,22 @@ pub enum ProcessSpecError {
 }
 
 impl ProcessPlan {
-    pub fn new(p: &Process) -> Result<Self, ProcessSpecError> {
+    pub fn new(p: &Process) -> Result<Self, ProcessConfigError> {
         let args = p.args().as_deref().unwrap_or_default();
         if args.is_empty() {
-            return Err(ProcessSpecError::NoArgs);
+            return Err(ProcessConfigError::NoArgs);
         }
         let args = to_cstrings("args", args)?;
         let env_strings = p.env().as_deref().unwrap_or_default();
         for (i, e) in env_strings.iter().enumerate() {
             match e.split_once('=') {
                 Some((k, _)) if !k.is_empty() => {}
-                _ => return Err(ProcessSpecError::BadEnv(i)),
+                _ => return Err(ProcessConfigError::BadEnv(i)),
             }
         }
         let env = to_cstrings("env", env_strings)?;
         if !p.cwd().is_absolute() {
-            return Err(ProcessSpecError::RelativeCwd(p.cwd().clone()));
+            return Err(ProcessConfigError::RelativeCwd(p.cwd().clone()));
         }
         let io_priority = match p.io_priority() {
             None => None,
@@ -115,17 +115,17 @@ impl ProcessPlan {
                 let level = u32::try_from(io.priority())
                     .ok()
                     .filter(|l| *l <= 7)
-                    .ok_or(ProcessSpecError::IoPriority(io.priority()))?;
+                    .ok_or(ProcessConfigError::IoPriority(io.priority()))?;
                 Some((class, level))
             }
         };
         let scheduler = p.scheduler().as_ref().map(scheduler_attr).transpose()?;
         if p.exec_cpu_affinity().is_some() {
-            return Err(ProcessSpecError::Unsupported("execCPUAffinity"));
+            return Err(ProcessConfigError::Unsupported("execCPUAffinity"));
         }
         if let Some(adj) = p.oom_score_adj() {
             if !(-1000..=1000).contains(&adj) {
-                return Err(ProcessSpecError::OomScoreAdj(adj));
+                return Err(ProcessConfigError::OomScoreAdj(adj));
             }
         }
         let caps = match p.capabilities() {
@@ -142,10 +142,10 @@ impl ProcessPlan {
         for r in p.rlimits().as_deref().unwrap_or_default() {
             let (resource, name) = rlimit_resource(r.typ());
             if rlimits.iter().any(|x| x.resource == resource) {
-                return Err(ProcessSpecError::DuplicateRlimit(name));
+                return Err(ProcessConfigError::DuplicateRlimit(name));
             }
             if r.soft() > r.hard() {
-                return Err(ProcessSpecError::SoftAboveHard { name, soft: r.soft(), hard: r.hard() });
+                return Err(ProcessConfigError::SoftAboveHard { name, soft: r.soft(), hard: r.hard() });
             }
             rlimits.push(Rlimit { resource, name, soft: r.soft(), hard: r.hard() });
         }
@@ -183,7 +183,7 @@ impl ProcessPlan {
 }
 
 /// `process.scheduler` → the `sched_attr` for sched_setattr(2).
-fn scheduler_attr(s: &oci_spec::runtime::Scheduler) -> Result<crate::sys::process::SchedAttr, ProcessSpecError> {
+fn scheduler_attr(s: &oci_spec::runtime::Scheduler) -> Result<crate::sys::process::SchedAttr, ProcessConfigError> {
     use oci_spec::runtime::LinuxSchedulerFlag as F;
     use oci_spec::runtime::LinuxSchedulerPolicy as P;
     let policy = match s.policy() {
@@ -191,7 +191,7 @@ fn scheduler_attr(s: &oci_spec::runtime::Scheduler) -> Result<crate::sys::proces
         P::SchedFifo => 1,
         P::SchedRr => 2,
         P::SchedBatch => 3,
-        P::SchedIso => return Err(ProcessSpecError::Scheduler("policy SCHED_ISO is not implemented by Linux")),
+        P::SchedIso => return Err(ProcessConfigError::Scheduler("policy SCHED_ISO is not implemented by Linux")),
         P::SchedIdle => 5,
         P::SchedDeadline => 6,
     };
@@ -209,10 +209,10 @@ fn scheduler_attr(s: &oci_spec::runtime::Scheduler) -> Result<crate::sys::proces
     }
     let nice = s.nice().unwrap_or(0);
     if !(-20..=19).contains(&nice) {
-        return Err(ProcessSpecError::Scheduler("nice must be within -20..=19"));
+        return Err(ProcessConfigError::Scheduler("nice must be within -20..=19"));
     }
     let priority = u32::try_from(s.priority().unwrap_or(0))
-        .map_err(|_| ProcessSpecError::Scheduler("priority must not be negative"))?;
+        .map_err(|_| ProcessConfigError::Scheduler("priority must not be negative"))?;
     Ok(crate::sys::process::SchedAttr {
         size: 0,
         policy,
@@ -229,20 +229,20 @@ fn clamp16(v: u64) -> u16 {
     u16::try_from(v).unwrap_or(u16::MAX)
 }
 
-fn to_cstrings(field: &'static str, items: &[String]) -> Result<Vec<CString>, ProcessSpecError> {
+fn to_cstrings(field: &'static str, items: &[String]) -> Result<Vec<CString>, ProcessConfigError> {
     items
         .iter()
         .enumerate()
-        .map(|(index, s)| CString::new(s.as_bytes()).map_err(|_| ProcessSpecError::NulByte { field, index }))
+        .map(|(index, s)| CString::new(s.as_bytes()).map_err(|_| ProcessConfigError::NulByte { field, index }))
         .collect()
 }
 
-fn cap_mask(set: &'static str, caps: &Option<Capabilities>) -> Result<u64, ProcessSpecError> {
+fn cap_mask(set: &'static str, caps: &Option<Capabilities>) -> Result<u64, ProcessConfigError> {
     let mut mask = 0u64;
     for cap in caps.iter().flatten() {
         let name = format!("CAP_{cap}");
         let parsed: caps::Capability =
-            name.parse().map_err(|_| ProcessSpecError::UnknownCapability { set, name: name.clone() })?;
+            name.parse().map_err(|_| ProcessConfigError::UnknownCapability { set, name: name.clone() })?;
         mask |= parsed.bitmask();
     }
     Ok(mask)
@@ -313,21 +313,21 @@ mod tests {
     fn bad_processes_name_the_field() {
         let base = |extra: &str| format!(r#"{{"user":{{"uid":0,"gid":0}},"cwd":"/",{extra}}}"#);
         let err = |extra: &str| ProcessPlan::new(&process(&base(extra))).unwrap_err();
-        assert_eq!(err(r#""args":[]"#), ProcessSpecError::NoArgs);
-        assert_eq!(err(r#""args":["a\u0000b"]"#), ProcessSpecError::NulByte { field: "args", index: 0 });
-        assert_eq!(err(r#""args":["a"],"env":["A=1","novalue"]"#), ProcessSpecError::BadEnv(1));
+        assert_eq!(err(r#""args":[]"#), ProcessConfigError::NoArgs);
+        assert_eq!(err(r#""args":["a\u0000b"]"#), ProcessConfigError::NulByte { field: "args", index: 0 });
+        assert_eq!(err(r#""args":["a"],"env":["A=1","novalue"]"#), ProcessConfigError::BadEnv(1));
         assert_eq!(
             err(
                 r#""args":["a"],"rlimits":[{"type":"RLIMIT_CORE","soft":1,"hard":1},{"type":"RLIMIT_CORE","soft":1,"hard":1}]"#
             ),
-            ProcessSpecError::DuplicateRlimit("RLIMIT_CORE")
+            ProcessConfigError::DuplicateRlimit("RLIMIT_CORE")
         );
         assert!(matches!(
             err(r#""args":["a"],"rlimits":[{"type":"RLIMIT_CORE","soft":2,"hard":1}]"#),
-            ProcessSpecError::SoftAboveHard { .. }
+            ProcessConfigError::SoftAboveHard { .. }
         ));
-        assert_eq!(err(r#""args":["a"],"oomScoreAdj":-1001"#), ProcessSpecError::OomScoreAdj(-1001));
+        assert_eq!(err(r#""args":["a"],"oomScoreAdj":-1001"#), ProcessConfigError::OomScoreAdj(-1001));
         let relative = ProcessPlan::new(&process(r#"{"user":{"uid":0,"gid":0},"cwd":"x","args":["a"]}"#)).unwrap_err();
-        assert!(matches!(relative, ProcessSpecError::RelativeCwd(_)));
+        assert!(matches!(relative, ProcessConfigError::RelativeCwd(_)));
     }
 }

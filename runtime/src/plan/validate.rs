@@ -6,25 +6,25 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{Hook, LinuxIdMapping, LinuxPersonalityDomain, Spec};
 
 use super::Plan;
-use super::devices::{DeviceSpecError, plan_devices};
-use super::mounts::{MountKind, MountSpecError, clean_in_root, parse_propagation, plan_mounts};
+use super::devices::{DeviceConfigError, plan_devices};
+use super::mounts::{MountConfigError, MountKind, clean_in_root, parse_propagation, plan_mounts};
 use super::namespaces::{NamespaceError, NamespacePlan, Ns};
-use super::process::{ProcessPlan, ProcessSpecError};
+use super::process::{ProcessConfigError, ProcessPlan};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SpecError {
+pub enum ConfigError {
     #[error("ociVersion {0:?} is not a supported runtime-spec version (want 1.x)")]
     Version(String),
     #[error("root: {0}")]
     Root(&'static str),
     #[error(transparent)]
-    Process(#[from] ProcessSpecError),
+    Process(#[from] ProcessConfigError),
     #[error(transparent)]
     Namespaces(#[from] NamespaceError),
     #[error(transparent)]
-    Mounts(#[from] MountSpecError),
+    Mounts(#[from] MountConfigError),
     #[error(transparent)]
-    Devices(#[from] DeviceSpecError),
+    Devices(#[from] DeviceConfigError),
     #[error("linux.{field}: {reason}")]
     IdMapping { field: &'static str, reason: String },
     #[error("{field}: {reason}")]
@@ -45,11 +45,11 @@ pub enum SpecError {
     Unsupported(&'static str),
 }
 
-pub(super) fn build(spec: &Spec, bundle: &Path) -> Result<Plan, SpecError> {
+pub(super) fn build(spec: &Spec, bundle: &Path) -> Result<Plan, ConfigError> {
     check_version(spec.version())?;
-    let root = spec.root().as_ref().ok_or(SpecError::Root("is required"))?;
+    let root = spec.root().as_ref().ok_or(ConfigError::Root("is required"))?;
     if root.path().as_os_str().is_empty() {
-        return Err(SpecError::Root("path is required"));
+        return Err(ConfigError::Root("path is required"));
     }
     let rootfs = if root.path().is_absolute() { root.path().clone() } else { bundle.join(root.path()) };
     let process = spec.process().as_ref().map(ProcessPlan::new).transpose()?;
@@ -57,13 +57,13 @@ pub(super) fn build(spec: &Spec, bundle: &Path) -> Result<Plan, SpecError> {
     let default_linux = oci_spec::runtime::Linux::default();
     let linux = spec.linux().as_ref().unwrap_or(&default_linux);
     if linux.intel_rdt().is_some() {
-        return Err(SpecError::Unsupported("intelRdt"));
+        return Err(ConfigError::Unsupported("intelRdt"));
     }
     if linux.memory_policy().is_some() {
-        return Err(SpecError::Unsupported("memoryPolicy"));
+        return Err(ConfigError::Unsupported("memoryPolicy"));
     }
     if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(SpecError::Unsupported("netDevices"));
+        return Err(ConfigError::Unsupported("netDevices"));
     }
     let namespaces = NamespacePlan::new(linux.namespaces().as_deref().unwrap_or_default())?;
 
@@ -77,10 +77,10 @@ pub(super) fn build(spec: &Spec, bundle: &Path) -> Result<Plan, SpecError> {
     for (field, value) in [("hostname", &hostname), ("domainname", &domainname)] {
         if let Some(v) = value {
             if namespaces.uts == Ns::Host {
-                return Err(SpecError::Uts { field, reason: "needs a private uts namespace" });
+                return Err(ConfigError::Uts { field, reason: "needs a private uts namespace" });
             }
             if v.len() > 64 || v.contains('\0') {
-                return Err(SpecError::Uts { field, reason: "must be at most 64 bytes without NUL" });
+                return Err(ConfigError::Uts { field, reason: "must be at most 64 bytes without NUL" });
             }
         }
     }
@@ -91,7 +91,7 @@ pub(super) fn build(spec: &Spec, bundle: &Path) -> Result<Plan, SpecError> {
 
     let rootfs_propagation = match linux.rootfs_propagation().as_deref() {
         None | Some("") => None,
-        Some(s) => Some(parse_propagation(s).ok_or_else(|| SpecError::RootfsPropagation(s.to_owned()))?),
+        Some(s) => Some(parse_propagation(s).ok_or_else(|| ConfigError::RootfsPropagation(s.to_owned()))?),
     };
 
     let masked_paths = absolute_paths("maskedPaths", linux.masked_paths().as_deref())?;
@@ -126,7 +126,7 @@ pub(super) fn build(spec: &Spec, bundle: &Path) -> Result<Plan, SpecError> {
         None => None,
         Some(p) => {
             if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
-                return Err(SpecError::Personality("flags are not supported"));
+                return Err(ConfigError::Personality("flags are not supported"));
             }
             Some(match p.domain() {
                 LinuxPersonalityDomain::PerLinux => 0x0000,
@@ -163,16 +163,16 @@ pub(super) fn build(spec: &Spec, bundle: &Path) -> Result<Plan, SpecError> {
     })
 }
 
-fn check_version(v: &str) -> Result<(), SpecError> {
+fn check_version(v: &str) -> Result<(), ConfigError> {
     let major = v.split('.').next().unwrap_or("");
     let parts = v.split(['.', '-', '+']).take(3).collect::<Vec<_>>();
     let numeric = parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    if major == "1" && numeric { Ok(()) } else { Err(SpecError::Version(v.to_owned())) }
+    if major == "1" && numeric { Ok(()) } else { Err(ConfigError::Version(v.to_owned())) }
 }
 
-fn id_map(field: &'static str, maps: Option<&[LinuxIdMapping]>, ns: &NamespacePlan) -> Result<String, SpecError> {
+fn id_map(field: &'static str, maps: Option<&[LinuxIdMapping]>, ns: &NamespacePlan) -> Result<String, ConfigError> {
     let maps = maps.unwrap_or_default();
-    let err = |reason: String| SpecError::IdMapping { field, reason };
+    let err = |reason: String| ConfigError::IdMapping { field, reason };
     if ns.user == Ns::Host && !maps.is_empty() {
         return Err(err("mappings need a user namespace".into()));
     }
@@ -201,25 +201,25 @@ fn id_map(field: &'static str, maps: Option<&[LinuxIdMapping]>, ns: &NamespacePl
     Ok(out)
 }
 
-fn time_offsets(linux: &oci_spec::runtime::Linux, ns: &NamespacePlan) -> Result<String, SpecError> {
+fn time_offsets(linux: &oci_spec::runtime::Linux, ns: &NamespacePlan) -> Result<String, ConfigError> {
     let Some(offsets) = linux.time_offsets() else { return Ok(String::new()) };
     if offsets.is_empty() {
         return Ok(String::new());
     }
     if ns.time != Ns::New {
-        return Err(SpecError::TimeOffsets("offsets need a new time namespace".into()));
+        return Err(ConfigError::TimeOffsets("offsets need a new time namespace".into()));
     }
     let mut out = String::new();
     let mut clocks: Vec<&String> = offsets.keys().collect();
     clocks.sort();
     for clock in clocks {
         if clock != "monotonic" && clock != "boottime" {
-            return Err(SpecError::TimeOffsets(format!("unknown clock {clock:?} (monotonic or boottime)")));
+            return Err(ConfigError::TimeOffsets(format!("unknown clock {clock:?} (monotonic or boottime)")));
         }
         let o = &offsets[clock];
         let nanos = o.nanosecs().unwrap_or(0);
         if nanos >= 1_000_000_000 {
-            return Err(SpecError::TimeOffsets(format!("{clock}: nanosecs must be below 1e9")));
+            return Err(ConfigError::TimeOffsets(format!("{clock}: nanosecs must be below 1e9")));
         }
         let _infallible = writeln!(out, "{clock} {} {nanos}", o.secs().unwrap_or(0));
     }
@@ -227,8 +227,8 @@ fn time_offsets(linux: &oci_spec::runtime::Linux, ns: &NamespacePlan) -> Result<
 }
 
 /// runc's rule: a sysctl is allowed only when it belongs to a namespace the container owns.
-fn check_sysctl(key: &str, value: &str, ns: &NamespacePlan) -> Result<(), SpecError> {
-    let bad = |reason: &str| SpecError::Sysctl(format!("{key:?}: {reason}"));
+fn check_sysctl(key: &str, value: &str, ns: &NamespacePlan) -> Result<(), ConfigError> {
+    let bad = |reason: &str| ConfigError::Sysctl(format!("{key:?}: {reason}"));
     if key.is_empty() || key.contains("..") || key.starts_with('.') || key.contains('/') || key.contains('\0') {
         return Err(bad("invalid name"));
     }
@@ -257,8 +257,8 @@ fn check_sysctl(key: &str, value: &str, ns: &NamespacePlan) -> Result<(), SpecEr
     Err(bad("is not in a separate kernel namespace"))
 }
 
-fn check_hook(kind: &'static str, index: usize, hook: &Hook) -> Result<(), SpecError> {
-    let err = |reason| SpecError::Hook { kind, index, reason };
+fn check_hook(kind: &'static str, index: usize, hook: &Hook) -> Result<(), ConfigError> {
+    let err = |reason| ConfigError::Hook { kind, index, reason };
     if !hook.path().is_absolute() {
         return Err(err("path must be absolute"));
     }
@@ -272,7 +272,7 @@ fn check_hook(kind: &'static str, index: usize, hook: &Hook) -> Result<(), SpecE
     Ok(())
 }
 
-fn absolute_paths(field: &'static str, paths: Option<&[String]>) -> Result<Vec<PathBuf>, SpecError> {
+fn absolute_paths(field: &'static str, paths: Option<&[String]>) -> Result<Vec<PathBuf>, ConfigError> {
     paths
         .unwrap_or_default()
         .iter()
@@ -281,7 +281,7 @@ fn absolute_paths(field: &'static str, paths: Option<&[String]>) -> Result<Vec<P
             if p.starts_with('/') && !p.contains('\0') {
                 Ok(clean_in_root(Path::new(p)))
             } else {
-                Err(SpecError::RelativePath { field, index, path: p.clone() })
+                Err(ConfigError::RelativePath { field, index, path: p.clone() })
             }
         })
         .collect()
@@ -297,7 +297,7 @@ mod tests {
 
     const BASE: &str = r#""process":{"user":{"uid":0,"gid":0},"args":["sh"],"cwd":"/"},"root":{"path":"rootfs"}"#;
 
-    fn build_with(linux: &str, extra: &str) -> Result<Plan, SpecError> {
+    fn build_with(linux: &str, extra: &str) -> Result<Plan, ConfigError> {
         let sep = if extra.is_empty() { "" } else { "," };
         let json = format!(r#"{{"ociVersion":"1.0.2",{BASE},"linux":{linux}{sep}{extra}}}"#);
         build(&spec(&json), Path::new("/bundle"))
@@ -346,7 +346,7 @@ mod tests {
     #[test]
     fn user_namespace_needs_mappings_and_gets_them_formatted() {
         let err = build_with(r#"{"namespaces":[{"type":"mount"},{"type":"user"}]}"#, "").unwrap_err();
-        assert!(matches!(err, SpecError::IdMapping { field: "uidMappings", .. }));
+        assert!(matches!(err, ConfigError::IdMapping { field: "uidMappings", .. }));
         let plan = build_with(
             r#"{"namespaces":[{"type":"mount"},{"type":"user"}],"uidMappings":[{"containerID":0,"hostID":1000,"size":10}],"gidMappings":[{"containerID":0,"hostID":1000,"size":10}]}"#,
             "",
@@ -373,13 +373,13 @@ mod tests {
     #[test]
     fn masked_paths_must_be_absolute() {
         let err = build_with(&format!(r#"{NS},"maskedPaths":["/proc/kcore","proc/x"]}}"#), "").unwrap_err();
-        assert!(matches!(err, SpecError::RelativePath { field: "maskedPaths", index: 1, .. }));
+        assert!(matches!(err, ConfigError::RelativePath { field: "maskedPaths", index: 1, .. }));
     }
 
     #[test]
     fn time_offsets_need_a_time_namespace() {
         let err = build_with(&format!(r#"{NS},"timeOffsets":{{"monotonic":{{"secs":10}}}}}}"#), "").unwrap_err();
-        assert!(matches!(err, SpecError::TimeOffsets(_)));
+        assert!(matches!(err, ConfigError::TimeOffsets(_)));
         let plan = build_with(
             r#"{"namespaces":[{"type":"mount"},{"type":"time"}],"timeOffsets":{"monotonic":{"secs":10},"boottime":{"secs":-5,"nanosecs":7}}}"#,
             "",

@@ -10,7 +10,7 @@ use crate::error::{Error, ErrorKind};
 
 const CAPS: [&str; 3] = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
 
-pub fn default_spec(rootless: bool) -> Value {
+pub fn default_config(rootless: bool) -> Value {
     let mut spec = json!({
         "ociVersion": "1.0.2-dev",
         "process": {
@@ -74,12 +74,12 @@ pub fn default_spec(rootless: bool) -> Value {
     spec
 }
 
-pub fn write_spec(a: &SpecArgs) -> Result<(), Error> {
+pub fn write_default_config(a: &SpecArgs) -> Result<(), Error> {
     let path = a.bundle.join("config.json");
     let mut bytes = Vec::new();
     let formatter = serde_json::ser::PrettyFormatter::with_indent(b"\t");
     let mut ser = serde_json::Serializer::with_formatter(&mut bytes, formatter);
-    default_spec(a.rootless).serialize(&mut ser).map_err(|e| Error::new(ErrorKind::Other, e))?;
+    default_config(a.rootless).serialize(&mut ser).map_err(|e| Error::new(ErrorKind::Other, e))?;
     bytes.push(b'\n');
     let mut file = match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
         Ok(f) => f,
@@ -100,12 +100,12 @@ pub fn write_spec(a: &SpecArgs) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::Plan;
+    use crate::plan::Plan;
 
     #[test]
     fn default_specs_are_valid_plans() {
         for rootless in [false, true] {
-            let spec: oci_spec::runtime::Spec = serde_json::from_value(default_spec(rootless)).unwrap();
+            let spec: oci_spec::runtime::Spec = serde_json::from_value(default_config(rootless)).unwrap();
             let plan = Plan::new(&spec, std::path::Path::new("/b")).unwrap();
             assert_eq!(plan.namespaces.new_user(), rootless);
         }

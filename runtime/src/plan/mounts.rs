@@ -73,7 +73,7 @@ pub struct MountStep {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum MountSpecError {
+pub enum MountConfigError {
     #[error("mounts[{index}]: destination is empty")]
     EmptyDestination { index: usize },
     #[error("mounts[{index}] ({dest}): type is required for a non-bind mount")]
@@ -86,18 +86,18 @@ pub enum MountSpecError {
     MissingSource { index: usize, dest: String },
 }
 
-pub fn plan_mounts(mounts: &[Mount], bundle: &Path) -> Result<Vec<MountStep>, MountSpecError> {
+pub fn plan_mounts(mounts: &[Mount], bundle: &Path) -> Result<Vec<MountStep>, MountConfigError> {
     mounts.iter().enumerate().map(|(index, m)| plan_mount(index, m, bundle)).collect()
 }
 
-fn plan_mount(index: usize, m: &Mount, bundle: &Path) -> Result<MountStep, MountSpecError> {
+fn plan_mount(index: usize, m: &Mount, bundle: &Path) -> Result<MountStep, MountConfigError> {
     let destination = m.destination().to_string_lossy().into_owned();
     if destination.is_empty() {
-        return Err(MountSpecError::EmptyDestination { index });
+        return Err(MountConfigError::EmptyDestination { index });
     }
     let dest = clean_in_root(m.destination());
     if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-        return Err(MountSpecError::IdMapped { index, dest: destination });
+        return Err(MountConfigError::IdMapped { index, dest: destination });
     }
     let fstype = m.typ().as_deref().unwrap_or("");
     let mut attrs = Attrs::default();
@@ -148,7 +148,7 @@ fn plan_mount(index: usize, m: &Mount, bundle: &Path) -> Result<MountStep, Mount
             // Superblock flags: passed to the filesystem as flags.
             "sync" | "dirsync" | "mand" | "lazytime" | "silent" | "iversion" => data.push((o.to_owned(), None)),
             "idmap" | "ridmap" | "tmpcopyup" => {
-                return Err(MountSpecError::UnsupportedOption { index, dest: destination, option: o.to_owned() });
+                return Err(MountConfigError::UnsupportedOption { index, dest: destination, option: o.to_owned() });
             }
             _ => match o.split_once('=') {
                 Some((k, v)) => data.push((k.to_owned(), Some(v.to_owned()))),
@@ -162,7 +162,7 @@ fn plan_mount(index: usize, m: &Mount, bundle: &Path) -> Result<MountStep, Mount
     let kind = match bind {
         Some(recursive) => {
             let Some(src) = m.source() else {
-                return Err(MountSpecError::MissingSource { index, dest: destination });
+                return Err(MountConfigError::MissingSource { index, dest: destination });
             };
             // Like runc: a relative bind source is relative to the bundle.
             let source = if src.is_absolute() { src.clone() } else { bundle.join(src) };
@@ -170,7 +170,7 @@ fn plan_mount(index: usize, m: &Mount, bundle: &Path) -> Result<MountStep, Mount
             data.clear();
             MountKind::Bind { source, recursive }
         }
-        None if fstype.is_empty() => return Err(MountSpecError::MissingType { index, dest: destination }),
+        None if fstype.is_empty() => return Err(MountConfigError::MissingType { index, dest: destination }),
         None if fstype == "cgroup" => MountKind::Cgroup,
         None => MountKind::Fs {
             fstype: fstype.to_owned(),
@@ -283,7 +283,7 @@ mod tests {
         assert!(e.to_string().contains("tmpcopyup"));
         assert!(matches!(
             plan_mount(0, &mount("", Some("tmpfs"), None, &[]), Path::new("/")),
-            Err(MountSpecError::EmptyDestination { .. })
+            Err(MountConfigError::EmptyDestination { .. })
         ));
     }
 

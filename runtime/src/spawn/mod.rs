@@ -125,13 +125,14 @@ pub fn spawn_init(req: InitRequest<'_>) -> Result<ChildProcess, Error> {
     // itself (the cheap way, see Manager::enter_self); otherwise the parent writes its pid.
     let self_placed = plan.namespaces.user == Ns::Host;
     let how = CloneOptions {
+        channel: Channel::new(parent_end, "container init"),
         flags: plan.namespaces.clone_flags.bits() as u64,
         cgroup: Some(req.cgroup),
         preserve_fds: req.preserve_fds,
         parent_joins: &plan.namespaces.parent_joins,
         new_time: (plan.namespaces.time == Ns::New).then_some(plan.time_offsets.as_str()),
     };
-    let cloned = clone_child(how, |cloned_into| {
+    let (init, cloned_into) = clone_child(how, |cloned_into| {
         init::run(init::InitArgs {
             cgroup: self_placed.then_some((req.cgroup, cloned_into)),
             plan,
@@ -146,29 +147,31 @@ pub fn spawn_init(req: InitRequest<'_>) -> Result<ChildProcess, Error> {
             no_new_keyring: req.no_new_keyring,
         })
     })?;
-    let init =
-        ChildProcess { pid: cloned.pid, pidfd: cloned.pidfd, channel: Channel::new(parent_end, "container init") };
-    let pid = init.pid;
-    let setup = || -> Result<(), SpawnError> {
+    init.set_up(|init| {
         if plan.namespaces.new_user() {
-            write_id_map(pid, "uid_map", &plan.uid_map)?;
-            write_id_map(pid, "gid_map", &plan.gid_map)?;
+            write_id_map(init.pid, "uid_map", &plan.uid_map)?;
+            write_id_map(init.pid, "gid_map", &plan.gid_map)?;
         }
         init.channel.send(&ToChild::Go)?;
         if !self_placed {
-            req.cgroup.add_process(pid, cloned.into_cgroup)?;
+            req.cgroup.add_process(init.pid, cloned_into)?;
             init.channel.send(&ToChild::Placed)?;
         }
         Ok(())
-    };
-    if let Err(e) = setup() {
-        init.kill();
-        return Err(e.into());
-    }
-    Ok(init)
+    })
 }
 
 impl ChildProcess {
+    /// The parent's part of the setup, right after the clone (id maps, cgroup placement, "Go");
+    /// a failure kills the child.
+    fn set_up(self, parent_part: impl FnOnce(&ChildProcess) -> Result<(), SpawnError>) -> Result<Self, Error> {
+        if let Err(e) = parent_part(&self) {
+            self.kill();
+            return Err(e.into());
+        }
+        Ok(self)
+    }
+
     /// Drive the child until it is ready. `hooks` runs the prestart and createRuntime hooks when
     /// the child asks (mounts done, before pivot_root) and returns the state JSON for the
     /// hooks the child runs itself.
@@ -257,13 +260,14 @@ pub fn spawn_join(req: JoinRequest<'_>) -> Result<ChildProcess, Error> {
         parent_joins.push((flag_of_name(name), ns_path(name)));
     }
     let how = CloneOptions {
+        channel: Channel::new(parent_end, "exec process"),
         flags: 0,
         cgroup: req.cgroup,
         preserve_fds: req.preserve_fds,
         parent_joins: &parent_joins,
         new_time: None,
     };
-    let cloned = clone_child(how, |_| {
+    let (child, cloned_into) = clone_child(how, |_| {
         join::run(join::JoinArgs {
             process: req.process,
             channel: Channel::new(child_end, "parent"),
@@ -273,25 +277,20 @@ pub fn spawn_join(req: JoinRequest<'_>) -> Result<ChildProcess, Error> {
             preserve_fds: req.preserve_fds,
         })
     })?;
-    let child =
-        ChildProcess { pid: cloned.pid, pidfd: cloned.pidfd, channel: Channel::new(parent_end, "exec process") };
-    let setup = || -> Result<(), SpawnError> {
+    child.set_up(|child| {
         if let Some(cg) = req.cgroup {
-            cg.add_process(child.pid, cloned.into_cgroup)?;
+            cg.add_process(child.pid, cloned_into)?;
         }
         // exec's child joins the container's namespaces only once it is in the cgroup.
         child.channel.send(&ToChild::Go)?;
         Ok(())
-    };
-    if let Err(e) = setup() {
-        child.kill();
-        return Err(e.into());
-    }
-    Ok(child)
+    })
 }
 
 /// How a child is cloned: what differs between the container's init and an `exec` process.
 struct CloneOptions<'a> {
+    /// The parent's end of the socketpair.
+    channel: Channel,
     /// `CLONE_NEW*` flags.
     flags: u64,
     /// The cgroup to clone into (v2, `CLONE_INTO_CGROUP`) when the kernel lets us.
@@ -304,21 +303,16 @@ struct CloneOptions<'a> {
     new_time: Option<&'a str>,
 }
 
-/// The parent's view of a cloned child.
-struct Cloned {
-    pid: Pid,
-    pidfd: OwnedFd,
-    /// Whether clone3 already placed it in the cgroup (`CLONE_INTO_CGROUP`).
-    into_cgroup: bool,
-}
-
 /// The one clone of both children. Before it: the runtime must be single-threaded (the child only
 /// has a copy of the calling thread, and a lock another thread held would stay locked in it),
 /// everything inherited above the preserved descriptors is marked close-on-exec (the containerd
 /// shim leaks its socket as fd 3; hooks and the container must not get it), and the runtime
-/// becomes non-dumpable. In the child, `child` runs with whether clone3 placed it in its cgroup,
-/// and never returns.
-fn clone_child(how: CloneOptions<'_>, child: impl FnOnce(bool) -> Infallible) -> Result<Cloned, SpawnError> {
+/// becomes non-dumpable. In the child, `child` runs with whether clone3 placed it in its cgroup
+/// (`CLONE_INTO_CGROUP`), and never returns; the parent gets the child and the same answer.
+fn clone_child(
+    how: CloneOptions<'_>,
+    child: impl FnOnce(bool) -> Infallible,
+) -> Result<(ChildProcess, bool), SpawnError> {
     check_single_threaded()?;
     crate::sys::process::close_range_cloexec(3u32.saturating_add(how.preserve_fds)).map_err(SpawnError::MarkCloexec)?;
     become_non_dumpable()?;
@@ -339,7 +333,7 @@ fn clone_child(how: CloneOptions<'_>, child: impl FnOnce(bool) -> Infallible) ->
     let Forked::Parent { pid, pidfd } = forked.map_err(SpawnError::Clone)? else {
         return Err(SpawnError::Clone(Errno::EINVAL));
     };
-    Ok(Cloned { pid, pidfd, into_cgroup })
+    Ok((ChildProcess { pid, pidfd, channel: how.channel }, into_cgroup))
 }
 
 /// Refuse to clone when another thread exists (DESIGN: "assert it"). Nothing in the runtime

@@ -107,6 +107,21 @@ impl Bundle {
         self
     }
 
+    /// Adds capabilities to the bounding, effective and permitted sets of the process.
+    pub fn with_capabilities(&mut self, extra: &[&str]) -> &mut Self {
+        for set in ["bounding", "effective", "permitted"] {
+            for cap in extra {
+                let pointer = format!("/process/capabilities/{set}");
+                let has =
+                    self.spec.pointer(&pointer).and_then(Value::as_array).is_some_and(|a| a.iter().any(|c| c == cap));
+                if !has {
+                    self.push(&pointer, json!(cap));
+                }
+            }
+        }
+        self
+    }
+
     /// Makes the root filesystem writable (`root.readonly = false`).
     pub fn writable_root(&mut self) -> &mut Self {
         self.set("/root/readonly", json!(false))

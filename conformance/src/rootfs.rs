@@ -106,3 +106,9 @@ pub fn clone_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Sets the extended attribute `name` of `path` (not following a symlink); the test fails if it cannot.
+#[track_caller]
+pub fn set_xattr(path: &Path, name: &str, value: &str) {
+    crate::sys::set_xattr(path, name, value.as_bytes()).or_fail(format!("set xattr {name} on {}", path.display()));
+}

@@ -165,6 +165,7 @@ pub struct Cmd<'t> {
     via: Vec<OsString>,
     with_root: bool,
     bare_env: bool,
+    env: Vec<(OsString, OsString)>,
     binary: Option<PathBuf>,
 }
 
@@ -179,6 +180,7 @@ impl<'t> Cmd<'t> {
             via: Vec::new(),
             with_root: true,
             bare_env: false,
+            env: Vec::new(),
             binary: None,
         }
     }
@@ -225,6 +227,12 @@ impl<'t> Cmd<'t> {
     /// Run with an environment of only `XDG_RUNTIME_DIR=` (how podman runs kill/delete/pause/resume/state).
     pub fn bare_env(mut self) -> Self {
         self.bare_env = true;
+        self
+    }
+
+    /// Adds a variable to the runtime's environment (e.g. to see what its hooks inherit).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
         self
     }
 
@@ -289,6 +297,7 @@ impl<'t> Cmd<'t> {
         if self.bare_env {
             cmd.env_clear().env("XDG_RUNTIME_DIR", "");
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         (cmd, command)
     }
 

@@ -1,6 +1,8 @@
 //! config.md root and mounts, config-linux.md default filesystems and rootfsPropagation: what the
 //! container's mount table (/proc/self/mountinfo) and file accesses show.
 
+use std::path::Path;
+
 use nix::mount::MsFlags;
 use strata_conformance::hostmount;
 use strata_conformance::probe::{has_mount_option, has_option, mount_at, mounts_at};
@@ -599,5 +601,254 @@ fn container_mounts_do_not_reach_the_host() {
             .lines()
             .any(|l| l.contains(&format!("{}/mnt ", root.display())) || l.contains("container-tmpfs"));
         assert!(!leaked, "a container mount appeared on the host");
+    });
+}
+
+/// Every JSON line the container printed, in order.
+fn json_lines(c: &Container<'_>) -> Vec<Value> {
+    c.stdout()
+        .lines()
+        .filter(|l| l.trim_start().starts_with(['{', '[']))
+        .map(|l| serde_json::from_str(l).or_fail(format!("container output line {l:?}")))
+        .collect()
+}
+
+/// Puts a directory `/data` into the bundle's rootfs holding what a copy-up must keep: a file with an
+/// owner, a mode and a `user.` extended attribute, a private subdirectory with a file, a symlink.
+fn copyup_tree(b: &Bundle) {
+    use std::os::unix::fs::PermissionsExt;
+    let data = b.rootfs().join("data");
+    let file = b.rootfs_file("/data/file", "copied");
+    let inner = b.rootfs_file("/data/sub/inner", "deep");
+    std::os::unix::fs::symlink("file", data.join("link")).or_fail("create data/link");
+    let own = |p: &std::path::Path, uid: u32, gid: u32, mode: u32| {
+        std::os::unix::fs::lchown(p, Some(uid), Some(gid)).or_fail(format!("chown {}", p.display()));
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).or_fail(format!("chmod {}", p.display()));
+    };
+    own(&file, 1000, 1001, 0o640);
+    own(&inner, 1000, 1000, 0o600);
+    own(&data.join("sub"), 1000, 1000, 0o700);
+    own(&data, 1000, 1000, 0o751);
+    std::os::unix::fs::lchown(data.join("link"), Some(1000), Some(1000)).or_fail("chown data/link");
+    strata_conformance::rootfs::set_xattr(&file, "user.strata", "kept");
+}
+
+/// Runs a bundle with a `tmpcopyup` tmpfs over `/data` and returns (mounts, lstat report, xattrs,
+/// contents of the two files, result of writing a new file).
+fn copyup_run(t: &Test, b: &mut Bundle) -> (Value, Value, Value, String) {
+    copyup_tree(b);
+    // Root in the container reads files owned by others only with these.
+    b.with_capabilities(&["CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH"]);
+    b.mount(json!({"destination": "/data", "type": "tmpfs", "source": "tmpfs",
+                   "options": ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"]}));
+    b.sh("/bin/strata-probe mounts; /bin/strata-probe devices /data /data/file /data/sub /data/sub/inner /data/link; \
+          /bin/strata-probe xattrs /data/file; /bin/strata-probe access create:/data; \
+          echo \"contents:$(cat /data/file)+$(cat /data/sub/inner)+$(cat /data/link)\"");
+    let c = t.start(b);
+    c.wait_success();
+    let lines = json_lines(&c);
+    let [mounts, stat, xattrs, create] = <[Value; 4]>::try_from(lines.clone())
+        .unwrap_or_else(|_| panic!("expected 4 reports, got {lines:?}; stderr: {}", c.stderr()));
+    let write = create["create:/data"].clone();
+    assert_eq!(write["ok"], true, "writing into the copied-up tmpfs failed: {write}");
+    let out = c.stdout();
+    let contents = out.lines().find_map(|l| l.strip_prefix("contents:")).unwrap_or_default().to_string();
+    (mounts, stat, xattrs, contents)
+}
+
+#[track_caller]
+fn assert_copied_up(mounts: &Value, stat: &Value, contents: &str) {
+    let m = mount_at(mounts, "/data").or_fail(format!("no mount at /data: {mounts}"));
+    assert_eq!(m["fstype"], "tmpfs", "{m}");
+    assert_eq!(contents, "copied+deep+copied", "file contents in the tmpfs; lstat: {stat}");
+    let want = [
+        ("/data/file", "file", 0o640, 1000, 1001),
+        ("/data/sub", "dir", 0o700, 1000, 1000),
+        ("/data/sub/inner", "file", 0o600, 1000, 1000),
+        ("/data/link", "symlink", 0o777, 1000, 1000),
+    ];
+    for (path, kind, mode, uid, gid) in want {
+        let s = &stat[path];
+        assert_eq!(
+            (s["type"].as_str(), s["mode"].as_u64(), s["uid"].as_u64(), s["gid"].as_u64()),
+            (Some(kind), Some(mode), Some(uid), Some(gid)),
+            "{path} in the tmpfs (want {kind} {mode:o} {uid}:{gid}); all: {stat}"
+        );
+    }
+    assert_eq!(stat["/data/link"]["target"], "file", "{stat}");
+    assert_eq!(stat["/data"]["mode"], 0o751, "the tmpfs root keeps the directory's mode: {stat}");
+}
+
+#[test]
+fn tmpfs_tmpcopyup_copies_the_rootfs_contents() {
+    // issue 16 item 2. runc's "tmpcopyup" extension (podman --read-only, --tmpfs, --mount type=tmpfs,
+    // --systemd=always): the tmpfs starts with a copy of what the rootfs has at the destination --
+    // contents, owners, modes, symlinks.
+    spec_test("tmpfs_tmpcopyup_copies_the_rootfs_contents", |t| {
+        let mut b = t.bundle();
+        b.writable_root();
+        let (mounts, stat, _, contents) = copyup_run(t, &mut b);
+        assert_copied_up(&mounts, &stat, &contents);
+    });
+}
+
+#[test]
+fn tmpfs_tmpcopyup_on_a_readonly_root() {
+    // issue 16 item 2: `podman run --read-only` puts tmpcopyup tmpfs mounts on a read-only root.
+    spec_test("tmpfs_tmpcopyup_on_a_readonly_root", |t| {
+        let mut b = t.bundle();
+        b.set("/root/readonly", json!(true));
+        let (mounts, stat, _, contents) = copyup_run(t, &mut b);
+        assert_copied_up(&mounts, &stat, &contents);
+        let root = mount_at(&mounts, "/").or_fail("/");
+        assert!(has_mount_option(root, "ro"), "the root is not read-only: {root}");
+    });
+}
+
+#[test]
+fn tmpfs_tmpcopyup_keeps_extended_attributes() {
+    // issue 16 item 2: the copy keeps extended attributes (crun copies them; runc 1.1.5 does not).
+    spec_test("tmpfs_tmpcopyup_keeps_extended_attributes", |t| {
+        let mut b = t.bundle();
+        let (_, _, xattrs, _) = copyup_run(t, &mut b);
+        assert_eq!(xattrs["/data/file"]["user.strata"], "kept", "{xattrs}");
+    });
+}
+
+#[test]
+fn rshared_bind_propagates_container_mounts_to_the_host() {
+    // issue 16 item 4. config-linux.md rootfsPropagation "shared" with a bind mount whose propagation is
+    // "rshared" (podman and Docker for an rshared volume): a mount made in the container under that
+    // bind mount appears on the host, as with runc and crun.
+    spec_test("rshared_bind_propagates_container_mounts_to_the_host", |t| {
+        let mut b = t.bundle();
+        let host = b.dir.join("vol");
+        hostmount::tmpfs(t, &host);
+        hostmount::propagation(&host, MsFlags::MS_SHARED);
+        std::fs::create_dir(host.join("sub")).or_fail("create vol/sub");
+        b.set("/linux/rootfsPropagation", json!("shared"));
+        b.mount(json!({"destination": "/vol", "type": "bind", "source": host, "options": ["rbind", "rshared"]}));
+        b.with_capabilities(&["CAP_SYS_ADMIN"]);
+        b.sh("mount -t tmpfs -o size=1m from-container /vol/sub && echo mounted");
+        let c = t.start(&b);
+        c.wait_success();
+        assert_eq!(c.stdout().trim(), "mounted", "stderr: {}", c.stderr());
+        let sub = host.join("sub").display().to_string();
+        let info = std::fs::read_to_string("/proc/self/mountinfo").or_fail("read the host's mountinfo");
+        let seen = info.lines().any(|l| l.split(' ').nth(4) == Some(sub.as_str()) && l.contains(" from-container "));
+        assert!(
+            seen,
+            "the container's mount on /vol/sub did not reach the host at {sub}; host mounts below: {:?}",
+            strata_conformance::traces::mounts_below(&host)
+        );
+    });
+}
+
+#[test]
+fn mount_data_longer_than_255_bytes() {
+    // issue 16 item 5. config.md mounts options: data options go to the filesystem; mount(2) takes a
+    // whole page of them. An overlay with a long `lowerdir=` list (podman --mount type=image, many image
+    // layers) must mount.
+    spec_test("mount_data_longer_than_255_bytes", |t| {
+        let mut b = t.bundle();
+        let mut lowers = Vec::new();
+        for i in 0..24 {
+            let d = b.host_dir(&format!("layers/lower-layer-with-a-long-name-{i:02}"));
+            std::fs::write(d.join(format!("from-{i:02}")), format!("{i}")).or_fail("write a layer file");
+            lowers.push(d.display().to_string());
+        }
+        let lowerdir = format!("lowerdir={}", lowers.join(":"));
+        assert!(lowerdir.len() > 1024 && lowerdir.len() < 4000, "lowerdir is {} bytes", lowerdir.len());
+        b.mount(json!({"destination": "/image", "type": "overlay", "source": "overlay",
+                       "options": ["ro", &lowerdir]}));
+        b.probe(&["access", "list:/image"]);
+        let v = t.run_probe(&b);
+        let names = &v["list:/image"]["result"];
+        let want: Vec<String> = (0..24).map(|i| format!("from-{i:02}")).collect();
+        assert_eq!(names, &json!(want), "{v}");
+    });
+}
+
+#[test]
+fn bind_mount_onto_dangling_symlink_creates_its_target_in_the_rootfs() {
+    // issue 16 item 21. Images link /etc/resolv.conf or /etc/hosts to a file that does not exist yet;
+    // runc and crun resolve the destination inside the rootfs, create the missing target there and bind
+    // onto it. Nothing is created on the host.
+    spec_test("bind_mount_onto_dangling_symlink_creates_its_target_in_the_rootfs", |t| {
+        let mut b = t.bundle();
+        let unique =
+            format!("strata-issue16-{}-{}", std::process::id(), b.dir.file_name().or_fail("bundle").to_string_lossy());
+        let file_target = format!("/tmp/{unique}-hosts");
+        let deep_dir = format!("/run/{unique}");
+        let deep_target = format!("{deep_dir}/resolve/stub-resolv.conf");
+        let _ = std::fs::remove_file(b.rootfs().join("etc/hosts"));
+        std::os::unix::fs::symlink(&file_target, b.rootfs().join("etc/hosts")).or_fail("link etc/hosts");
+        std::os::unix::fs::symlink(&deep_target, b.rootfs().join("etc/resolv.conf")).or_fail("link etc/resolv.conf");
+        let hosts = b.path("hosts");
+        std::fs::write(&hosts, "127.0.0.1 bound-hosts\n").or_fail("write hosts");
+        let resolv = b.path("resolv.conf");
+        std::fs::write(&resolv, "nameserver 192.0.2.1\n").or_fail("write resolv.conf");
+        b.mount(json!({"destination": "/etc/hosts", "type": "bind", "source": hosts, "options": ["rbind", "ro"]}));
+        b.mount(
+            json!({"destination": "/etc/resolv.conf", "type": "bind", "source": resolv, "options": ["rbind", "ro"]}),
+        );
+        b.sh(&format!("cat /etc/hosts /etc/resolv.conf {file_target} {deep_target}"));
+        let c = t.start(&b);
+        let exit = c.wait();
+        let out = c.stdout();
+        assert_eq!(Path::new(&file_target).exists(), false, "{file_target} was created on the host");
+        assert_eq!(Path::new(&deep_dir).exists(), false, "{deep_dir} was created on the host");
+        assert_eq!(exit, Exit::Code(0), "stdout: {out:?}; stderr: {:?}", c.stderr());
+        assert_eq!(
+            out,
+            "127.0.0.1 bound-hosts\nnameserver 192.0.2.1\n127.0.0.1 bound-hosts\nnameserver 192.0.2.1\n",
+            "stderr: {:?}",
+            c.stderr()
+        );
+        assert!(b.rootfs().join(file_target.trim_start_matches('/')).exists(), "target not created in the rootfs");
+    });
+}
+
+/// A host tmpfs at `<bundle>/src` with these per-mount flags (set by a bind remount), holding a file.
+fn source_mount_with(t: &Test, b: &Bundle, flags: MsFlags) -> std::path::PathBuf {
+    let src = b.dir.join("src");
+    hostmount::tmpfs(t, &src);
+    std::fs::write(src.join("file"), "x").or_fail("write src/file");
+    nix::mount::mount(None::<&str>, &src, None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | flags, None::<&str>)
+        .or_fail(format!("remount {} with {flags:?}", src.display()));
+    src
+}
+
+#[test]
+fn bind_mount_options_without_ro_make_a_readonly_source_writable() {
+    // issue 16 item 29. runc remounts a bind mount with exactly the flags its options ask for whenever
+    // they name any flag beyond bind/rbind (MS_REMOUNT|MS_BIND|flags): a read-only source mount bound with
+    // ["bind", "nosuid"] is read-write (and nosuid) in the container.
+    spec_test("bind_mount_options_without_ro_make_a_readonly_source_writable", |t| {
+        let mut b = t.bundle();
+        let src = source_mount_with(t, &b, MsFlags::MS_RDONLY);
+        b.mount(json!({"destination": "/bound", "type": "bind", "source": src, "options": ["bind", "nosuid"]}));
+        b.sh("/bin/strata-probe mounts; /bin/strata-probe access write:/bound/file");
+        let c = t.start(&b);
+        c.wait_success();
+        let lines = json_lines(&c);
+        let m = lines.first().and_then(|m| mount_at(m, "/bound")).or_fail(format!("no /bound in {lines:?}"));
+        assert!(has_mount_option(m, "rw") && has_mount_option(m, "nosuid"), "/bound: {m}");
+        assert_eq!(lines[1]["write:/bound/file"]["ok"], true, "{}", lines[1]);
+    });
+}
+
+#[test]
+fn bind_mount_norelatime_keeps_the_source_atime_mode() {
+    // issue 16 item 29. "norelatime" only clears MS_RELATIME: with no other flag runc does not remount,
+    // so the bind mount keeps the source mount's atime mode (here noatime) instead of the kernel's
+    // relatime default.
+    spec_test("bind_mount_norelatime_keeps_the_source_atime_mode", |t| {
+        let mut b = t.bundle();
+        let src = source_mount_with(t, &b, MsFlags::MS_NOATIME);
+        b.mount(json!({"destination": "/bound", "type": "bind", "source": src, "options": ["bind", "norelatime"]}));
+        let m = mounts(t, &mut b);
+        let bound = mount_at(&m, "/bound").or_fail("/bound");
+        assert!(has_mount_option(bound, "noatime") && !has_mount_option(bound, "relatime"), "/bound: {bound}");
     });
 }

@@ -543,3 +543,214 @@ fn process_apparmor_profile_applied_or_warned() {
         }
     });
 }
+
+#[test]
+fn process_non_root_user_opens_its_stdio_by_path() {
+    // issue 16 item 7. runc gives the stdio descriptors to the process user (fchown of stdio that is not
+    // /dev/null) before dropping privileges, so a non-root process can reopen /dev/stdout and
+    // /dev/stderr (/proc/self/fd/1, 2) even though the engine's files or pipes belong to root.
+    spec_test("process_non_root_user_opens_its_stdio_by_path", |t| {
+        let mut b = t.bundle();
+        b.set("/process/user", json!({"uid": 1000, "gid": 1000}));
+        b.sh("echo to-stdout > /dev/stdout; echo to-stderr > /dev/stderr");
+        let c = t.start(&b);
+        let exit = c.wait();
+        assert_eq!(
+            (exit, c.stdout().as_str(), c.stderr().as_str()),
+            (Exit::Code(0), "to-stdout\n", "to-stderr\n"),
+            "a uid 1000 process could not open its stdio by path"
+        );
+    });
+}
+
+#[test]
+fn process_non_root_user_opens_its_stdio_pipe_by_path() {
+    // issue 16 item 7, as podman (conmon) and containerd run it: stdio are pipes created by root.
+    spec_test("process_non_root_user_opens_its_stdio_pipe_by_path", |t| {
+        let mut b = t.bundle();
+        b.set("/process/user", json!({"uid": 1000, "gid": 1000}));
+        b.sh("echo to-stdout > /dev/stdout && echo through-pipe");
+        b.write();
+        let id = t.new_id();
+        let (mut cmd, text) = t.cmd(&["run", "--bundle"]).arg(&b.dir).arg(&id).command();
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let child = cmd.spawn().or_fail(format!("spawn `{text}`"));
+        // `run` waits for the container; its pipes close when the container and the runtime are gone.
+        let out = child.wait_with_output().or_fail(format!("wait for `{text}`"));
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            (out.status.code(), stdout.as_ref()),
+            (Some(0), "to-stdout\nthrough-pipe\n"),
+            "`{text}`; stderr: {stderr:?}"
+        );
+    });
+}
+
+#[test]
+fn process_missing_cwd_is_created() {
+    // issue 16 item 11. runc and crun create a missing process.cwd (mkdir -p, mode 0755, by the runtime
+    // as root before it changes user: owned 0:0) instead of failing, also on a read-only root.
+    spec_test("process_missing_cwd_is_created", |t| {
+        let mut b = t.bundle();
+        b.set("/process/user", json!({"uid": 1000, "gid": 1000}));
+        b.set("/process/cwd", json!("/srv/app/work"));
+        b.sh("/bin/strata-probe cwd; /bin/strata-probe devices /srv/app /srv/app/work");
+        let c = t.start(&b);
+        let exit = c.wait();
+        let out = c.stdout();
+        assert_eq!(exit, Exit::Code(0), "stdout: {out:?}; stderr: {:?}", c.stderr());
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), Some("\"/srv/app/work\""), "cwd; stdout: {out:?}");
+        let stat: Value =
+            serde_json::from_str(lines.next().unwrap_or_default()).or_fail(format!("stat report in {out:?}"));
+        for dir in ["/srv/app", "/srv/app/work"] {
+            let s = &stat[dir];
+            assert_eq!(
+                (s["type"].as_str(), s["mode"].as_u64(), s["uid"].as_u64(), s["gid"].as_u64()),
+                (Some("dir"), Some(0o755), Some(0), Some(0)),
+                "{dir}: {stat}"
+            );
+        }
+    });
+}
+
+/// The scheduling policy (field 41 of /proc/PID/stat) in a `cat /proc/PID/stat` line.
+fn stat_policy(line: &str) -> Option<i64> {
+    let after = line.rsplit_once(')').map(|(_, r)| r)?;
+    after.split_whitespace().nth(41 - 3)?.parse().ok()
+}
+
+#[test]
+fn process_scheduler_flag_reset_on_fork_accepted() {
+    // issue 16 item 12. config.md process.scheduler flags: "SCHED_FLAG_RESET_ON_FORK" (spec name): the
+    // process runs with the policy, its children are reset to SCHED_OTHER.
+    spec_test("process_scheduler_flag_reset_on_fork_accepted", |t| {
+        let mut b = t.bundle();
+        b.set("/process/scheduler", json!({"policy": "SCHED_BATCH", "flags": ["SCHED_FLAG_RESET_ON_FORK"]}));
+        b.sh("cat /proc/1/stat; /bin/strata-probe sched");
+        let c = t.start(&b);
+        let exit = c.wait();
+        let out = c.stdout();
+        assert_eq!(exit, Exit::Code(0), "stdout: {out:?}; stderr: {:?}", c.stderr());
+        let first = out.lines().next().unwrap_or_default();
+        assert_eq!(stat_policy(first), Some(3), "the process is not SCHED_BATCH (3): {first:?}");
+        assert_eq!(c.json()["policy"], "SCHED_OTHER", "its child was not reset: {out}");
+    });
+}
+
+#[test]
+fn process_scheduler_flag_dl_overrun_accepted() {
+    // issue 16 item 12. config.md process.scheduler flags: "SCHED_FLAG_DL_OVERRUN" (spec name) is a valid
+    // flag; the kernel accepts it with any policy.
+    spec_test("process_scheduler_flag_dl_overrun_accepted", |t| {
+        let mut b = t.bundle();
+        b.set("/process/scheduler", json!({"policy": "SCHED_BATCH", "flags": ["SCHED_FLAG_DL_OVERRUN"]}));
+        let v = probe(t, &mut b, "sched");
+        assert_eq!(v["policy"], "SCHED_BATCH", "{v}");
+    });
+}
+
+#[test]
+fn process_additional_gids_duplicates_appear_once() {
+    // issue 16 item 19. Docker lists the primary gid twice in additionalGids when the image's /etc/group
+    // names the user in its own group and --group-add names that group too; runc de-duplicates the
+    // supplementary groups (libcontainer/user GetAdditionalGroups), so Groups: shows each gid once.
+    spec_test("process_additional_gids_duplicates_appear_once", |t| {
+        let mut b = t.bundle();
+        b.set("/process/user", json!({"uid": 1000, "gid": 1000, "additionalGids": [1000, 5, 1000]}));
+        b.sh("grep ^Groups: /proc/self/status");
+        let c = t.start(&b);
+        c.wait_success();
+        let out = c.stdout();
+        let groups: Vec<&str> = out.trim().trim_start_matches("Groups:").split_whitespace().collect();
+        assert_eq!(groups, ["5", "1000"], "{out:?}");
+    });
+}
+
+/// Runs `/run.sh` (written with `mode` and `contents`) with `run` and with create+start, and checks that
+/// what the runtime (and the container's stderr) says names the path and the errno text.
+fn exec_error_named(t: &Test, contents: &str, mode: u32, errno_text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut b = t.bundle();
+    let script = b.rootfs_file("/run.sh", contents);
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(mode)).or_fail("chmod run.sh");
+    b.args(&["/run.sh"]);
+    b.write();
+    let names = |what: &str, text: &str| {
+        let lower = text.to_lowercase();
+        assert!(
+            lower.contains("/run.sh") && lower.contains(errno_text),
+            "{what}: the error does not name /run.sh and {errno_text:?}: {text:?}"
+        );
+    };
+    let id = t.new_id();
+    let out = t.cmd(&["run", "--bundle"]).arg(&b.dir).arg(&id).run();
+    assert!(!out.success(), "run succeeded: {out}");
+    names("run", &out.stderr);
+
+    let (id, created) = t.try_create(&b, &[]);
+    let mut said = created.stderr.clone();
+    if created.success() {
+        let pid = t.cmd(&["state", &id]).run().json()["pid"].as_i64().unwrap_or(0) as i32;
+        let started = t.cmd(&["start", &id]).run();
+        if pid > 0 {
+            strata_conformance::container::wait_exit(pid, &id);
+        }
+        said = format!("{said}{}{}", started.stderr, std::fs::read_to_string(&created.stderr_path).unwrap_or_default());
+    }
+    names("create + start (runtime and container stderr)", &said);
+}
+
+#[test]
+fn process_not_executable_error_names_path_and_errno() {
+    // issue 16 item 22. runc: "exec /run.sh: permission denied" -- run and create+start both say which
+    // program could not be executed and why.
+    spec_test("process_not_executable_error_names_path_and_errno", |t| {
+        exec_error_named(t, "#!/bin/sh\necho never\n", 0o644, "permission denied");
+    });
+}
+
+#[test]
+fn process_missing_interpreter_error_names_path_and_errno() {
+    // issue 16 item 22. A script whose interpreter is missing: execve fails with ENOENT; runc says
+    // "exec /run.sh: no such file or directory".
+    spec_test("process_missing_interpreter_error_names_path_and_errno", |t| {
+        exec_error_named(t, "#!/no/such/interpreter\necho never\n", 0o755, "no such file or directory");
+    });
+}
+
+#[test]
+fn process_cwd_reachable_only_before_dropping_privileges() {
+    // issue 16 item 24. runc and crun chdir into process.cwd before changing to the process user (and
+    // again after, if that failed): a uid 1000 process can start in /root (0700, root's).
+    spec_test("process_cwd_reachable_only_before_dropping_privileges", |t| {
+        use std::os::unix::fs::PermissionsExt;
+        let mut b = t.bundle();
+        let root = b.rootfs().join("root");
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).or_fail("chmod root");
+        b.set("/process/user", json!({"uid": 1000, "gid": 1000}));
+        b.set("/process/cwd", json!("/root"));
+        assert_eq!(probe(t, &mut b, "cwd"), "/root");
+    });
+}
+
+#[test]
+fn process_cwd_reachable_only_by_the_process_user() {
+    // issue 16 item 24. The second chdir, after the user change: a directory only uid 1000 may enter
+    // (0700) on a mount where root has no DAC override (a root-squashing network filesystem; here: root
+    // in the container without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, which the process never has)
+    // is entered as the process user.
+    spec_test("process_cwd_reachable_only_by_the_process_user", |t| {
+        use std::os::unix::fs::PermissionsExt;
+        let mut b = t.bundle();
+        let home = b.rootfs().join("home/user");
+        std::fs::create_dir_all(&home).or_fail("create home/user");
+        std::os::unix::fs::chown(&home, Some(1000), Some(1000)).or_fail("chown home/user");
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).or_fail("chmod home/user");
+        b.set("/process/user", json!({"uid": 1000, "gid": 1000}));
+        b.set("/process/cwd", json!("/home/user"));
+        assert_eq!(probe(t, &mut b, "cwd"), "/home/user");
+    });
+}

@@ -162,3 +162,18 @@ pub fn access(checks: &[String]) -> Result<Value, String> {
     }
     Ok(Value::Object(m))
 }
+
+/// Extended attributes of each path (lstat semantics): `{"PATH": {"NAME": "VALUE"}}`, or the error.
+pub fn xattrs(paths: &[String]) -> Value {
+    let mut m = Map::new();
+    for p in paths {
+        let v = match crate::sys::xattrs(p) {
+            Ok(list) => Value::Object(
+                list.into_iter().map(|(k, v)| (k, json!(String::from_utf8_lossy(&v).into_owned()))).collect(),
+            ),
+            Err(e) => io_err(&e),
+        };
+        m.insert(p.clone(), v);
+    }
+    Value::Object(m)
+}

@@ -7,6 +7,8 @@
 //! strata-probe devices [PATH...] lstat of device-like paths (default: the OCI default devices and /dev links)
 //! strata-probe sysctl NAME...    values of /proc/sys/NAME (dots become slashes)
 //! strata-probe access OP:PATH... OP = read | write | create | mkdir | exec | list
+//! strata-probe xattrs PATH...    extended attributes of each path (not following symlinks)
+//! strata-probe loopback          lo's flags and a TCP round trip over 127.0.0.1
 //! strata-probe hook LABEL FILE   append {label, argv, env, ns, stdin state, cmdline of state.pid, ...} to FILE
 //! strata-probe wait-signal       block every signal, print {"ready":true}, then print the first signal received
 //! strata-probe grab-exe SECONDS  the CVE-2019-5736 attack: open other processes' /proc/PID/exe, reopen for writing
@@ -16,6 +18,7 @@
 mod exe;
 mod files;
 mod hook;
+mod net;
 mod process;
 mod procfs;
 mod sys;
@@ -84,6 +87,8 @@ fn run(cmd: &str, rest: &[String]) -> Result<Value, String> {
         "devices" => Ok(files::devices(rest)),
         "sysctl" => Ok(files::sysctl(rest)),
         "access" => files::access(rest),
+        "xattrs" => Ok(files::xattrs(rest)),
+        "loopback" => Ok(net::loopback()),
         "hook" => match rest {
             [label, file] => hook::record(label, file).map(|()| json!({"recorded": label})),
             _ => Err("usage: strata-probe hook LABEL FILE".into()),

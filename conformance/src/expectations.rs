@@ -48,11 +48,6 @@ pub const DEVIATIONS: &[Deviation] = &[
     },
     Deviation {
         runtime: RuntimeKind::Runc,
-        test: "delete_created_container_fails",
-        reason: "runc delete (without --force) kills and removes a container in the created state instead of refusing",
-    },
-    Deviation {
-        runtime: RuntimeKind::Runc,
         test: "device_path_conflict_fails",
         reason: "runc ignores EEXIST from mknod: a regular file at a device path is accepted and left in place",
     },

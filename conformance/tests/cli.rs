@@ -712,3 +712,262 @@ fn update_memory_limit() {
         c.kill("KILL").ok();
     });
 }
+
+#[test]
+fn version_and_help_after_global_options() {
+    // issue 16 item 9. runc (urfave/cli) takes --version/-v and --help/-h anywhere among the global
+    // options: `runc --root X --version` prints the version, `runc --root X --help` the usage.
+    spec_test("version_and_help_after_global_options", |t| {
+        for flag in ["--version", "-v"] {
+            let out = t.cmd(&[flag]).global(["--log-format", "text"]).run();
+            assert!(out.success() && out.stdout.lines().any(|l| l.starts_with("spec: 1.")), "{out}");
+        }
+        for flag in ["--help", "-h"] {
+            let out = t.cmd(&[flag]).global(["--log-format", "text"]).run();
+            assert!(out.success() && out.stdout.contains("create") && out.stdout.contains("exec"), "{out}");
+        }
+    });
+}
+
+#[test]
+fn rootless_flag_value_as_separate_argument() {
+    // issue 16 item 9. runc's --rootless takes a value ("true", "false" or "auto") like every other
+    // value flag: `--rootless true` (space form) as well as `--rootless=true`.
+    spec_test("rootless_flag_value_as_separate_argument", |t| {
+        for value in ["false", "auto", "true"] {
+            let out = t.cmd(&["list", "-q"]).global(["--rootless", value]).run();
+            assert!(out.success(), "--rootless {value}: {out}");
+        }
+    });
+}
+
+#[test]
+fn kill_signal_0_checks_that_the_container_runs() {
+    // issue 16 item 10. `kill ID 0` is "is it alive?" (kill(2) with signal 0): runc accepts the number 0;
+    // it succeeds on a running container and leaves it running, and fails on a stopped one.
+    spec_test("kill_signal_0_checks_that_the_container_runs", |t| {
+        let c = t.start(&sleeper(t));
+        c.kill("0").ok();
+        assert_eq!(c.status(), "running");
+        c.kill("KILL").ok();
+        assert_eq!(c.wait(), Exit::Signal(9));
+        let out = c.kill("0");
+        assert!(!out.success() && out.stderr.contains("not running"), "{out}");
+    });
+}
+
+#[test]
+fn run_no_subreaper_accepted() {
+    // issue 16 item 10. runc run --no-subreaper ("disable the use of the subreaper used to reap
+    // reparented processes"): accepted, the container runs and its status is run's.
+    spec_test("run_no_subreaper_accepted", |t| {
+        let mut b = t.bundle();
+        b.sh("exit 6");
+        b.write();
+        let id = t.new_id();
+        let out = t.cmd(&["run", "--no-subreaper", "--bundle"]).arg(&b.dir).arg(&id).run();
+        assert_eq!(out.code(), Some(6), "{out}");
+    });
+}
+
+/// One invocation of the flag test: a command with one runc flag and, when the flag is understood,
+/// what it must say (or succeed).
+struct FlagCase {
+    command: &'static str,
+    flag: &'static str,
+    value: Option<String>,
+}
+
+#[test]
+fn every_runc_flag_accepted() {
+    // issue 16 item 10. Every flag of every runc 1.1.5 command (`runc --help`, `runc CMD --help`) is
+    // accepted (an ignored one is documented by the runtime). Each command runs against a container
+    // or bundle that does not exist: a flag the parser understands leads to that error (or success, or
+    // an error saying that this flag's feature is not supported), an unknown one to a usage error
+    // instead. checkpoint and restore (CRIU) are not covered.
+    spec_test("every_runc_flag_accepted", |t| {
+        let dir = t.path("flags");
+        std::fs::create_dir_all(&dir).or_fail("create flags dir");
+        let file = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).or_fail(format!("write {name}"));
+            p.display().to_string()
+        };
+        let process = file("process.json", r#"{"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}}"#);
+        let resources = file("resources.json", r#"{"pids": {"limit": 10}}"#);
+        file("config.json", "{}");
+        let spec_dir = dir.display().to_string();
+        let socket = dir.join("console.sock").display().to_string();
+        let pid_file = dir.join("pid").display().to_string();
+        let missing_bundle = t.path("no-such-bundle").display().to_string();
+        let v = |s: &str| Some(s.to_string());
+        let mut cases: Vec<FlagCase> = Vec::new();
+        let mut add = |command: &'static str, list: &[(&'static str, Option<String>)]| {
+            for (flag, value) in list {
+                cases.push(FlagCase { command, flag, value: value.clone() });
+            }
+        };
+        let create_flags = [
+            ("--console-socket", v(&socket)),
+            ("--pid-file", v(&pid_file)),
+            ("--no-pivot", None),
+            ("--no-new-keyring", None),
+            ("--preserve-fds", v("0")),
+        ];
+        add("create", &create_flags);
+        add("create", &[("-b", v(&missing_bundle))]);
+        add("run", &create_flags);
+        add("run", &[("-b", v(&missing_bundle))]);
+        add("run", &[("--detach", None), ("-d", None), ("--keep", None), ("--no-subreaper", None)]);
+        add(
+            "exec",
+            &[
+                ("--console-socket", v(&socket)),
+                ("--cwd", v("/")),
+                ("--env", v("A=B")),
+                ("-e", v("A=B")),
+                ("--tty", None),
+                ("-t", None),
+                ("--user", v("0:0")),
+                ("-u", v("0:0")),
+                ("--additional-gids", v("5")),
+                ("-g", v("5")),
+                ("--process", v(&process)),
+                ("-p", v(&process)),
+                ("--detach", None),
+                ("-d", None),
+                ("--pid-file", v(&pid_file)),
+                ("--process-label", v("system_u:system_r:container_t:s0")),
+                ("--apparmor", v("unconfined")),
+                ("--no-new-privs", None),
+                ("--cap", v("CAP_KILL")),
+                ("-c", v("CAP_KILL")),
+                ("--preserve-fds", v("0")),
+                ("--cgroup", v("sub")),
+                ("--ignore-paused", None),
+            ],
+        );
+        add("kill", &[("--all", None), ("-a", None)]);
+        add("delete", &[("--force", None), ("-f", None)]);
+        add("list", &[("--format", v("json")), ("-f", v("json")), ("--quiet", None), ("-q", None)]);
+        add("ps", &[("--format", v("json")), ("-f", v("json"))]);
+        add("events", &[("--interval", v("1s")), ("--stats", None)]);
+        add("spec", &[("--rootless", None), ("-b", v(&spec_dir))]);
+        add(
+            "update",
+            &[
+                ("--resources", v(&resources)),
+                ("-r", v(&resources)),
+                ("--blkio-weight", v("500")),
+                ("--cpu-period", v("100000")),
+                ("--cpu-quota", v("50000")),
+                ("--cpu-share", v("512")),
+                ("--cpu-rt-period", v("1000000")),
+                ("--cpu-rt-runtime", v("950000")),
+                ("--cpuset-cpus", v("0")),
+                ("--cpuset-mems", v("0")),
+                ("--memory", v("134217728")),
+                ("--memory-reservation", v("67108864")),
+                ("--memory-swap", v("268435456")),
+                ("--pids-limit", v("10")),
+                ("--l3-cache-schema", v("L3:0=f")),
+                ("--mem-bw-schema", v("MB:0=100")),
+            ],
+        );
+        for global in ["--debug", "--systemd-cgroup"] {
+            cases.push(FlagCase { command: "(global)", flag: global, value: None });
+        }
+        for (global, value) in [
+            ("--log", dir.join("log").display().to_string()),
+            ("--log-format", "json".into()),
+            ("--criu", "criu".into()),
+            ("--rootless", "auto".into()),
+        ] {
+            cases.push(FlagCase { command: "(global)", flag: global, value: Some(value) });
+        }
+        // The rest of each command line, and what an understood command line leads to.
+        let tail = |case: &FlagCase| -> (Vec<String>, &'static str) {
+            let s = |a: &[&str]| a.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+            match case.command {
+                "create" | "run" if case.flag == "-b" => (s(&["flag-test-id"]), "no-such-bundle"),
+                "spec" if case.flag == "-b" => (s(&[]), "exists"),
+                "create" | "run" => (s(&["--bundle", &missing_bundle, "flag-test-id"]), "no-such-bundle"),
+                "exec" => (s(&["no-such-container", "true"]), "does not exist"),
+                "kill" => (s(&["no-such-container", "KILL"]), "does not exist"),
+                "delete" | "ps" | "events" | "update" => (s(&["no-such-container"]), "does not exist"),
+                "spec" => (s(&["--bundle", &spec_dir]), "exists"),
+                "(global)" => (s(&["state", "no-such-container"]), "does not exist"),
+                _ => (s(&[]), "\u{0}never"),
+            }
+        };
+        let run = |case: &FlagCase| {
+            let mut argv: Vec<String> = Vec::new();
+            let (rest, understood) = tail(case);
+            let mut cmd = if case.command == "(global)" {
+                let mut g = vec![case.flag.to_string()];
+                g.extend(case.value.clone());
+                t.cmd(&[]).global(g)
+            } else {
+                argv.push(case.command.to_string());
+                argv.push(case.flag.to_string());
+                argv.extend(case.value.clone());
+                t.cmd(&[])
+            };
+            argv.extend(rest);
+            for a in &argv {
+                cmd = cmd.arg(a);
+            }
+            let out = cmd.run();
+            // A feature the runtime understands but cannot provide may be refused by name.
+            let usage = out.stderr.to_lowercase().contains("usage");
+            let unsupported =
+                !usage && out.stderr.lines().any(|l| l.contains("not supported") && l.contains(case.flag));
+            (out.success() || out.stderr.contains(understood) || unsupported, out)
+        };
+        // The check can fail: an unknown flag is not mistaken for an understood one.
+        for command in ["create", "exec", "delete", "spec", "update", "list"] {
+            let (understood, out) = run(&FlagCase { command, flag: "--strata-no-such-flag", value: None });
+            assert!(!understood, "an unknown flag looked understood: {out}");
+        }
+        let refused: Vec<String> = cases
+            .iter()
+            .filter_map(|case| {
+                let (understood, out) = run(case);
+                (!understood).then(|| format!("{} {}: {out}", case.command, case.flag))
+            })
+            .collect();
+        assert!(refused.is_empty(), "{} runc flags refused:\n{}", refused.len(), refused.join("\n"));
+    });
+}
+
+#[test]
+fn exec_process_is_a_session_leader() {
+    // issue 16 item 13. runc's init (nsexec) calls setsid() for every process it starts, exec'd ones
+    // included: without a terminal the process leads its own session and process group.
+    spec_test("exec_process_is_a_session_leader", |t| {
+        let c = t.start(&sleeper(t));
+        let out = t.cmd(&["exec", &c.id, "/bin/strata-probe", "pid"]).run();
+        let v = out.ok().json();
+        let pid = v["pid"].as_i64().or_fail(format!("pid in {v}"));
+        assert_eq!((v["sid"].as_i64(), v["pgid"].as_i64()), (Some(pid), Some(pid)), "{v}");
+        c.kill("KILL").ok();
+    });
+}
+
+#[test]
+fn exec_process_json_without_user_runs_as_root() {
+    // issue 16 item 25. runc and crun read process.json into the spec's Process, whose user defaults
+    // to uid 0, gid 0 (not the container process's user) when "user" is absent.
+    spec_test("exec_process_json_without_user_runs_as_root", |t| {
+        let mut b = sleeper(t);
+        b.set("/process/user", json!({"uid": 1000, "gid": 1000}));
+        let c = t.start(&b);
+        let file = t.path("process.json");
+        let process = json!({"args": ["/bin/strata-probe", "ids"], "cwd": "/", "env": ["PATH=/bin"]});
+        std::fs::write(&file, process.to_string()).or_fail("write process.json");
+        let out = t.cmd(&["exec", "--process"]).arg(&file).arg(&c.id).run();
+        let v = out.ok().json();
+        assert_eq!((v["uid"].as_u64(), v["gid"].as_u64()), (Some(0), Some(0)), "{v}");
+        c.kill("KILL").ok();
+    });
+}

@@ -413,14 +413,19 @@ fn delete_running_container_fails() {
 }
 
 #[test]
-fn delete_created_container_fails() {
-    // runtime.md delete: "Attempting to delete a container that is not stopped MUST have no effect on
-    // the container and MUST generate an error."
-    spec_test("delete_created_container_fails", |t| {
+fn delete_created_container_kills_and_removes_it() {
+    // issue 16 item 8. runtime.md delete says deleting a container that is not stopped "MUST generate an
+    // error", but runc and crun (and the engines relying on them) kill the init of a created container
+    // and delete it (runc delete.go: `case libcontainer.Created: return killContainer(container)`).
+    spec_test("delete_created_container_kills_and_removes_it", |t| {
         let b = t.bundle();
         let c = t.create(&b);
-        c.delete().failed();
-        assert_eq!(c.status(), "created");
+        c.delete().ok();
+        assert_eq!(c.wait(), Exit::Signal(9), "the init of the deleted container");
+        t.cmd(&["state", &c.id]).run().failed();
+        let cgroups_path = b.spec["linux"]["cgroupsPath"].as_str().or_fail("cgroupsPath");
+        let left = strata_conformance::traces::cgroup_dirs(cgroups_path);
+        assert!(left.is_empty(), "delete left the cgroup directories {left:?}");
     });
 }
 

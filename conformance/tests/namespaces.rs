@@ -261,3 +261,17 @@ fn unknown_namespace_type_fails() {
         t.try_create(&b, &[]).1.failed();
     });
 }
+
+#[test]
+fn new_network_namespace_has_loopback_up() {
+    // issue 16 item 1. runc and crun bring `lo` up in a network namespace they create (runc: the
+    // "loopback" network strategy of libcontainer/network_linux.go), so a server listening on 127.0.0.1
+    // is reachable (podman --network none, ctr run without --net-host, strata-rootfs bundles).
+    spec_test("new_network_namespace_has_loopback_up", |t| {
+        let mut b = t.bundle();
+        b.probe(&["loopback"]);
+        let v = t.run_probe(&b);
+        assert_eq!(v["up"], true, "lo is not up: {v}");
+        assert_eq!(v["tcp_roundtrip"]["ok"], true, "TCP over 127.0.0.1 failed: {v}");
+    });
+}

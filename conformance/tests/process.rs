@@ -754,3 +754,90 @@ fn process_cwd_reachable_only_by_the_process_user() {
         assert_eq!(probe(t, &mut b, "cwd"), "/home/user");
     });
 }
+
+/// `create --preserve-fds 4` from a caller with only stdio open, then `start`, waiting at most 20 s for
+/// it (a start blocked on a lock the container holds is stopped early: the container's init is killed
+/// so that the runtime and the cleanup can go on, and the test fails naming what the init held).
+/// Returns the container after its process exited, and its `fds` report.
+fn preserve_fds_from_a_bare_caller(t: &Test) -> (Container<'_>, Value) {
+    let mut b = t.bundle();
+    b.probe(&["fds"]);
+    let c = t.create_with(&b, &["--preserve-fds", "4"]);
+    let (mut cmd, text) = c.cmd(&["start"]).command();
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let mut start = cmd.spawn().or_fail(format!("spawn `{text}`"));
+    let began = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = start.try_wait().or_fail(format!("wait for `{text}`")) {
+            break status;
+        }
+        if began.elapsed() > std::time::Duration::from_secs(20) {
+            let held: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", c.pid))
+                .map(|d| {
+                    d.flatten()
+                        .filter_map(|e| std::fs::read_link(e.path()).ok())
+                        .map(|p| p.display().to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let _gone_already =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.pid), nix::sys::signal::Signal::SIGKILL);
+            let _reaped = start.wait();
+            panic!("`{text}` had not returned after 20 s; the container's init held {held:?}; killed it");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert!(status.success(), "`{text}` failed: {status}");
+    c.wait_success();
+    let out = c.stdout();
+    let fds: Value = serde_json::from_str(out.trim()).or_fail(format!("fds report: {out}"));
+    (c, fds)
+}
+
+#[test]
+fn process_preserve_fds_beyond_what_the_caller_has_open_starts() {
+    // issue 16 item 6. `create --preserve-fds 4` when the caller has fewer descriptors open: `start`
+    // returns, the process runs, `delete` works (runc and crun).
+    spec_test("process_preserve_fds_beyond_what_the_caller_has_open_starts", |t| {
+        let (c, _) = preserve_fds_from_a_bare_caller(t);
+        c.delete().ok();
+        t.cmd(&["state", &c.id]).run().failed();
+    });
+}
+
+#[test]
+fn process_preserve_fds_never_hands_over_the_runtimes_own() {
+    // issue 16 item 6. Descriptors 3..6 were never open in the caller, so the container gets none of
+    // them -- never the runtime's own (state lock, exec fifo, sockets). crun passes only what the caller
+    // had; runc 1.1.5 hands over whatever it has open on those numbers.
+    spec_test("process_preserve_fds_never_hands_over_the_runtimes_own", |t| {
+        let (_, fds) = preserve_fds_from_a_bare_caller(t);
+        let mut open: Vec<&String> = fds.as_object().or_fail("fds").keys().collect();
+        open.sort();
+        assert_eq!(open, ["0", "1", "2"], "descriptors the caller never had reached the container: {fds}");
+    });
+}
+
+#[test]
+fn exec_cwd_reachable_only_before_dropping_capabilities() {
+    // issue 16 item 24. `exec --user 0` into a directory only uid 1000 may enter (0700), with a
+    // capability set without CAP_DAC_OVERRIDE: runc and crun chdir while the runtime still has all its
+    // capabilities, so the exec'd process starts there.
+    spec_test("exec_cwd_reachable_only_before_dropping_capabilities", |t| {
+        use std::os::unix::fs::PermissionsExt;
+        let mut b = t.bundle();
+        let home = b.rootfs().join("home/user");
+        std::fs::create_dir_all(&home).or_fail("create home/user");
+        std::os::unix::fs::chown(&home, Some(1000), Some(1000)).or_fail("chown home/user");
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).or_fail("chmod home/user");
+        b.args(&["sleep", "60"]);
+        let c = t.start(&b);
+        let out = t
+            .cmd(&["exec", "--user", "0:0", "--cwd", "/home/user"])
+            .arg(&c.id)
+            .args(&["/bin/strata-probe", "cwd"])
+            .run();
+        assert_eq!(out.ok().json(), "/home/user", "{out}");
+        c.kill("KILL").ok();
+    });
+}

@@ -87,3 +87,46 @@ fn sysctl_unknown_key_fails() {
         t.cmd(&["state", &id]).run().failed();
     });
 }
+
+#[test]
+fn sysctl_kernel_hostname_refused() {
+    // issue 16 item 17. runc and crun refuse kernel.hostname in linux.sysctl: it conflicts with the
+    // hostname field (runc: "sysctl \"kernel.hostname\" is not allowed as it conflicts with the OCI
+    // \"hostname\" field"; crun: "the sysctl `kernel.hostname` conflicts with OCI field `hostname`").
+    spec_test("sysctl_kernel_hostname_refused", |t| {
+        let mut b = t.bundle();
+        b.set("/linux/sysctl", json!({"kernel.hostname": "from-sysctl"}));
+        let (id, out) = t.try_create(&b, &[]);
+        out.failed();
+        assert!(out.stderr.contains("kernel.hostname"), "the error does not name kernel.hostname: {out}");
+        t.cmd(&["state", &id]).run().failed();
+    });
+}
+
+#[test]
+fn sysctl_kernel_domainname_conflicting_with_domainname_refused() {
+    // issue 16 item 17. crun refuses a kernel.domainname sysctl that differs from the domainname field
+    // ("the sysctl `kernel.domainname` conflicts with OCI field `domainname`"); runc 1.1.5 predates the
+    // field and accepts it.
+    spec_test("sysctl_kernel_domainname_conflicting_with_domainname_refused", |t| {
+        let mut b = t.bundle();
+        b.set("/domainname", json!("from-field.test"));
+        b.set("/linux/sysctl", json!({"kernel.domainname": "from-sysctl.test"}));
+        let (id, out) = t.try_create(&b, &[]);
+        out.failed();
+        assert!(out.stderr.contains("kernel.domainname"), "the error does not name kernel.domainname: {out}");
+        t.cmd(&["state", &id]).run().failed();
+    });
+}
+
+#[test]
+fn sysctl_kernel_domainname_without_domainname_field_applied() {
+    // issue 16 item 17 (the limit of the refusal): without a domainname field, runc and crun accept
+    // kernel.domainname in a new UTS namespace and set it.
+    spec_test("sysctl_kernel_domainname_without_domainname_field_applied", |t| {
+        let mut b = t.bundle();
+        b.remove("/domainname");
+        b.set("/linux/sysctl", json!({"kernel.domainname": "from-sysctl.test"}));
+        assert_eq!(probe(t, &mut b, &["uts"])["domainname"], "from-sysctl.test");
+    });
+}

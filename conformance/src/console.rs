@@ -38,6 +38,12 @@ impl ConsoleSocket {
         ConsoleSocket { path: path.to_path_buf(), accept: Some(accept) }
     }
 
+    /// The runtime's message if it has arrived (or the connection failed) by now, without waiting.
+    #[track_caller]
+    pub fn try_receive(&mut self) -> Option<Received> {
+        if self.accept.as_ref().is_some_and(JoinHandle::is_finished) { Some(self.receive()) } else { None }
+    }
+
     /// Waits for the runtime's message and returns the pty master it carried.
     #[track_caller]
     pub fn receive(&mut self) -> Received {

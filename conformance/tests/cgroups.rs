@@ -143,3 +143,142 @@ fn cgroups_path_reused_after_delete() {
         assert_eq!(t.run_probe(&b2), first);
     });
 }
+
+/// The freezer file of `cgroups_path` and the value meaning "frozen" (v1 freezer.state or v2
+/// cgroup.freeze).
+fn freezer(cgroups_path: &str) -> (PathBuf, &'static str, &'static str) {
+    let file = cgroupfs::file("freezer", cgroups_path, "freezer.state", "cgroup.freeze");
+    if cgroupfs::unified() { (file, "1", "0") } else { (file, "FROZEN", "THAWED") }
+}
+
+/// Runs `cmd` (a runtime invocation) for at most 20 s; past that calls `unstick` (to let the runtime
+/// go on), waits for it and fails. Returns its status, stdout and stderr.
+fn bounded(t: &Test, cmd: Cmd<'_>, unstick: impl FnOnce()) -> (std::process::ExitStatus, String) {
+    let (mut command, text) = cmd.command();
+    let err = t.path("bounded.err");
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err).or_fail("create bounded.err"));
+    let mut child = command.spawn().or_fail(format!("spawn `{text}`"));
+    let began = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().or_fail(format!("wait for `{text}`")) {
+            return (status, std::fs::read_to_string(&err).unwrap_or_default());
+        }
+        if began.elapsed() > std::time::Duration::from_secs(20) {
+            unstick();
+            let status = child.wait().or_fail(format!("wait for `{text}`"));
+            panic!(
+                "`{text}` had not returned after 20 s (then, unstuck, it exited with {status}; stderr: {:?})",
+                std::fs::read_to_string(&err).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn delete_force_thaws_a_cgroup_frozen_outside_the_runtime() {
+    // issue 16 item 18. A container whose cgroup something else froze (cgroup v1: SIGKILL is only
+    // delivered once thawed): `delete --force` thaws and kills it, and removes everything (runc: kill
+    // with SIGKILL thaws a paused container's cgroup, libcontainer/container_linux.go Signal). A process
+    // that cannot die at all (D state) is not reproducible here.
+    spec_test("delete_force_thaws_a_cgroup_frozen_outside_the_runtime", |t| {
+        let mut b = t.bundle();
+        b.args(&["sleep", "60"]);
+        let path = cgroups_path(&b);
+        let c = t.start(&b);
+        let (file, frozen, thawed) = freezer(&path);
+        std::fs::write(&file, frozen).or_fail(format!("freeze {}", file.display()));
+        let thaw = || {
+            if let Err(e) = std::fs::write(&file, thawed) {
+                eprintln!("note: thaw {}: {e}", file.display());
+            }
+        };
+        let (status, stderr) = bounded(t, c.cmd(&["delete", "--force"]), thaw);
+        assert!(status.success(), "delete --force failed: {status}; stderr: {stderr:?}");
+        assert_eq!(c.wait(), Exit::Signal(9));
+        t.cmd(&["state", &c.id]).run().failed();
+        let left = strata_conformance::traces::cgroup_dirs(&path);
+        assert!(left.is_empty(), "delete --force left {left:?}");
+    });
+}
+
+#[test]
+fn run_in_a_frozen_cgroup_fails_at_once() {
+    // issue 16 item 30. runc refuses a cgroup that is already frozen (libcontainer/factory_linux.go:
+    // "container's cgroup unexpectedly frozen") instead of starting a container that can never run;
+    // nothing is left behind.
+    spec_test("run_in_a_frozen_cgroup_fails_at_once", |t| {
+        let mut b = t.bundle();
+        b.args(&["true"]);
+        b.write();
+        let path = cgroups_path(&b);
+        let (file, frozen, thawed) = freezer(&path);
+        let dir = file.parent().or_fail("freezer dir").to_path_buf();
+        std::fs::create_dir_all(&dir).or_fail(format!("create {}", dir.display()));
+        let owned = dir.clone();
+        t.on_cleanup(move || {
+            let _gone_already = std::fs::remove_dir(&owned);
+        });
+        std::fs::write(&file, frozen).or_fail(format!("freeze {}", file.display()));
+        let thaw = || {
+            if let Err(e) = std::fs::write(&file, thawed) {
+                eprintln!("note: thaw {}: {e}", file.display());
+            }
+        };
+        let id = t.new_id();
+        let (status, stderr) = bounded(t, t.cmd(&["run", "-d", "--bundle"]).arg(&b.dir).arg(&id), thaw);
+        assert!(!status.success(), "run -d in a frozen cgroup succeeded; stderr: {stderr:?}");
+        assert!(stderr.contains("frozen"), "the error does not say the cgroup is frozen: {stderr:?}");
+        t.cmd(&["state", &id]).run().failed();
+        let procs = strata_conformance::traces::processes_in(&path);
+        assert!(procs.is_empty(), "processes left in {path}: {procs:?}");
+        let left: Vec<PathBuf> =
+            strata_conformance::traces::cgroup_dirs(&path).into_iter().filter(|d| *d != dir).collect();
+        assert!(left.is_empty(), "the runtime left cgroup directories {left:?}");
+    });
+}
+
+#[test]
+fn delete_force_gives_up_when_the_processes_cannot_die() {
+    // issue 16 item 18. Processes that cannot die -- here the parent of the container's cgroup is frozen
+    // by someone else, so thawing the container's own cgroup does not deliver SIGKILL: `delete --force`
+    // gives up with an error saying what is still running instead of retrying for minutes (runc
+    // delete.go killContainer: 100 x 100 ms, then "container init still running"). The container stays
+    // listed, and goes once the parent is thawed.
+    spec_test("delete_force_gives_up_when_the_processes_cannot_die", |t| {
+        let mut b = t.bundle();
+        b.args(&["sleep", "60"]);
+        let parent = format!("{}-parent", cgroups_path(&b));
+        let path = format!("{parent}/ctr");
+        b.set("/linux/cgroupsPath", json!(path));
+        let c = t.start(&b);
+        let (file, frozen, thawed) = freezer(&parent);
+        let thaw = {
+            let file = file.clone();
+            move || {
+                if let Err(e) = std::fs::write(&file, thawed) {
+                    eprintln!("note: thaw {}: {e}", file.display());
+                }
+            }
+        };
+        // Thaw the parent and remove it at the end, whatever happened (after the container's delete).
+        let (file_at_end, parent_at_end) = (file.clone(), parent.clone());
+        t.on_cleanup(move || {
+            let _thawed_already = std::fs::write(&file_at_end, thawed);
+            for dir in strata_conformance::traces::cgroup_dirs(&parent_at_end) {
+                let _gone_already = std::fs::remove_dir(&dir);
+            }
+        });
+        std::fs::write(&file, frozen).or_fail(format!("freeze {}", file.display()));
+        let (status, stderr) = bounded(t, c.cmd(&["delete", "--force"]), thaw.clone());
+        thaw();
+        assert!(!status.success(), "delete --force succeeded although the init could not die; stderr: {stderr:?}");
+        assert!(stderr.contains("running"), "the error does not say what is still running: {stderr:?}");
+        assert_eq!(c.wait(), Exit::Signal(9), "the init once its parent cgroup was thawed");
+        c.cmd(&["delete", "--force"]).run().ok();
+        t.cmd(&["state", &c.id]).run().failed();
+    });
+}

@@ -528,3 +528,196 @@ fn hooks_path_must_be_absolute() {
         t.try_create(&h.b, &[]).1.failed();
     });
 }
+
+/// A host hook that writes `marker` to stderr and exits 3.
+fn host_hook_failing_with(marker: &str) -> Value {
+    json!({"path": "/bin/busybox", "args": ["sh", "-c", format!("echo {marker} >&2; exit 3")]})
+}
+
+/// Whether `text` names hook index `i` (runc: "error running hook #1: ...").
+fn names_index(text: &str, i: usize) -> bool {
+    [format!("#{i}"), format!("[{i}]"), format!("hook {i}"), format!("index {i}")]
+        .iter()
+        .any(|s| text.contains(s.as_str()))
+}
+
+/// Whether `text` gives exit status 3 (runc: "exit status 3").
+fn names_status_3(text: &str) -> bool {
+    ["exit status 3", "exit status: 3", "exit code 3", "exit code: 3"].iter().any(|s| text.contains(s))
+}
+
+#[track_caller]
+fn assert_names_failed_hook(what: &str, text: &str, index: usize, marker: &str) {
+    assert!(
+        names_index(text, index) && names_status_3(text) && text.contains(marker),
+        "{what}: the error does not name hook #{index}, its exit status 3 and its stderr {marker:?}: {text:?}"
+    );
+}
+
+#[test]
+fn hooks_prestart_failure_error_names_index_status_and_stderr() {
+    // issue 16 item 15. runc: "error running hook #1: error running hook: exit status 3, stdout: ,
+    // stderr: ..." -- the failing hook's index, how it ended and what it wrote to stderr.
+    spec_test("hooks_prestart_failure_error_names_index_status_and_stderr", |t| {
+        let mut h = HookBundle::new(t);
+        let ok = h.host_hook("first");
+        h.add("prestart", ok).add("prestart", host_hook_failing_with("prestart-hook-said-this"));
+        let (id, out) = t.try_create(&h.b, &[]);
+        out.failed();
+        assert_names_failed_hook("create", &out.stderr, 1, "prestart-hook-said-this");
+        t.cmd(&["state", &id]).run().failed();
+    });
+}
+
+#[test]
+fn hooks_failure_under_run_is_reported() {
+    // issue 16 item 15. `run` with a failing startContainer hook: run fails and says why (strata printed
+    // nothing and exited 1). runc's init reports it on the container's stderr, which is run's.
+    spec_test("hooks_failure_under_run_is_reported", |t| {
+        let mut h = HookBundle::new(t);
+        h.add(
+            "startContainer",
+            json!({"path": "/bin/sh", "args": ["sh", "-c", "echo run-hook-said-this >&2; exit 3"]}),
+        );
+        h.b.write();
+        let id = t.new_id();
+        let out = t.cmd(&["run", "--bundle"]).arg(&h.b.dir).arg(&id).run();
+        out.failed();
+        assert_names_failed_hook("run", &out.stderr, 0, "run-hook-said-this");
+        assert!(!h.labels().contains(&"process".to_string()), "the user program ran");
+        t.cmd(&["state", &id]).run().failed();
+    });
+}
+
+#[test]
+fn hooks_create_runtime_failure_under_run_is_reported() {
+    // issue 16 item 15: the same for a hook that fails during run's create phase.
+    spec_test("hooks_create_runtime_failure_under_run_is_reported", |t| {
+        let mut h = HookBundle::new(t);
+        h.add("createRuntime", host_hook_failing_with("run-hook-said-this"));
+        h.b.write();
+        let id = t.new_id();
+        let out = t.cmd(&["run", "--bundle"]).arg(&h.b.dir).arg(&id).run();
+        out.failed();
+        assert_names_failed_hook("run", &out.stderr, 0, "run-hook-said-this");
+        t.cmd(&["state", &id]).run().failed();
+    });
+}
+
+#[test]
+fn hooks_killed_by_a_signal_error_names_it() {
+    // issue 16 item 15. A hook killed by a signal: runc (Go's exec) says "signal: terminated".
+    spec_test("hooks_killed_by_a_signal_error_names_it", |t| {
+        let mut h = HookBundle::new(t);
+        h.add("createRuntime", json!({"path": "/bin/busybox", "args": ["sh", "-c", "kill -TERM $$"]}));
+        let (id, out) = t.try_create(&h.b, &[]);
+        out.failed();
+        let said = out.stderr.to_lowercase();
+        assert!(
+            names_index(&said, 0)
+                && said.contains("signal")
+                && (said.contains("terminated") || said.contains("sigterm")),
+            "the error does not say hook #0 was killed by SIGTERM: {out}"
+        );
+        t.cmd(&["state", &id]).run().failed();
+    });
+}
+
+#[test]
+fn hooks_start_container_failure_error_names_index_status_and_stderr() {
+    // issue 16 item 15. A failing startContainer hook: strata's start said "...: start" without the
+    // cause. Whatever reports it (runc: the container's init, on its stderr, after start returned) says
+    // which hook, how it ended and its stderr.
+    spec_test("hooks_start_container_failure_error_names_index_status_and_stderr", |t| {
+        let mut h = HookBundle::new(t);
+        let ok = h.container_hook("first");
+        h.add("startContainer", ok);
+        h.add(
+            "startContainer",
+            json!({"path": "/bin/sh", "args": ["sh", "-c", "echo start-hook-said-this >&2; exit 3"]}),
+        );
+        let c = t.create(&h.b);
+        let started = c.try_start();
+        let exit = c.wait();
+        assert!(!h.labels().contains(&"process".to_string()), "the user program ran");
+        assert_ne!(exit, Exit::Code(0), "the container's init succeeded");
+        let said = format!("{}{}", started.stderr, c.stderr());
+        assert_names_failed_hook("start (runtime and container stderr)", &said, 1, "start-hook-said-this");
+    });
+}
+
+#[test]
+fn hooks_failure_error_names_the_hook_kind() {
+    // issue 16 item 15. Beyond runc (which names only the index): the error names the kind of the
+    // failing hook, for every kind that fails create.
+    spec_test("hooks_failure_error_names_the_hook_kind", |t| {
+        for kind in ["prestart", "createRuntime", "createContainer"] {
+            let mut h = HookBundle::new(t);
+            let hook = if kind == "createContainer" {
+                json!({"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]})
+            } else {
+                host_hook_failing_with("x")
+            };
+            h.add(kind, hook);
+            let (_, out) = t.try_create(&h.b, &[]);
+            out.failed();
+            assert!(out.stderr.contains(kind), "the error does not name the {kind} hook: {out}");
+        }
+    });
+}
+
+#[test]
+fn hooks_in_the_runtime_namespace_without_env_inherit_the_runtimes_environment() {
+    // issue 16 item 27. config.md hooks env is OPTIONAL; runc runs a hook without "env" with Go's
+    // exec.Cmd{Env: nil}, i.e. with the environment of the runc process that runs it (create for
+    // prestart, createRuntime and -- in runc -- poststart, start for poststart, delete for poststop).
+    spec_test("hooks_in_the_runtime_namespace_without_env_inherit_the_runtimes_environment", |t| {
+        let mut h = HookBundle::new(t);
+        for kind in ["prestart", "createRuntime", "poststart", "poststop"] {
+            let hook = h.host_hook(kind);
+            h.add(kind, hook);
+        }
+        h.b.args(&["true"]);
+        let c = t.create_via(&h.b, |cmd| cmd.env("STRATA_HOOK_MARK", "from-create"));
+        c.cmd(&["start"]).env("STRATA_HOOK_MARK", "from-start").run().ok();
+        c.wait_success();
+        c.cmd(&["delete"]).env("STRATA_HOOK_MARK", "from-delete").run().ok();
+        for kind in ["prestart", "createRuntime", "poststart", "poststop"] {
+            let e = h.entry(kind);
+            let env = e["env"].as_array().or_fail(format!("env of {kind}"));
+            let marked = env.iter().any(|v| v.as_str().is_some_and(|s| s.starts_with("STRATA_HOOK_MARK=from-")));
+            let path = env.iter().any(|v| v.as_str().is_some_and(|s| s.starts_with("PATH=")));
+            assert!(marked && path, "the {kind} hook did not get the runtime's environment: {env:?}");
+        }
+        let poststop = h.entry("poststop");
+        assert!(
+            poststop["env"].as_array().is_some_and(|a| a.iter().any(|v| v == "STRATA_HOOK_MARK=from-delete")),
+            "poststop did not get delete's environment: {}",
+            poststop["env"]
+        );
+    });
+}
+
+#[test]
+fn hooks_in_the_container_without_env_get_the_process_environment() {
+    // issue 16 item 27. runc runs createContainer and startContainer hooks from its init, whose
+    // environment is process.env (libcontainer's init clears its own and loads process.env before
+    // anything else): a hook without "env" gets exactly that, not the runtime's.
+    spec_test("hooks_in_the_container_without_env_get_the_process_environment", |t| {
+        let mut h = HookBundle::new(t);
+        let env = json!(["PATH=/usr/bin:/bin", "HOME=/root", "FROM_PROCESS_ENV=yes"]);
+        h.b.set("/process/env", env.clone());
+        // createContainer's path resolves in the runtime namespace, startContainer's in the container.
+        let (cc, sc) = (h.host_hook("createContainer"), h.container_hook("startContainer"));
+        h.add("createContainer", cc).add("startContainer", sc);
+        let c = t.create_via(&h.b, |cmd| cmd.env("STRATA_HOOK_MARK", "from-create"));
+        c.cmd(&["start"]).env("STRATA_HOOK_MARK", "from-start").run().ok();
+        c.wait_success();
+        for kind in ["createContainer", "startContainer"] {
+            let e = h.entry(kind);
+            let mut got: Vec<&str> = e["env"].as_array().or_fail("env").iter().filter_map(Value::as_str).collect();
+            got.sort();
+            assert_eq!(got, ["FROM_PROCESS_ENV=yes", "HOME=/root", "PATH=/usr/bin:/bin"], "{kind} hook env");
+        }
+    });
+}

@@ -131,3 +131,102 @@ fn seccomp_notify_listener_reaches_the_agent() {
         assert_eq!(c.json()["mkdir:/tmp/notify-test"]["errno"], 38, "{}", c.stdout());
     });
 }
+
+/// Whether a seccomp notification is waiting on `listener` (it is readable).
+fn notification_pending(listener: &std::fs::File) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+    poll(&mut fds, PollTimeout::from(10u16)).or_fail("poll the seccomp listener") > 0
+}
+
+/// The container's lifecycle with an agent that never answers: a profile notifying on getcwd, a process
+/// (the probe's `pid` report) that never calls it. Any notification is the runtime's own call after it
+/// installed the filter; the agent then goes away (the call fails with ENOSYS) and the test fails.
+fn runtime_getcwd_never_notified(t: &Test, no_new_privileges: bool) {
+    let agent_path = t.socket_path();
+    let mut agent = ConsoleSocket::listen(&agent_path);
+    let mut b = t.bundle();
+    b.set("/process/noNewPrivileges", json!(no_new_privileges));
+    b.set(
+        "/linux/seccomp",
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "listenerPath": agent_path,
+            "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_NOTIFY"}]
+        }),
+    );
+    b.probe(&["pid"]);
+    b.write();
+    let id = t.new_id();
+    let (out, err) = (t.path("container.out"), t.path("container.err"));
+    let (mut cmd, text) = t.cmd(&["create", "--bundle"]).arg(&b.dir).arg(&id).command();
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).or_fail("create container.out"))
+        .stderr(std::fs::File::create(&err).or_fail("create container.err"));
+    let mut create = cmd.spawn().or_fail(format!("spawn `{text}`"));
+    let limit = std::time::Duration::from_secs(30);
+    let began = std::time::Instant::now();
+    let mut listener = None;
+    let mut notified: Option<&str> = None;
+    let created = loop {
+        if listener.is_none() {
+            listener = agent.try_receive().map(|r| r.master);
+        }
+        if notified.is_none() && listener.as_ref().is_some_and(notification_pending) {
+            notified = Some("during create");
+            listener = None;
+        }
+        if let Some(status) = create.try_wait().or_fail(format!("wait for `{text}`")) {
+            break status;
+        }
+        assert!(began.elapsed() < limit, "`{text}` still runs after {limit:?} (notified: {notified:?})");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    assert!(created.success() || notified.is_some(), "`{text}` failed: {}", read(&err));
+    if created.success() {
+        let pid = t.cmd(&["state", &id]).run().json()["pid"].as_i64().or_fail("pid") as i32;
+        let started = t.cmd(&["start", &id]).run();
+        while strata_conformance::container::process_alive(pid) {
+            if notified.is_none() && listener.as_ref().is_some_and(notification_pending) {
+                notified = Some("after start, before the process ran");
+                listener = None;
+            }
+            assert!(began.elapsed() < limit, "the container still runs after {limit:?}; start: {started}");
+        }
+        strata_conformance::container::wait_exit(pid, &id);
+        assert!(
+            notified.is_some() || read(&out).contains("\"pid\":1"),
+            "{started}; stdout: {:?}; stderr: {:?}",
+            read(&out),
+            read(&err)
+        );
+    }
+    if let Some(when) = notified {
+        panic!(
+            "the seccomp agent was notified of a getcwd {when}: the runtime called it under the container's filter \
+             (stdout: {:?}, stderr: {:?})",
+            read(&out),
+            read(&err)
+        );
+    }
+}
+
+#[test]
+fn seccomp_notify_agent_never_sees_the_runtimes_getcwd() {
+    // issue 16 item 14. config-linux.md seccomp SCMP_ACT_NOTIFY: the agent decides the container's calls,
+    // not the runtime's. With noNewPrivileges (the filter is installed last, right before execve) the
+    // runtime's own working-directory check (CVE-2024-21626) must not reach the agent.
+    spec_test("seccomp_notify_agent_never_sees_the_runtimes_getcwd", |t| runtime_getcwd_never_notified(t, true));
+}
+
+#[test]
+fn seccomp_notify_agent_never_sees_the_runtimes_getcwd_without_no_new_privileges() {
+    // issue 16 item 14, without noNewPrivileges (Docker's and podman's default): the filter must still be
+    // installed after the runtime's last getcwd.
+    spec_test("seccomp_notify_agent_never_sees_the_runtimes_getcwd_without_no_new_privileges", |t| {
+        runtime_getcwd_never_notified(t, false)
+    });
+}

@@ -978,3 +978,32 @@ fn readonly_mounts_cannot_be_made_writable() {
         }
     });
 }
+
+#[test]
+fn no_pivot_container_cannot_mount_a_fresh_proc() {
+    // issue 16 item 20. The kernel refuses a new procfs in a user namespace unless the mount namespace
+    // holds a fully visible procfs (mnt_already_visible); a container's /proc has masked paths mounted
+    // over it, so `unshare -mrpf mount -t proc none /proc` fails -- unless the runtime leaves the host's
+    // own /proc reachable in the container's mount namespace, as a chroot without pivot_root does. runc
+    // --no-pivot first unmounts (or covers) every full procfs and sysfs outside the rootfs
+    // (libcontainer/rootfs_linux.go msMoveRoot); with it, as with pivot_root, the masked paths hold.
+    spec_test("no_pivot_container_cannot_mount_a_fresh_proc", |t| {
+        for flags in [&[][..], &["--no-pivot"][..]] {
+            let mut b = t.bundle();
+            // As uid 1000: mapping root in a new user namespace needs nothing more (mapping host uid 0
+            // would need CAP_SETFCAP).
+            b.set("/process/user", json!({"uid": 1000, "gid": 1000}));
+            b.sh("unshare -mrpf mount -t proc none /proc && echo MOUNTED-A-FRESH-PROC");
+            let c = t.create_with(&b, flags);
+            c.start();
+            c.wait();
+            let (out, err) = (c.stdout(), c.stderr());
+            assert!(
+                !out.contains("MOUNTED-A-FRESH-PROC"),
+                "with {flags:?} the container mounted a fresh /proc (its masked paths bypassed); stderr: {err:?}"
+            );
+            // The attempt got as far as the mount (unshare worked): the refusal is the kernel's.
+            assert!(err.starts_with("mount:"), "with {flags:?}: not refused by mount(2): {err:?}");
+        }
+    });
+}

@@ -38,16 +38,6 @@ pub const DEVIATIONS: &[Deviation] = &[
     },
     Deviation {
         runtime: RuntimeKind::Runc,
-        test: "exec_apparmor_flag_applied_or_warned",
-        reason: "runc exec fails on a host without AppArmor (write /proc/self/attr/exec: invalid argument)",
-    },
-    Deviation {
-        runtime: RuntimeKind::Runc,
-        test: "process_apparmor_profile_applied_or_warned",
-        reason: "runc fails create on a host without AppArmor (write /proc/self/attr/exec: invalid argument)",
-    },
-    Deviation {
-        runtime: RuntimeKind::Runc,
         test: "device_path_conflict_fails",
         reason: "runc ignores EEXIST from mknod: a regular file at a device path is accepted and left in place",
     },
@@ -220,6 +210,46 @@ pub const DEVIATIONS: &[Deviation] = &[
         runtime: RuntimeKind::Runc,
         test: "create_with_init_killed_at_every_setup_step_is_cleaned_up",
         reason: "a runc create whose init is killed while it mounts fails but leaves its state directory behind",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "tmpfs_tmpcopyup_keeps_extended_attributes",
+        reason: "runc 1.1.5 copies a tmpcopyup tmpfs's contents with mrunalp/fileutils CopyDirectory, which keeps owners, modes and symlinks but no extended attributes (crun copies them)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "process_scheduler_flag_reset_on_fork_accepted",
+        reason: "runc 1.1.5 ignores process.scheduler (added in runtime-spec 1.2): the process keeps SCHED_OTHER",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "process_scheduler_flag_dl_overrun_accepted",
+        reason: "runc 1.1.5 ignores process.scheduler (added in runtime-spec 1.2): the process keeps SCHED_OTHER",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "sysctl_kernel_domainname_conflicting_with_domainname_refused",
+        reason: "runc 1.1.5 allows kernel.domainname in a new UTS namespace whatever the domainname field says (it predates the field; crun refuses a conflicting value)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "process_preserve_fds_never_hands_over_the_runtimes_own",
+        reason: "runc create --preserve-fds N passes descriptors 3..3+N-1 whatever they are in runc itself: a caller with fewer open hands the container runc's own (a /sys/fs/cgroup directory, its epoll descriptor, a pipe)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "hooks_failure_error_names_the_hook_kind",
+        reason: "runc's hook errors name the index only (\"error running hook #0: error running hook: exit status 3, stdout: , stderr: ...\"), not the hook kind",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "seccomp_notify_agent_never_sees_the_runtimes_getcwd_without_no_new_privileges",
+        reason: "without noNewPrivileges runc installs the seccomp filter before its working-directory check (the CVE-2024-21626 fix Debian backported): the agent is notified of runc's getcwd, and without an answer create fails \"failed to verify if current working directory is safe: function not implemented\"",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "lsm_refusal_names_the_profile_or_label",
+        reason: "runc refuses an AppArmor profile or SELinux label it cannot apply, but names only the LSM (\"apparmor failed to apply profile: write /proc/self/attr/exec: invalid argument\", \"selinux label is specified in config, but selinux is disabled or not supported\")",
     },
 ];
 

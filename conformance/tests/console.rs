@@ -233,3 +233,86 @@ fn terminal_run_detached_without_console_socket_fails() {
         t.cmd(&["state", &id]).run().failed();
     });
 }
+
+#[test]
+fn terminal_owned_by_the_process_user() {
+    // issue 16 item 26. runc and crun give the pty to the process user (runc: fixStdioPermissions chowns
+    // stdio that is not /dev/null to the user's uid, keeping the gid -- here the devpts gid=5 tty group).
+    spec_test("terminal_owned_by_the_process_user", |t| {
+        let mut b = t.bundle();
+        b.set("/process/user", json!({"uid": 1000, "gid": 1000}));
+        b.set("/process/terminal", json!(true));
+        b.sh("/bin/strata-probe devices $(tty)");
+        let mut sock = ConsoleSocket::listen(&t.socket_path());
+        let path = sock.path.to_str().or_fail("socket path").to_string();
+        let c = t.create_with(&b, &["--console-socket", &path]);
+        let mut reader = TerminalReader::start(sock.receive().master);
+        c.start();
+        c.wait_success();
+        let out = reader.output();
+        let v: Value = serde_json::from_str(out.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(""))
+            .or_fail(format!("output: {out:?}"));
+        let (name, pts) = v.as_object().and_then(|o| o.iter().next()).or_fail(format!("tty report: {v}"));
+        assert!(name.starts_with("/dev/pts/"), "{v}");
+        assert_eq!((pts["uid"].as_u64(), pts["gid"].as_u64()), (Some(1000), Some(5)), "owner of {name}: {v}");
+    });
+}
+
+#[test]
+fn terminal_without_a_mount_namespace() {
+    // issue 16 item 28. Without a mount namespace there is no new devpts instance: runc and crun take the
+    // pty from /dev/ptmx as the container sees it -- here the host's /dev, bound in by the config (the
+    // mounts are made in the runtime's own namespace, a throwaway one: the runtime runs under `unshare
+    // -m`). runc needs /proc to close inherited descriptors and opens the host's /dev/console to bind the
+    // pty over it, hence the proc mount and the open device cgroup.
+    spec_test("terminal_without_a_mount_namespace", |t| {
+        let mut b = t.bundle();
+        b.without_namespace("mount");
+        b.set(
+            "/mounts",
+            json!([
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/dev", "type": "bind", "source": "/dev", "options": ["rbind"]}
+            ]),
+        );
+        b.set("/linux/resources/devices", json!([{"allow": true, "access": "rwm"}]));
+        b.remove("/linux/maskedPaths").remove("/linux/readonlyPaths");
+        b.set("/process/terminal", json!(true));
+        b.probe(&["tty"]);
+        let mut sock = ConsoleSocket::listen(&t.socket_path());
+        let path = sock.path.to_str().or_fail("socket path").to_string();
+        let c = t.create_via(&b, |cmd| {
+            cmd.args(&["--console-socket", &path]).via(&["unshare", "--mount", "--propagation", "private"])
+        });
+        let mut reader = TerminalReader::start(sock.receive().master);
+        c.start();
+        c.wait_success();
+        let out = reader.output();
+        let v: Value = serde_json::from_str(out.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(""))
+            .or_fail(format!("terminal output is not JSON: {out:?}"));
+        assert_eq!((v["stdin"].as_bool(), v["stdout"].as_bool()), (Some(true), Some(true)), "{v}");
+    });
+}
+
+#[test]
+fn exec_tty_is_the_controlling_terminal_of_a_session_leader() {
+    // issue 16 item 13. runc exec -t: the process leads a new session (setsid) whose controlling terminal
+    // is the new pty, and its process group is the terminal's foreground group.
+    spec_test("exec_tty_is_the_controlling_terminal_of_a_session_leader", |t| {
+        let mut b = t.bundle();
+        b.args(&["sleep", "1000"]);
+        let c = t.start(&b);
+        let term = UserTerminal::new(25, 90);
+        let (mut child, command) = spawn_on(t, &term, &["exec", "-t", &c.id, "/bin/strata-probe", "all"]);
+        let status = wait_child(&mut child, &command, LIMIT, "killed it");
+        let mut term = term;
+        let out = term.finish();
+        assert_eq!(status.code(), Some(0), "{command}: {out}");
+        let line = out.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or_default();
+        let v: Value = serde_json::from_str(line).or_fail(format!("exec output: {out:?}"));
+        let pid = v["pid"]["pid"].as_i64().or_fail(format!("pid report: {}", v["pid"]));
+        assert_eq!((v["pid"]["sid"].as_i64(), v["pid"]["pgid"].as_i64()), (Some(pid), Some(pid)), "{}", v["pid"]);
+        assert_eq!(v["tty"]["ctty_pgrp"].as_i64(), Some(pid), "the pty is not its controlling terminal: {}", v["tty"]);
+        c.kill("KILL").ok();
+    });
+}

@@ -282,3 +282,43 @@ assert_removed() { # assert_removed NAME ID
 	assert_eq "$(strata_status "$STRATA_ROOT" "$id")" running "strata's status"
 	assert_eq "$(pm inspect --format '{{.State.Status}}' execfail)" running "podman's status"
 }
+
+# issue 16 item 1
+@test "podman run --network none: the container's loopback interface is up" {
+	run pm run --rm --network none "$IMAGE" sh -c 'cat /sys/class/net/lo/flags; ip -o link show lo'
+	assert_eq "$status" 0 "podman run: $output"
+	local flags=${output%%$'\n'*}
+	(((flags & 1) == 1)) || fail "lo is down (flags $flags): $output"
+	assert_contains "$output" ",UP"
+}
+
+# issue 16 item 2
+@test "podman run --read-only, --tmpfs, --mount type=tmpfs: the tmpfs mounts start with the image's files" {
+	run pm run --rm --read-only "$IMAGE" sh -c 'touch /tmp/a /var/tmp/b /run/c && echo tmpfs-writable; touch /root/x 2>/dev/null || echo root-read-only'
+	assert_eq "$status" 0 "podman run --read-only: $output"
+	assert_contains "$output" tmpfs-writable
+	assert_contains "$output" root-read-only
+
+	# podman asks for tmpcopyup on these: the image's /etc is copied into the tmpfs
+	run pm run --rm --tmpfs /etc "$IMAGE" sh -c 'grep -c "^root:" /etc/passwd && touch /etc/new && echo writable'
+	assert_eq "$status" 0 "podman run --tmpfs: $output"
+	assert_eq "$output" $'1\nwritable' "--tmpfs /etc"
+	run pm run --rm --read-only --mount type=tmpfs,destination=/etc "$IMAGE" grep -c "^root:" /etc/group
+	assert_eq "$status" 0 "podman run --mount type=tmpfs: $output"
+	assert_eq "$output" 1 "--mount type=tmpfs,destination=/etc"
+}
+
+# issue 16 item 5
+@test "podman run --mount type=image: the image is mounted in the container" {
+	run pm run --rm --mount "type=image,source=$IMAGE,destination=/image" "$IMAGE" sh -c 'ls /image/bin/busybox && grep -c "^root:" /image/etc/passwd'
+	assert_eq "$status" 0 "podman run --mount type=image: $output"
+	assert_eq "$output" $'/image/bin/busybox\n1'
+}
+
+# issue 16 item 7
+@test "podman run --user 1000: the process can open /dev/stdout and /dev/stderr (conmon's pipes)" {
+	run pm run --rm --user 1000:1000 "$IMAGE" sh -c 'echo to-stdout >/dev/stdout && echo to-stderr >/dev/stderr'
+	assert_eq "$status" 0 "podman run --user 1000: $output"
+	assert_contains "$output" to-stdout
+	assert_contains "$output" to-stderr
+}

@@ -151,6 +151,29 @@ fn freezer(cgroups_path: &str) -> (PathBuf, &'static str, &'static str) {
     if cgroupfs::unified() { (file, "1", "0") } else { (file, "FROZEN", "THAWED") }
 }
 
+/// Waits until the processes of `cgroups_path` are frozen (v1 freezer.state FROZEN, v2 cgroup.events
+/// "frozen 1"): freezing is asynchronous (FREEZING until every task stopped).
+fn wait_frozen(cgroups_path: &str) {
+    let (file, want) = if cgroupfs::unified() {
+        (cgroupfs::file("freezer", cgroups_path, "", "cgroup.events"), "frozen 1")
+    } else {
+        (cgroupfs::file("freezer", cgroups_path, "freezer.state", ""), "FROZEN")
+    };
+    let began = std::time::Instant::now();
+    loop {
+        let now = std::fs::read_to_string(&file).unwrap_or_default();
+        if now.lines().any(|l| l.trim() == want) {
+            return;
+        }
+        assert!(
+            began.elapsed() < std::time::Duration::from_secs(60),
+            "{} never showed {want:?}: {now:?}",
+            file.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// Runs `cmd` (a runtime invocation) for at most 20 s; past that calls `unstick` (to let the runtime
 /// go on), waits for it and fails. Returns its status, stdout and stderr.
 fn bounded(t: &Test, cmd: Cmd<'_>, unstick: impl FnOnce()) -> (std::process::ExitStatus, String) {
@@ -191,6 +214,7 @@ fn delete_force_thaws_a_cgroup_frozen_outside_the_runtime() {
         let c = t.start(&b);
         let (file, frozen, thawed) = freezer(&path);
         std::fs::write(&file, frozen).or_fail(format!("freeze {}", file.display()));
+        wait_frozen(&path);
         let thaw = || {
             if let Err(e) = std::fs::write(&file, thawed) {
                 eprintln!("note: thaw {}: {e}", file.display());
@@ -264,15 +288,20 @@ fn delete_force_gives_up_when_the_processes_cannot_die() {
                 }
             }
         };
-        // Thaw the parent and remove it at the end, whatever happened (after the container's delete).
-        let (file_at_end, parent_at_end) = (file.clone(), parent.clone());
+        // Thaw the parent and remove it at the end, whatever happened (after the container's delete; a
+        // runtime that failed to delete leaves `ctr`, removed here too, and said so).
+        let (file_at_end, parent_at_end, path_at_end) = (file.clone(), parent.clone(), path.clone());
         t.on_cleanup(move || {
             let _thawed_already = std::fs::write(&file_at_end, thawed);
-            for dir in strata_conformance::traces::cgroup_dirs(&parent_at_end) {
-                let _gone_already = std::fs::remove_dir(&dir);
+            let dirs = [path_at_end, parent_at_end];
+            for dir in dirs.iter().flat_map(|d| strata_conformance::traces::cgroup_dirs(d)) {
+                if let Err(e) = std::fs::remove_dir(&dir) {
+                    eprintln!("note: remove {}: {e}", dir.display());
+                }
             }
         });
         std::fs::write(&file, frozen).or_fail(format!("freeze {}", file.display()));
+        wait_frozen(&path);
         let (status, stderr) = bounded(t, c.cmd(&["delete", "--force"]), thaw.clone());
         thaw();
         assert!(!status.success(), "delete --force succeeded although the init could not die; stderr: {stderr:?}");

@@ -203,7 +203,8 @@ fn bounded(t: &Test, cmd: Cmd<'_>, unstick: impl FnOnce()) -> (std::process::Exi
 
 #[test]
 fn delete_force_thaws_a_cgroup_frozen_outside_the_runtime() {
-    // issue 16 item 18. A container whose cgroup something else froze (cgroup v1: SIGKILL is only
+    // issue 16 item 18 (a guard: main passes it already).
+    // A container whose cgroup something else froze (cgroup v1: SIGKILL is only
     // delivered once thawed): `delete --force` thaws and kills it, and removes everything (runc: kill
     // with SIGKILL thaws a paused container's cgroup, libcontainer/container_linux.go Signal). A process
     // that cannot die at all (D state) is not reproducible here.

@@ -296,7 +296,8 @@ fn terminal_without_a_mount_namespace() {
 
 #[test]
 fn exec_tty_is_the_controlling_terminal_of_a_session_leader() {
-    // issue 16 item 13. runc exec -t: the process leads a new session (setsid) whose controlling terminal
+    // issue 16 item 13 (a guard: main passes it already).
+    // runc exec -t: the process leads a new session (setsid) whose controlling terminal
     // is the new pty, and its process group is the terminal's foreground group.
     spec_test("exec_tty_is_the_controlling_terminal_of_a_session_leader", |t| {
         let mut b = t.bundle();

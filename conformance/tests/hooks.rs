@@ -556,7 +556,8 @@ fn assert_names_failed_hook(what: &str, text: &str, index: usize, marker: &str) 
 
 #[test]
 fn hooks_prestart_failure_error_names_index_status_and_stderr() {
-    // issue 16 item 15. runc: "error running hook #1: error running hook: exit status 3, stdout: ,
+    // issue 16 item 15 (a guard: main passes it already).
+    // runc: "error running hook #1: error running hook: exit status 3, stdout: ,
     // stderr: ..." -- the failing hook's index, how it ended and what it wrote to stderr.
     spec_test("hooks_prestart_failure_error_names_index_status_and_stderr", |t| {
         let mut h = HookBundle::new(t);
@@ -591,7 +592,8 @@ fn hooks_failure_under_run_is_reported() {
 
 #[test]
 fn hooks_create_runtime_failure_under_run_is_reported() {
-    // issue 16 item 15: the same for a hook that fails during run's create phase.
+    // issue 16 item 15 (a guard: main passes it already).
+    // The same for a hook that fails during run's create phase.
     spec_test("hooks_create_runtime_failure_under_run_is_reported", |t| {
         let mut h = HookBundle::new(t);
         h.add("createRuntime", host_hook_failing_with("run-hook-said-this"));
@@ -606,7 +608,8 @@ fn hooks_create_runtime_failure_under_run_is_reported() {
 
 #[test]
 fn hooks_killed_by_a_signal_error_names_it() {
-    // issue 16 item 15. A hook killed by a signal: runc (Go's exec) says "signal: terminated".
+    // issue 16 item 15 (a guard: main passes it already).
+    // A hook killed by a signal: runc (Go's exec) says "signal: terminated".
     spec_test("hooks_killed_by_a_signal_error_names_it", |t| {
         let mut h = HookBundle::new(t);
         h.add("createRuntime", json!({"path": "/bin/busybox", "args": ["sh", "-c", "kill -TERM $$"]}));
@@ -625,7 +628,8 @@ fn hooks_killed_by_a_signal_error_names_it() {
 
 #[test]
 fn hooks_start_container_failure_error_names_index_status_and_stderr() {
-    // issue 16 item 15. A failing startContainer hook: strata's start said "...: start" without the
+    // issue 16 item 15 (a guard: main passes it already).
+    // A failing startContainer hook: strata's start said "...: start" without the
     // cause. Whatever reports it (runc: the container's init, on its stderr, after start returned) says
     // which hook, how it ended and its stderr.
     spec_test("hooks_start_container_failure_error_names_index_status_and_stderr", |t| {
@@ -648,7 +652,8 @@ fn hooks_start_container_failure_error_names_index_status_and_stderr() {
 
 #[test]
 fn hooks_failure_error_names_the_hook_kind() {
-    // issue 16 item 15. Beyond runc (which names only the index): the error names the kind of the
+    // issue 16 item 15 (a guard: main passes it already).
+    // Beyond runc (which names only the index): the error names the kind of the
     // failing hook, for every kind that fails create.
     spec_test("hooks_failure_error_names_the_hook_kind", |t| {
         for kind in ["prestart", "createRuntime", "createContainer"] {

@@ -781,7 +781,8 @@ fn bind_mount_onto_dangling_symlink_creates_its_target_in_the_rootfs() {
         let file_target = format!("/tmp/{unique}-hosts");
         let deep_dir = format!("/run/{unique}");
         let deep_target = format!("{deep_dir}/resolve/stub-resolv.conf");
-        let _ = std::fs::remove_file(b.rootfs().join("etc/hosts"));
+        // The template has no /etc/hosts; a leftover would make the symlink fail.
+        let _absent_already = std::fs::remove_file(b.rootfs().join("etc/hosts"));
         std::os::unix::fs::symlink(&file_target, b.rootfs().join("etc/hosts")).or_fail("link etc/hosts");
         std::os::unix::fs::symlink(&deep_target, b.rootfs().join("etc/resolv.conf")).or_fail("link etc/resolv.conf");
         let hosts = b.path("hosts");
@@ -796,8 +797,8 @@ fn bind_mount_onto_dangling_symlink_creates_its_target_in_the_rootfs() {
         let c = t.start(&b);
         let exit = c.wait();
         let out = c.stdout();
-        assert_eq!(Path::new(&file_target).exists(), false, "{file_target} was created on the host");
-        assert_eq!(Path::new(&deep_dir).exists(), false, "{deep_dir} was created on the host");
+        assert!(!Path::new(&file_target).exists(), "{file_target} was created on the host");
+        assert!(!Path::new(&deep_dir).exists(), "{deep_dir} was created on the host");
         assert_eq!(exit, Exit::Code(0), "stdout: {out:?}; stderr: {:?}", c.stderr());
         assert_eq!(
             out,

@@ -732,7 +732,8 @@ fn exec_error_named(t: &Test, contents: &str, mode: u32, errno_text: &str) {
 
 #[test]
 fn process_not_executable_error_names_path_and_errno() {
-    // issue 16 item 22. runc: "exec /run.sh: permission denied" -- run and create+start both say which
+    // issue 16 item 22 (a guard: main passes it already).
+    // runc: "exec /run.sh: permission denied" -- run and create+start both say which
     // program could not be executed and why.
     spec_test("process_not_executable_error_names_path_and_errno", |t| {
         exec_error_named(t, "#!/bin/sh\necho never\n", 0o644, "permission denied");
@@ -765,10 +766,10 @@ fn process_cwd_reachable_only_before_dropping_privileges() {
 
 #[test]
 fn process_cwd_reachable_only_by_the_process_user() {
-    // issue 16 item 24. The second chdir, after the user change: a directory only uid 1000 may enter
-    // (0700) on a mount where root has no DAC override (a root-squashing network filesystem; here: root
-    // in the container without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, which the process never has)
-    // is entered as the process user.
+    // issue 16 item 24 (a guard: main passes it already).
+    // A cwd that only the process user may enter (0700, uid 1000) still works when the chdir moves
+    // before the user change. (The second chdir runc makes after the change matters for directories the
+    // runtime's root cannot enter at all, such as on a root-squashing NFS export: not reproducible here.)
     spec_test("process_cwd_reachable_only_by_the_process_user", |t| {
         use std::os::unix::fs::PermissionsExt;
         let mut b = t.bundle();

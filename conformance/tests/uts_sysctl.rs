@@ -121,8 +121,9 @@ fn sysctl_kernel_domainname_conflicting_with_domainname_refused() {
 
 #[test]
 fn sysctl_kernel_domainname_without_domainname_field_applied() {
-    // issue 16 item 17 (the limit of the refusal): without a domainname field, runc and crun accept
-    // kernel.domainname in a new UTS namespace and set it.
+    // issue 16 item 17 (a guard: main passes it already).
+    // The limit of the refusal: without a domainname field, runc and crun accept kernel.domainname in a
+    // new UTS namespace and set it.
     spec_test("sysctl_kernel_domainname_without_domainname_field_applied", |t| {
         let mut b = t.bundle();
         b.remove("/domainname");

@@ -70,11 +70,14 @@ fn receive(listener: &UnixListener) -> Result<Received, String> {
         }
     };
     stream.set_nonblocking(false).map_err(|e| format!("set blocking: {e}"))?;
+    // A runtime that connects but never sends (crun sends a seccomp listener only at start) must not
+    // block the test for ever.
+    stream.set_read_timeout(Some(CONNECT_LIMIT)).map_err(|e| format!("set a receive timeout: {e}"))?;
     let mut buf = [0u8; 4096];
     let mut iov = [IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
     let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
-        .map_err(|e| format!("recvmsg: {e}"))?;
+        .map_err(|e| format!("recvmsg (nothing received within {CONNECT_LIMIT:?}?): {e}"))?;
     let mut fds = Vec::new();
     for c in msg.cmsgs().map_err(|e| format!("control messages: {e}"))? {
         if let ControlMessageOwned::ScmRights(list) = c {

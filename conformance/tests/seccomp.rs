@@ -132,12 +132,16 @@ fn seccomp_notify_listener_reaches_the_agent() {
     });
 }
 
-/// Whether a seccomp notification is waiting on `listener` (it is readable).
+/// Whether a seccomp notification is waiting on `listener` (POLLIN; POLLHUP only says that no task uses
+/// the filter any more).
 fn notification_pending(listener: &std::fs::File) -> bool {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use std::os::fd::AsFd;
     let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
-    poll(&mut fds, PollTimeout::from(10u16)).or_fail("poll the seccomp listener") > 0
+    if poll(&mut fds, PollTimeout::from(10u16)).or_fail("poll the seccomp listener") == 0 {
+        return false;
+    }
+    fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN))
 }
 
 /// The container's lifecycle with an agent that never answers: a profile notifying on getcwd, a process

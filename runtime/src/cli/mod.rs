@@ -84,6 +84,18 @@ pub enum Command {
     Features,
 }
 
+impl Command {
+    /// `--preserve-fds` of create, run and exec.
+    fn preserve_fds(&self) -> u32 {
+        match self {
+            Command::Create(a) => a.preserve_fds,
+            Command::Run(a) => a.create.preserve_fds,
+            Command::Exec(a) => a.preserve_fds,
+            _ => 0,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct IdArg {
     pub id: String,
@@ -224,6 +236,8 @@ pub struct SpecArgs {
 
 /// Run the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32, Error> {
+    // Before anything is opened (the log file first): see reserve_preserved_fds.
+    crate::spawn::reserve_preserved_fds(cli.command.preserve_fds())?;
     let format = match cli.log_format {
         LogFormat::Text => logging::Format::Text,
         LogFormat::Json => logging::Format::Json,

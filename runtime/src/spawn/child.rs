@@ -135,11 +135,20 @@ pub(super) fn wait_for(channel: &Channel) -> Result<ToChild, ChildError> {
 }
 
 /// Close descriptors from 3 + `preserve_fds` up, except `keep`: nothing of the runtime (the state
-/// dir and its lock, the cgroup dir, a client's leaked socket) stays reachable. Best effort:
-/// close_range only fails on bad arguments, and a descriptor left open is still close-on-exec.
+/// dir and its lock, the cgroup dir, a client's leaked socket) stays reachable. In the preserved
+/// range, the close-on-exec placeholders of [`super::reserve_preserved_fds`] go too: the
+/// container gets what the caller passed, nothing else. Best effort: close_range only fails on
+/// bad arguments, and a descriptor left open is still close-on-exec.
 pub(super) fn close_all_but(keep: impl Iterator<Item = RawFd>, preserve_fds: u32) {
-    let first = 3 + preserve_fds;
-    let mut keep: Vec<u32> = keep.filter_map(|fd| u32::try_from(fd).ok()).filter(|fd| *fd >= first).collect();
+    let first = 3u32.saturating_add(preserve_fds);
+    let keep: Vec<u32> = keep.filter_map(|fd| u32::try_from(fd).ok()).collect();
+    for fd in 3..first {
+        let placeholder = i32::try_from(fd).is_ok_and(|n| crate::sys::process::fd_is_cloexec(n).unwrap_or(false));
+        if placeholder && !keep.contains(&fd) {
+            let _closed = crate::sys::process::close_range(fd, fd);
+        }
+    }
+    let mut keep: Vec<u32> = keep.into_iter().filter(|fd| *fd >= first).collect();
     keep.sort_unstable();
     let mut low = first;
     for fd in keep {

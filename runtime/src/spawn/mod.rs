@@ -11,7 +11,7 @@ pub mod protocol;
 pub mod sealed_exe;
 
 use std::convert::Infallible;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -36,6 +36,12 @@ use protocol::{Channel, ToChild, ToParent};
 pub enum SpawnError {
     #[error("create the sync socketpair")]
     Socketpair(#[source] Errno),
+    #[error("keep descriptors 3..{end} free for --preserve-fds")]
+    ReservePreserved {
+        end: u32,
+        #[source]
+        source: Errno,
+    },
     #[error("the runtime has {0} threads; it must have one when it clones")]
     Threaded(u64),
     #[error("mark inherited descriptors close-on-exec")]
@@ -86,6 +92,32 @@ impl From<SpawnError> for Error {
     fn from(e: SpawnError) -> Self {
         let kind = e.kind();
         Error::new(kind, e)
+    }
+}
+
+/// `--preserve-fds N` hands the caller's descriptors 3..3+N to the container. Numbers in that
+/// range the caller did not have open must not be taken by the runtime's own descriptors (the
+/// log file, the state directory and its lock, the exec fifo, sockets): the child keeps that
+/// range as it is, so the container would get them, and an init holding the locked state
+/// directory blocks `start` for ever. Called before the runtime opens anything: every free
+/// number in the range gets a close-on-exec placeholder (/dev/null), so what the runtime opens
+/// lands above it; the child closes the placeholders ([`child::close_all_but`]), and execve
+/// would anyway. The caller's own descriptors there are never close-on-exec (they survived the
+/// execve of the runtime), which is how the child tells them apart.
+pub fn reserve_preserved_fds(preserve_fds: u32) -> Result<(), SpawnError> {
+    if preserve_fds == 0 {
+        return Ok(());
+    }
+    let end = 3u32.saturating_add(preserve_fds);
+    loop {
+        // open(2) takes the lowest free number: each one below `end` is a hole to fill.
+        let fd = nix::fcntl::open("/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|source| SpawnError::ReservePreserved { end, source })?;
+        if u32::try_from(fd.as_raw_fd()).is_ok_and(|n| n >= end) {
+            return Ok(());
+        }
+        // Held for the life of the runtime: the hole stays filled.
+        let _placeholder = fd.into_raw_fd();
     }
 }
 

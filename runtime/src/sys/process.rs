@@ -78,6 +78,15 @@ pub fn close_range_cloexec(first: u32) -> nix::Result<()> {
     Ok(())
 }
 
+/// Whether descriptor number `fd` is open and marked close-on-exec (`Ok(false)`: open without the
+/// flag; `Err(EBADF)`: not open).
+pub fn fd_is_cloexec(fd: RawFd) -> nix::Result<bool> {
+    // SAFETY: F_GETFD only reads the flags of descriptor number `fd` (EBADF when it is not open);
+    // it touches no memory and no descriptor is used or closed.
+    let flags = Errno::result(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    Ok(flags & libc::FD_CLOEXEC != 0)
+}
+
 /// A pidfd for an existing process; fails with ESRCH once it is gone.
 pub fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor we take ownership of.

@@ -231,6 +231,9 @@ fn configure_container(
     if let Some(p) = plan.process.as_ref().filter(|p| p.terminal) {
         setup_terminal(new_root.as_fd(), p.console_size, args.console_socket.take(), true)?;
     }
+    if let Some(p) = &plan.process {
+        create_cwd(new_root.as_fd(), &p.cwd)?;
+    }
     if let Some(h) = &plan.hostname {
         nix::unistd::sethostname(h).map_err(ChildError::Hostname)?;
     }
@@ -268,6 +271,15 @@ fn configure_container(
         }
     }
     Ok(())
+}
+
+/// A missing process.cwd is created (0755, by the runtime: owned by the container's root), as
+/// runc and crun do, inside the new root and before it may become read-only.
+fn create_cwd(root: BorrowedFd<'_>, cwd: &std::path::Path) -> Result<(), ChildError> {
+    let rel = cwd.strip_prefix("/").unwrap_or(cwd);
+    rootfs::resolve::ensure_in_root(root, rel, rootfs::resolve::Leaf::Dir, false)
+        .map(drop)
+        .map_err(|source| ChildError::Process(ProcessError::CreateCwd { cwd: cwd.to_owned(), source }))
 }
 
 /// The hook state with `pid` as this process sees itself: hooks run in the container's

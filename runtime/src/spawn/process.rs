@@ -44,6 +44,12 @@ pub enum ProcessError {
         #[source]
         source: caps::errors::CapsError,
     },
+    #[error("create cwd {cwd}")]
+    CreateCwd {
+        cwd: PathBuf,
+        #[source]
+        source: Errno,
+    },
     #[error("chdir to cwd {cwd}")]
     Chdir {
         cwd: PathBuf,
@@ -88,6 +94,7 @@ impl ProcessError {
             | ProcessError::Uid(_, source)
             | ProcessError::Capset(source)
             | ProcessError::Chdir { source, .. }
+            | ProcessError::CreateCwd { source, .. }
             | ProcessError::Stat { source, .. }
             | ProcessError::Personality(source)
             | ProcessError::Scheduler(source)

@@ -185,6 +185,8 @@ pub(super) fn finish_process(
     // a handler or an ignored SIGPIPE (a write to a parent that is gone may end this child: it
     // would exit anyway).
     crate::sys::signals::reset_signal_state().map_err(ChildError::ResetSignals)?;
+    // Still privileged, before any filter: the runtime's fchown is not the container's call.
+    proc_setup::give_stdio_to(p.uid)?;
     // Without no_new_privs the filter must go in while we still hold CAP_SYS_ADMIN. A filter
     // with a notify listener goes in before Ready in any case: the parent must hand the listener
     // to the agent while it is still there.

@@ -2,11 +2,12 @@
 //! groups, capabilities, cwd, executable lookup. Shared by the container's init and `exec`.
 
 use std::ffi::{CStr, CString};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::sys::stat::{Mode, stat};
+use nix::sys::stat::{Mode, fstat, stat};
 use nix::unistd::{Gid, Uid};
 
 use crate::error::{ErrorKind, kind_of_errno};
@@ -56,6 +57,19 @@ pub enum ProcessError {
         #[source]
         source: Errno,
     },
+    #[error("stat stdio descriptor {fd}")]
+    StdioStat {
+        fd: i32,
+        #[source]
+        source: Errno,
+    },
+    #[error("give stdio descriptor {fd} to uid {uid}")]
+    StdioOwner {
+        fd: i32,
+        uid: u32,
+        #[source]
+        source: Errno,
+    },
     #[error("cwd {0} is outside the container's root")]
     CwdOutsideRoot(PathBuf),
     #[error("exec: \"{0}\": executable file not found in $PATH")]
@@ -95,6 +109,8 @@ impl ProcessError {
             | ProcessError::Capset(source)
             | ProcessError::Chdir { source, .. }
             | ProcessError::CreateCwd { source, .. }
+            | ProcessError::StdioStat { source, .. }
+            | ProcessError::StdioOwner { source, .. }
             | ProcessError::Stat { source, .. }
             | ProcessError::Personality(source)
             | ProcessError::Scheduler(source)
@@ -203,6 +219,28 @@ pub fn enter_cwd(cwd: &Path) -> Result<(), ProcessError> {
         Err(Errno::ENOENT) => Err(ProcessError::CwdOutsideRoot(cwd.to_owned())),
         _ => Ok(()),
     }
+}
+
+/// Give the stdio descriptors to the process user, as runc does (fixStdioPermissions): a non-root
+/// process can then reopen them by path (/dev/stdout, /proc/self/fd/1) although the engine's
+/// pipes, files or pty belong to root. Only the owner changes (the pty keeps its tty group);
+/// /dev/null is left alone; EINVAL (the group is not mapped), EPERM (the owner is not mapped in
+/// our user namespace) and EROFS leave the descriptor as it is rather than fail the container.
+pub fn give_stdio_to(uid: u32) -> Result<(), ProcessError> {
+    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    let stdio = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
+    for (fd, stream) in stdio.into_iter().zip(0..) {
+        let st = fstat(fd).map_err(|source| ProcessError::StdioStat { fd: stream, source })?;
+        let dev_null = st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == nix::sys::stat::makedev(1, 3);
+        if st.st_uid == uid || dev_null {
+            continue;
+        }
+        match nix::unistd::fchown(fd, Some(Uid::from_raw(uid)), None) {
+            Ok(()) | Err(Errno::EINVAL | Errno::EPERM | Errno::EROFS) => {}
+            Err(source) => return Err(ProcessError::StdioOwner { fd: stream, uid, source }),
+        }
+    }
+    Ok(())
 }
 
 /// Add HOME from the container's /etc/passwd when the process has none (as runc does).

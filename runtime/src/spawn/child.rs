@@ -185,25 +185,33 @@ pub(super) fn finish_process(
     // a handler or an ignored SIGPIPE (a write to a parent that is gone may end this child: it
     // would exit anyway).
     crate::sys::signals::reset_signal_state().map_err(ChildError::ResetSignals)?;
-    // Still privileged, before any filter: the runtime's fchown is not the container's call.
+    // Still privileged and before any filter (what a notify agent sees must be the container's
+    // calls, not the runtime's fchown, chdir, getcwd): stdio to the process user, the cwd.
     proc_setup::give_stdio_to(p.uid)?;
-    // Without no_new_privs the filter must go in while we still hold CAP_SYS_ADMIN. A filter
-    // with a notify listener goes in before Ready in any case: the parent must hand the listener
-    // to the agent while it is still there.
-    let notify = seccomp.is_some_and(|f| f.listener_path().is_some());
-    if let Some(filter) = seccomp.filter(|_| !p.no_new_privileges || notify) {
+    let cwd = proc_setup::enter_cwd_privileged(&p.cwd)?;
+    // Without no_new_privs the filter must go in while we still hold CAP_SYS_ADMIN.
+    if let Some(filter) = seccomp.filter(|_| !p.no_new_privileges) {
         install_filter(filter, channel)?;
     }
     if let Some(caps) = &p.caps {
         proc_setup::drop_bounding(caps)?;
     }
     proc_setup::switch_user(p, true)?;
+    if cwd == proc_setup::Cwd::AsTheUser {
+        // Only a cwd the runtime could not enter: its check runs under a filter installed above.
+        proc_setup::enter_cwd(&p.cwd)?;
+    }
     if let Some(caps) = &p.caps {
         proc_setup::apply_caps(caps)?;
     }
     proc_setup::set_umask(p.umask);
-    proc_setup::enter_cwd(&p.cwd)?;
     let path = proc_setup::resolve_executable(p)?;
+    // With no_new_privs the filter goes in as late as possible; one with a notify listener
+    // before Ready still: the parent must hand the listener to the agent while it is there.
+    let notify = seccomp.is_some_and(|f| f.listener_path().is_some());
+    if let Some(filter) = seccomp.filter(|_| p.no_new_privileges && notify) {
+        install_filter(filter, channel)?;
+    }
 
     channel.send(&ToParent::Ready).map_err(ChildError::Sync)?;
     // Held open until execve closes it (close-on-exec): `start` reads the fifo to its end, so it

@@ -208,10 +208,34 @@ pub fn set_umask(umask: Option<u32>) {
     }
 }
 
-/// chdir, then make sure the result is inside the root (a cwd reached through a leaked
-/// descriptor would not be: CVE-2024-21626).
+/// Whether the process is in its cwd, or must try again as its user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cwd {
+    Entered,
+    AsTheUser,
+}
+
+/// chdir while the runtime still has its privileges (as runc and crun do), so a cwd only root
+/// may enter (`/root` for a uid 1000 process, a 0700 directory for `exec --user 0` without
+/// CAP_DAC_OVERRIDE) works. A cwd refused now (EACCES, EPERM: one only the user may enter, as on
+/// a root-squashing NFS export) is tried again once the process is its user ([`enter_cwd`]).
+/// Before any seccomp filter: the check after it is the runtime's getcwd, not the container's.
+pub fn enter_cwd_privileged(cwd: &Path) -> Result<Cwd, ProcessError> {
+    match nix::unistd::chdir(cwd) {
+        Ok(()) => check_cwd_inside_root(cwd).map(|()| Cwd::Entered),
+        Err(Errno::EACCES | Errno::EPERM) => Ok(Cwd::AsTheUser),
+        Err(source) => Err(ProcessError::Chdir { cwd: cwd.to_owned(), source }),
+    }
+}
+
+/// chdir, then make sure the result is inside the root.
 pub fn enter_cwd(cwd: &Path) -> Result<(), ProcessError> {
     nix::unistd::chdir(cwd).map_err(|source| ProcessError::Chdir { cwd: cwd.to_owned(), source })?;
+    check_cwd_inside_root(cwd)
+}
+
+/// A cwd reached through a leaked descriptor would be outside the root (CVE-2024-21626).
+fn check_cwd_inside_root(cwd: &Path) -> Result<(), ProcessError> {
     match nix::unistd::getcwd() {
         Ok(p) if !p.is_absolute() => Err(ProcessError::CwdOutsideRoot(cwd.to_owned())),
         // getcwd reports a directory outside the root as ENOENT. Any other error (a seccomp

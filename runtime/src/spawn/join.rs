@@ -50,8 +50,10 @@ fn join(args: &mut JoinArgs<'_>) -> Result<Infallible, ChildError> {
     }
     args.join_fds.clear();
     let p = args.process;
+    // Its own session and process group, as runc's exec'd processes (and the container's init);
+    // with a terminal, that becomes the session's controlling terminal.
+    nix::unistd::setsid().map_err(ChildError::Setsid)?;
     if p.terminal {
-        nix::unistd::setsid().map_err(ChildError::Setsid)?;
         let root = nix::fcntl::open("/", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
             .map_err(|source| RootfsError::OpenRootfs { path: "/".into(), source })?;
         setup_terminal(root.as_fd(), p.console_size, args.console_socket.take(), false)?;

@@ -156,7 +156,7 @@ impl ProcessPlan {
             cwd: p.cwd().clone(),
             uid: user.uid(),
             gid: user.gid(),
-            additional_gids: user.additional_gids().clone().unwrap_or_default(),
+            additional_gids: distinct(user.additional_gids().as_deref().unwrap_or_default()),
             umask: user.umask(),
             caps,
             rlimits,
@@ -223,6 +223,18 @@ fn scheduler_attr(s: &oci_spec::runtime::Scheduler) -> Result<crate::sys::proces
         deadline: s.deadline().unwrap_or(0),
         period: s.period().unwrap_or(0),
     })
+}
+
+/// Each gid once, in the order first given: Docker repeats the primary gid when `--group-add`
+/// names it (runc de-duplicates the supplementary groups too).
+fn distinct(gids: &[u32]) -> Vec<u32> {
+    let mut out: Vec<u32> = Vec::with_capacity(gids.len());
+    for g in gids {
+        if !out.contains(g) {
+            out.push(*g);
+        }
+    }
+    out
 }
 
 fn clamp16(v: u64) -> u16 {
@@ -307,6 +319,13 @@ mod tests {
         );
         assert_eq!(plan.console_size, Some((30, 100)));
         assert!(plan.no_new_privileges && plan.terminal);
+    }
+
+    #[test]
+    fn additional_gids_appear_once() {
+        let p =
+            process(r#"{"user":{"uid":1000,"gid":1000,"additionalGids":[1000,5,1000,5,7]},"cwd":"/","args":["a"]}"#);
+        assert_eq!(ProcessPlan::new(&p).unwrap().additional_gids, [1000, 5, 7]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::status::{Op, Refused};
 use super::terminal::ConsoleEndpoint;
 use crate::cgroup::Manager;
 use crate::error::{Error, ErrorKind};
-use crate::plan::load::{load_config, load_json};
+use crate::plan::load::{load_config, load_process};
 use crate::plan::process::ProcessPlan;
 use crate::security::seccomp;
 use crate::spawn::{JoinRequest, sealed_exe, spawn_join};
@@ -115,7 +115,7 @@ pub fn exec(root: &Path, id: &ContainerId, o: &ExecOptions) -> Result<i32, Error
 
 fn build_process(spec: &Spec, o: &ExecOptions) -> Result<Process, Error> {
     if let Some(path) = &o.process_file {
-        return load_json(path).map_err(|e| Error::new(ErrorKind::InvalidSpec, e));
+        return load_process(path).map_err(|e| Error::new(ErrorKind::InvalidSpec, e));
     }
     if o.args.is_empty() {
         return Err(Error::msg(ErrorKind::InvalidSpec, "exec needs a command (or --process)"));

@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{Process, Spec};
 use serde::de::DeserializeOwned;
 
 /// A config larger than this is refused rather than parsed (no real config comes near it).
@@ -80,10 +80,16 @@ fn drop_unknown_capabilities(config: &mut serde_json::Value) -> Vec<String> {
     warnings
 }
 
-/// Load any JSON document (config.json, process.json) with a field path in parse errors.
-pub fn load_json<T: DeserializeOwned>(path: &Path) -> Result<T, LoadError> {
+/// Load a process.json (`exec --process`), with a field path in parse errors. As runc and crun
+/// read it into the spec's Process, a missing `user` is uid 0, gid 0.
+pub fn load_process(path: &Path) -> Result<Process, LoadError> {
     let bytes = read_bounded(path)?;
-    parse_json(&bytes).map_err(|(field, source)| LoadError::Parse { path: path.to_owned(), field, source })
+    let parse_err = |(field, source)| LoadError::Parse { path: path.to_owned(), field, source };
+    let mut value: serde_json::Value = parse_json(&bytes).map_err(parse_err)?;
+    if let Some(process) = value.as_object_mut() {
+        process.entry("user").or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| parse_err((e.path().to_string(), e.into_inner())))
 }
 
 fn read_bounded(path: &Path) -> Result<Vec<u8>, LoadError> {
@@ -143,6 +149,26 @@ mod tests {
         assert_eq!(caps.bounding().as_ref().unwrap().len(), 1);
         assert_eq!(loaded.warnings.len(), 1);
         assert!(loaded.warnings[0].contains("CAP_TEST"), "{:?}", loaded.warnings);
+    }
+
+    fn write_temp(tag: &str, doc: &[u8]) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("strata-load-{tag}-{}", std::process::id()));
+        std::fs::write(&path, doc).unwrap();
+        path
+    }
+
+    #[test]
+    fn process_json_without_user_is_root() {
+        let path = write_temp("process-user", br#"{"cwd":"/","args":["id"]}"#);
+        let process = load_process(&path);
+        std::fs::remove_file(&path).unwrap();
+        let process = process.unwrap();
+        assert_eq!((process.user().uid(), process.user().gid()), (0, 0));
+
+        let path = write_temp("process-user-given", br#"{"cwd":"/","args":["id"],"user":{"uid":7,"gid":8}}"#);
+        let process = load_process(&path);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(process.unwrap().user().uid(), 7);
     }
 
     #[test]

@@ -50,10 +50,16 @@ pub fn load_config(path: &Path) -> Result<LoadedConfig, LoadError> {
     match parse_json(&bytes) {
         Ok(spec) => Ok(LoadedConfig { spec, bytes, warnings: Vec::new() }),
         // config.md: capabilities that cannot be mapped to the kernel are a warning, not an
-        // error. Only this rare case pays for a second parse.
-        Err((field, _)) if field.starts_with("process.capabilities.") => {
+        // error; scheduler flags under the spec's names are the ones oci-spec misspells. Only
+        // these rare cases pay for a second parse.
+        Err((field, _))
+            if field.starts_with("process.capabilities.") || field.starts_with("process.scheduler.flags") =>
+        {
             let mut value: serde_json::Value = parse_json(&bytes).map_err(parse_err)?;
             let warnings = drop_unknown_capabilities(&mut value);
+            if let Some(process) = value.get_mut("process") {
+                scheduler_flags_as_oci_spec_names_them(process);
+            }
             let spec = serde_path_to_error::deserialize(value)
                 .map_err(|e| parse_err((e.path().to_string(), e.into_inner())))?;
             Ok(LoadedConfig { spec, bytes, warnings })
@@ -80,8 +86,24 @@ fn drop_unknown_capabilities(config: &mut serde_json::Value) -> Vec<String> {
     warnings
 }
 
+/// The runtime-spec names of `process.scheduler.flags` that the oci-spec crate (0.10, and its
+/// main branch as of May 2026) spells otherwise, and its spelling.
+const MISNAMED_SCHEDULER_FLAGS: [(&str, &str); 2] =
+    [("SCHED_FLAG_RESET_ON_FORK", "SCHED_RESET_ON_FORK"), ("SCHED_FLAG_DL_OVERRUN", "SCHED_FLAG_D_L_OVERRUN")];
+
+/// Rename the spec's scheduler flags in a `process` object to what oci-spec deserializes.
+fn scheduler_flags_as_oci_spec_names_them(process: &mut serde_json::Value) {
+    let Some(flags) = process.pointer_mut("/scheduler/flags").and_then(|f| f.as_array_mut()) else { return };
+    for flag in flags {
+        if let Some((_, crate_name)) = MISNAMED_SCHEDULER_FLAGS.iter().find(|(spec, _)| flag.as_str() == Some(spec)) {
+            *flag = serde_json::Value::from(*crate_name);
+        }
+    }
+}
+
 /// Load a process.json (`exec --process`), with a field path in parse errors. As runc and crun
-/// read it into the spec's Process, a missing `user` is uid 0, gid 0.
+/// read it into the spec's Process, a missing `user` is uid 0, gid 0; scheduler flags take the
+/// spec's names.
 pub fn load_process(path: &Path) -> Result<Process, LoadError> {
     let bytes = read_bounded(path)?;
     let parse_err = |(field, source)| LoadError::Parse { path: path.to_owned(), field, source };
@@ -89,6 +111,7 @@ pub fn load_process(path: &Path) -> Result<Process, LoadError> {
     if let Some(process) = value.as_object_mut() {
         process.entry("user").or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
     }
+    scheduler_flags_as_oci_spec_names_them(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| parse_err((e.path().to_string(), e.into_inner())))
 }
 
@@ -155,6 +178,40 @@ mod tests {
         let path = std::env::temp_dir().join(format!("strata-load-{tag}-{}", std::process::id()));
         std::fs::write(&path, doc).unwrap();
         path
+    }
+
+    #[test]
+    fn scheduler_flags_take_the_spec_names() {
+        use oci_spec::runtime::LinuxSchedulerFlag as F;
+        let doc = br#"{"ociVersion":"1.0.2","process":{"user":{"uid":0,"gid":0},"cwd":"/","args":["sh"],
+            "scheduler":{"policy":"SCHED_BATCH","flags":["SCHED_FLAG_RESET_ON_FORK","SCHED_FLAG_RECLAIM","SCHED_FLAG_DL_OVERRUN"]}},
+            "root":{"path":"r"}}"#;
+        let path = write_temp("sched", doc);
+        let loaded = load_config(&path);
+        std::fs::remove_file(&path).unwrap();
+        let spec = loaded.unwrap().spec;
+        let scheduler = spec.process().as_ref().unwrap().scheduler().clone().unwrap();
+        assert_eq!(
+            scheduler.flags().clone().unwrap(),
+            [F::SchedResetOnFork, F::SchedFlagReclaim, F::SchedFlagDLOverrun]
+        );
+
+        let path = write_temp(
+            "sched-process",
+            br#"{"cwd":"/","args":["sh"],"scheduler":{"policy":"SCHED_OTHER","flags":["SCHED_FLAG_DL_OVERRUN"]}}"#,
+        );
+        let process = load_process(&path);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(process.unwrap().scheduler().clone().unwrap().flags().clone().unwrap(), [F::SchedFlagDLOverrun]);
+
+        let path = write_temp(
+            "sched-bad",
+            br#"{"ociVersion":"1.0.2","process":{"user":{"uid":0,"gid":0},"cwd":"/",
+            "scheduler":{"policy":"SCHED_OTHER","flags":["SCHED_FLAG_NO_SUCH"]}},"root":{"path":"r"}}"#,
+        );
+        let err = load_config(&path).unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(&err, LoadError::Parse { field, .. } if field == "process.scheduler.flags[0]"), "{err:?}");
     }
 
     #[test]

@@ -19,6 +19,16 @@ pub fn run(opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32, Error>
     }
     let forwarder = Forwarder::new()?;
     let created = create(&CreateOptions { foreground: true, ..opts.clone() })?;
+    // Without an exec fifo, a failure between Ready and execve (a startContainer hook, execve
+    // itself: a missing interpreter) can only come over the init's channel.
+    if let Err(e) = created.init.wait_exec() {
+        created.init.kill();
+        if !keep {
+            stop_processes(&created.state);
+            destroy(&created.dir, &created.state)?;
+        }
+        return Err(e.context("unable to start container process"));
+    }
     run_poststart(&created.state);
     let code = forwarder.wait(created.init.pid, created.init.pidfd.as_fd(), created.console)?;
     if !keep {

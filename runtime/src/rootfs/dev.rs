@@ -132,3 +132,18 @@ pub fn open_pty_master(root: BorrowedFd<'_>) -> Result<(OwnedFd, OwnedFd), Rootf
     let peer = crate::sys::tty::open_pty_peer(master.as_fd()).map_err(RootfsError::Ptmx)?;
     Ok((master, peer))
 }
+
+/// Without a mount namespace the container has no devpts instance of its own: a new pty from
+/// the host's `/dev/ptmx` (as runc and crun), opened before the process changes root.
+pub fn open_host_pty_master() -> Result<(OwnedFd, OwnedFd), RootfsError> {
+    let master = nix::fcntl::open("/dev/ptmx", OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(RootfsError::HostPtmx)?;
+    let is_ptmx =
+        fstat(master.as_fd()).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == makedev(5, 2));
+    if !is_ptmx {
+        return Err(RootfsError::BadHostPtmx);
+    }
+    crate::sys::tty::unlock_pty(master.as_fd()).map_err(RootfsError::HostPtmx)?;
+    let peer = crate::sys::tty::open_pty_peer(master.as_fd()).map_err(RootfsError::HostPtmx)?;
+    Ok((master, peer))
+}

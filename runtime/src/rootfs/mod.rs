@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use nix::errno::Errno;
 
-pub use dev::{create_devices, open_pty_master};
+pub use dev::{create_devices, open_host_pty_master, open_pty_master};
 pub use mounts::mount_all;
 pub use paths::{mask_paths, readonly_paths, remount_readonly};
 pub use pivot::{bind_rootfs, chroot_into, enter_root, finish_root_propagation, set_root_propagation};
@@ -126,6 +126,10 @@ pub enum RootfsError {
     Ptmx(#[source] Errno),
     #[error("the container's /dev/pts/ptmx is not a devpts pty multiplexer")]
     BadPtmx,
+    #[error("open the host's pty master (/dev/ptmx)")]
+    HostPtmx(#[source] Errno),
+    #[error("the host's /dev/ptmx is not the pty multiplexer (char 5:2)")]
+    BadHostPtmx,
 }
 
 /// The rootfs, bind-mounted onto itself (so it is a mount point `pivot_root` accepts).

@@ -17,7 +17,7 @@ use super::protocol::{Channel, ChannelError, Failure, Step, ToChild, ToParent};
 use crate::error::{Error, ErrorKind, kind_of_errno};
 use crate::hooks::HookError;
 use crate::plan::process::ProcessPlan;
-use crate::rootfs::{self, RootfsError};
+use crate::rootfs::RootfsError;
 use crate::security::seccomp::{CompiledSeccomp, SeccompError};
 use crate::sys::procfs;
 
@@ -251,19 +251,20 @@ pub(super) fn report_to_start(fifo: Option<&OwnedFd>, e: &ChildError) {
     }
 }
 
-/// A pty from the container's devpts: master sent over the console socket, peer made our stdio
-/// and controlling terminal, and (for the container's init, `console`) bound on /dev/console.
+/// A new pty (master, peer), from the container's devpts ([`crate::rootfs::open_pty_master`])
+/// or the host's ([`crate::rootfs::open_host_pty_master`]): master sent over the console
+/// socket, peer made our stdio and controlling terminal, and (for the container's init,
+/// `console` is its root) bound on /dev/console.
 pub(super) fn setup_terminal(
-    root: BorrowedFd<'_>,
+    (master, peer): (OwnedFd, OwnedFd),
     console_size: Option<(u16, u16)>,
     socket: Option<OwnedFd>,
-    console: bool,
+    console: Option<BorrowedFd<'_>>,
 ) -> Result<(), ChildError> {
-    let (master, peer) = rootfs::open_pty_master(root)?;
     if let Some((rows, cols)) = console_size {
         crate::sys::tty::set_window_size(master.as_fd(), rows, cols).map_err(ChildError::Terminal)?;
     }
-    if console {
+    if let Some(root) = console {
         bind_console(root, peer.as_fd())?;
     }
     if let Some(sock) = socket {

@@ -79,8 +79,11 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, ChildError> {
     let prepared = build_rootfs(plan, args.cgroups)?;
     placement.wait(&args.channel)?;
     let hook_state = run_create_hooks(plan, &args.channel)?;
+    let terminal = plan.process.as_ref().is_some_and(|p| p.terminal);
+    let host_pty =
+        if terminal && plan.namespaces.mount == Ns::Host { Some(rootfs::open_host_pty_master()?) } else { None };
     let deferred_dev = enter_root(plan, prepared, args.no_pivot)?;
-    configure_container(args, procfs.as_fd(), deferred_dev)?;
+    configure_container(args, procfs.as_fd(), deferred_dev, host_pty)?;
 
     let Some(process) = &plan.process else {
         // No process: the container can be created and inspected, and `start` refuses it.
@@ -219,17 +222,23 @@ fn enter_root(
 }
 
 /// Inside the new root: terminal, hostname, sysctl, read-only and masked paths, personality,
-/// oom_score_adj, session keyring.
+/// oom_score_adj, session keyring. `host_pty`: the terminal without a mount namespace, opened
+/// before the root changed (nothing is mounted then: no /dev/console either).
 fn configure_container(
     args: &mut InitArgs<'_>,
     procfs: BorrowedFd<'_>,
     deferred_dev: Option<OwnedFd>,
+    host_pty: Option<(OwnedFd, OwnedFd)>,
 ) -> Result<(), ChildError> {
     let plan = args.plan;
     let new_root = nix::fcntl::open("/", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|source| RootfsError::OpenRootfs { path: "/".into(), source })?;
     if let Some(p) = plan.process.as_ref().filter(|p| p.terminal) {
-        setup_terminal(new_root.as_fd(), p.console_size, args.console_socket.take(), true)?;
+        let (pty, console) = match host_pty {
+            Some(pty) => (pty, None),
+            None => (rootfs::open_pty_master(new_root.as_fd())?, Some(new_root.as_fd())),
+        };
+        setup_terminal(pty, p.console_size, args.console_socket.take(), console)?;
     }
     if let Some(p) = &plan.process {
         create_cwd(new_root.as_fd(), &p.cwd)?;

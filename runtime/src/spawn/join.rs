@@ -56,7 +56,8 @@ fn join(args: &mut JoinArgs<'_>) -> Result<Infallible, ChildError> {
     if p.terminal {
         let root = nix::fcntl::open("/", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
             .map_err(|source| RootfsError::OpenRootfs { path: "/".into(), source })?;
-        setup_terminal(root.as_fd(), p.console_size, args.console_socket.take(), false)?;
+        let pty = crate::rootfs::open_pty_master(root.as_fd())?;
+        setup_terminal(pty, p.console_size, args.console_socket.take(), None)?;
     }
     finish_process(p, &args.channel, args.seccomp, || Ok(None))
 }

@@ -5,7 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use strata_rootfs::cli::{self, Global};
+mod cli;
+
+use cli::Global;
+use strata_rootfs::bundle;
+use strata_rootfs::error_chain::chain;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -117,7 +121,7 @@ fn main() -> ExitCode {
             &global,
             &image,
             &dir,
-            cli::BundleArgs { name, flatten, readonly, hostname, env, user, workdir, args },
+            bundle::Options { name, flatten, readonly, hostname, env, user, workdir, args },
         ),
         Command::Flatten { image, dir } => cli::flatten(&global, &image, &dir),
         Command::Rm { dir, force, state_root } => cli::rm(&global, &dir, force, &state_root),
@@ -130,7 +134,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("strata-rootfs: {}", cli::chain(&e));
+            eprintln!("strata-rootfs: {}", chain(&e));
             ExitCode::FAILURE
         }
     }

@@ -176,7 +176,7 @@ pub fn commit(store: &Store, dir: &Path, target: &Target, opts: &Options) -> Res
     let new_layer = match made {
         Ok(l) => l,
         Err(e) => {
-            store::remove_best_effort(&tmp);
+            store.remove_best_effort(&tmp);
             return Err(e);
         }
     };

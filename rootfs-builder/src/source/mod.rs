@@ -41,7 +41,7 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Digest { what: String, source: digest::Error },
     #[error("{what} does not match its digest: expected {expected}, got {actual}")]
     DigestMismatch { what: String, expected: Digest, actual: Digest },

@@ -1,17 +1,22 @@
-//! The commands behind the command line: output (plain, `--quiet`, `--json`) and error chains.
+//! The commands behind the command line: the library's operations, their output (plain,
+//! `--quiet`, `--json`), progress and warnings. Only this side of the crate prints.
+
+mod display;
 
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::digest::Digest;
-use crate::extract::OverlayXattrs;
-use crate::progress::{Progress, human};
-use crate::source::Compression;
-use crate::source::{Platform, SourceSpec, platform};
-use crate::store::{self, Store};
-use crate::usage::{self, LayerUsers};
-use crate::{bundle, commit, flatten, gc, pull};
+use strata_rootfs::digest::Digest;
+use strata_rootfs::error_chain::chain;
+use strata_rootfs::extract::OverlayXattrs;
+use strata_rootfs::source::Compression;
+use strata_rootfs::source::{Platform, SourceSpec, platform};
+use strata_rootfs::store::{self, Store};
+use strata_rootfs::usage::{self, LayerUsers};
+use strata_rootfs::{bundle, commit, flatten, gc, pull};
+
+use display::human;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -42,40 +47,32 @@ pub struct Global {
     pub platform: Option<String>,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct BundleArgs {
-    pub name: Option<String>,
-    pub flatten: bool,
-    pub readonly: bool,
-    pub hostname: Option<String>,
-    pub env: Vec<String>,
-    pub user: Option<String>,
-    pub workdir: Option<String>,
-    pub args: Vec<String>,
-}
-
-/// An error and its causes on one line: `what failed: because: because`.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let msg = c.to_string();
-        if !s.ends_with(&msg) {
-            s.push_str(": ");
-            s.push_str(&msg);
-        }
-        cur = c.source();
-    }
-    s
-}
-
 fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
+/// The store a command works on; the warnings its operations recorded are printed when the
+/// command is done with it, whether it succeeded or not.
+struct OpenStore(Store);
+
+impl std::ops::Deref for OpenStore {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.0
+    }
+}
+
+impl Drop for OpenStore {
+    fn drop(&mut self) {
+        for w in self.0.take_warnings() {
+            eprintln!("strata-rootfs: warning: {}", chain(&w));
+        }
+    }
+}
+
 impl Global {
-    fn store(&self) -> Result<Store, Error> {
-        Ok(Store::open(&self.store)?)
+    fn store(&self) -> Result<OpenStore, Error> {
+        Ok(OpenStore(Store::open(&self.store)?))
     }
 
     fn pull_options(&self) -> Result<pull::Options, Error> {
@@ -86,7 +83,7 @@ impl Global {
         Ok(pull::Options {
             platform,
             overlay: OverlayXattrs::Trusted,
-            progress: Progress::new(!self.quiet && !self.json),
+            progress: display::progress(self.quiet, self.json),
         })
     }
 }
@@ -242,7 +239,7 @@ pub fn inspect(g: &Global, image: &str) -> Result<(), Error> {
     Ok(())
 }
 
-pub fn bundle(g: &Global, image: &str, dir: &Path, args: BundleArgs) -> Result<(), Error> {
+pub fn bundle(g: &Global, image: &str, dir: &Path, args: bundle::Options) -> Result<(), Error> {
     let store = g.store()?;
     let _lock = store.lock_shared()?;
     let id = image_id(g, &store, image)?;

@@ -51,6 +51,10 @@ pub enum Error {
     SizeMismatch { index: usize, expected: u64, actual: u64 },
     #[error("layer {index}: uncompressed content does not match its diff_id: expected {expected}, got {actual}")]
     DiffIdMismatch { index: usize, expected: Digest, actual: Digest },
+    #[error("starting a worker thread with its own umask")]
+    Worker(#[source] nix::Error),
+    #[error("layer {index}: a layer below it failed, and it needs that layer's directories")]
+    LowerFailed { index: usize },
     #[error("layer {index}: preparing {path}")]
     Prepare {
         index: usize,
@@ -74,7 +78,7 @@ pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
 }
 
 /// One layer of an image to have in the store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LayerJob<'a> {
     pub store: &'a Store,
     /// Its position in the image, from 1 (for messages).
@@ -88,6 +92,15 @@ pub struct LayerJob<'a> {
     pub progress: &'a Arc<dyn Progress>,
     /// How progress names it ("layer 2/5").
     pub label: &'a str,
+    /// Blocks until the layers below are in the store (they may be unpacked concurrently);
+    /// false when one of them failed. Asked only if the archive leaves out a parent directory.
+    pub lower_ready: &'a (dyn Fn() -> bool + Sync),
+}
+
+impl std::fmt::Debug for LayerJob<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LayerJob").field("index", &self.index).field("chain", &self.chain).finish_non_exhaustive()
+    }
 }
 
 /// What [`LayerJob::ensure`] found or did.
@@ -234,6 +247,7 @@ impl LayerJob<'_> {
                 return Err(Error::Unpack { index: self.index, what: self.layer.path.clone(), source: e });
             }
             Err(Failure::Read(e)) => return Err(self.read_err(e)),
+            Err(Failure::LowerFailed) => return Err(Error::LowerFailed { index: self.index }),
         };
         drained.map_err(|e| self.read_err(e))?;
         Ok(Streamed { compression, blob, blob_size, stats, diff_id, tar_size })
@@ -248,8 +262,15 @@ impl LayerJob<'_> {
     ) -> Result<(extract::Stats, (Digest, u64)), Failure> {
         // The layers below, opened only if the archive leaves out a parent directory.
         let lower_view: OnceCell<Option<MergedView>> = OnceCell::new();
+        let lower_failed = std::cell::Cell::new(false);
         let lookup = |path: &[u8]| -> Option<DirMeta> {
-            let view = lower_view.get_or_init(|| MergedView::open(self.store, self.lower, self.overlay).ok());
+            let view = lower_view.get_or_init(|| {
+                if !(self.lower_ready)() {
+                    lower_failed.set(true);
+                    return None;
+                }
+                MergedView::open(self.store, self.lower, self.overlay).ok()
+            });
             let (_, st) = view.as_ref()?.lookup_bytes(path)?;
             fsutil::is_dir(&st).then(|| DirMeta {
                 mode: st.st_mode & 0o7777,
@@ -261,6 +282,9 @@ impl LayerJob<'_> {
         let extract_opts =
             extract::Options { overlay: self.overlay, lower: if self.lower.is_empty() { None } else { Some(&lookup) } };
         let stats = extract::apply_layer(&mut tar_stream, diff_fd.as_fd(), &extract_opts).map_err(Failure::Unpack)?;
+        if lower_failed.get() {
+            return Err(Failure::LowerFailed);
+        }
         tar_stream.drain().map_err(Failure::Read)?;
         Ok((stats, tar_stream.finish()))
     }
@@ -364,6 +388,7 @@ impl Read for ChannelReader {
 enum Failure {
     Unpack(extract::Error),
     Read(io::Error),
+    LowerFailed,
 }
 
 /// Copies what is read into a file (the blob being stored).

@@ -16,6 +16,8 @@ pub mod merged;
 pub mod overlay;
 pub mod progress;
 pub mod pull;
+pub mod push;
+pub mod registry;
 pub mod source;
 pub mod spec;
 pub mod store;

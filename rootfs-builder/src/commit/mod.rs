@@ -28,7 +28,7 @@ use crate::bundle;
 use crate::digest::{Algorithm, Digest, DigestWriter};
 use crate::export;
 use crate::pull;
-use crate::source::{self, Compression, Files, LayerSource, Resolved, SourceSpec, media};
+use crate::source::{self, Blobs, Compression, Files, LayerSource, Resolved, SourceSpec, media};
 use crate::store::{self, BundleRecord, ImageRecord, Store, records::BundleKind};
 use crate::timefmt;
 
@@ -317,7 +317,7 @@ fn as_resolved(
         return Err(Error::Source(source::Error::LayerCount { diff_ids: new_diff_ids.len(), layers: layers.len() }));
     }
     Ok(Resolved {
-        files: Files::dir(store.root()).map_err(source::Error::from)?,
+        blobs: Blobs::Files(Files::dir(store.root()).map_err(source::Error::from)?),
         manifest: Some(manifest),
         config_digest,
         config_bytes,

@@ -7,8 +7,8 @@ use oci_spec::image::ImageConfiguration;
 use serde::Deserialize;
 
 use super::{
-    Error, Files, LayerSource, MAX_DOCUMENT, Resolved, SourceSpec, check_layer_count, full_reference, parse_digest,
-    parse_json, source_name,
+    Blobs, Error, Files, LayerSource, MAX_DOCUMENT, Resolved, SourceSpec, check_layer_count, full_reference,
+    parse_digest, parse_json, source_name,
 };
 use crate::digest::Digest;
 
@@ -64,7 +64,7 @@ pub fn resolve(files: Files, spec: &SourceSpec) -> Result<Resolved, Error> {
         });
     }
     Ok(Resolved {
-        files,
+        blobs: Blobs::Files(files),
         manifest: None,
         config_digest,
         config_bytes,

@@ -3,7 +3,7 @@
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 
 use super::{
-    Compression, Error, Files, LayerSource, MAX_DOCUMENT, Platform, Resolved, SourceSpec, check_layer_count,
+    Blobs, Compression, Error, Files, LayerSource, MAX_DOCUMENT, Platform, Resolved, SourceSpec, check_layer_count,
     full_reference, media, parse_digest, parse_json, source_name,
 };
 use crate::digest::Digest;
@@ -68,7 +68,7 @@ fn verify(bytes: &[u8], expected: &Digest, what: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn pick_platform<'a>(
+pub fn pick_platform<'a>(
     candidates: &[&'a Descriptor],
     platform: &Platform,
     source: &str,
@@ -83,7 +83,7 @@ fn pick_platform<'a>(
     Err(Error::NoPlatform { source_name: source.into(), wanted: platform.to_string(), available: describe(candidates) })
 }
 
-fn is_index(d: &Descriptor) -> bool {
+pub fn is_index(d: &Descriptor) -> bool {
     let m = d.media_type().to_string();
     m == media::OCI_INDEX || m == media::DOCKER_LIST
 }
@@ -130,7 +130,7 @@ pub fn resolve(files: Files, spec: &SourceSpec, platform: &Platform) -> Result<R
     let config: ImageConfiguration = parse_json(&config_bytes, spec, "image configuration")?;
     let layers = layer_sources(&manifest, &config)?;
     Ok(Resolved {
-        files,
+        blobs: Blobs::Files(files),
         manifest: Some((manifest_digest, manifest_bytes)),
         config_digest,
         config_bytes,

@@ -253,6 +253,26 @@ impl Store {
         self.write_json(&self.root.join("refs.json"), &refs)
     }
 
+    /// Remove `reference` (caller holds [`Store::lock_names`]); false when there was none.
+    pub fn remove_ref(&self, reference: &str) -> Result<bool, Error> {
+        let mut refs = self.refs()?;
+        if refs.remove(reference).is_none() {
+            return Ok(false);
+        }
+        self.write_json(&self.root.join("refs.json"), &refs)?;
+        Ok(true)
+    }
+
+    /// Remove the image record `id` (its layers and blobs stay until `gc`).
+    pub fn remove_image(&self, id: &Digest) -> Result<(), Error> {
+        let p = self.image_path(id);
+        match fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::Remove(p, e)),
+        }
+    }
+
     /// The references naming `id`.
     pub fn refs_of(&self, id: &Digest) -> Result<Vec<String>, Error> {
         Ok(self.refs()?.into_iter().filter(|(_, v)| v == id).map(|(k, _)| k).collect())

@@ -1,6 +1,6 @@
 //! Pulling from a registry: the manifest negotiated (OCI and Docker schema 2, index or list ->
 //! the platform's manifest), every document verified against its digest and bounded in size,
-//! the configuration fetched, and the layers handed to [`crate::layer`] as streams that resume
+//! the configuration fetched, and the layers handed to the layer jobs as streams that resume
 //! with `Range` after a broken connection.
 
 use std::io::{self, Read};

@@ -253,7 +253,10 @@ fn tls_basic_auth_login_and_logout() {
 #[test]
 fn a_token_server_grants_pull_and_push() {
     require_root();
-    require_tool("python3");
+    assert!(
+        Path::new("/usr/bin/python3").is_file(),
+        "/usr/bin/python3 is missing (apt-get install python3 python3-cryptography)"
+    );
     let s = Scratch::new("reg-token");
     let reg = Registry::start(&s.join("registry"), Guard::Token { user: "bob".into(), password: "tok3n".into() });
     let img = Image::new().layer(&[file("t", "token")]);
@@ -315,11 +318,14 @@ fn commit_pushes_and_skopeo_and_podman_read_it_back() {
     let t = tool(&s).with_env(strata_rootfs::push::CHUNK_ENV, "4096");
     t.ok(&["--tls-verify=false", "pull", &format!("docker://{}/base:1", reg.addr())]);
     let b = s.join("bundle");
-    t.ok(&["bundle", &format!("{}/base:1", reg.addr()), b.to_str().unwrap()]);
+    t.ok(&["bundle", &format!("{}/base:1", reg.addr()), b.to_str().unwrap(), "--", "/bin/sleep", "600"]);
     fs::write(b.join("rootfs/data/tag"), "committed and pushed\n").unwrap();
-    // Chunked upload (the chunk size is 4 KiB here), then a mount into another repository.
+    // The container runs while it is committed; chunked upload (the chunk size is 4 KiB here).
+    let running = Detached::start(&b, &format!("strata-reg-push-{}", std::process::id()));
     let dest = format!("docker://{}/committed:2", reg.addr());
-    let v = t.json(&["--tls-verify=false", "commit", b.to_str().unwrap(), &dest]);
+    let v =
+        t.json(&["--tls-verify=false", "commit", b.to_str().unwrap(), &dest, "-c", r#"CMD ["/bin/cat", "/data/tag"]"#]);
+    drop(running);
     let ours = t.json(&["inspect", &format!("{}/committed:2", reg.addr())]);
     assert_eq!(v["push"]["manifest"], ours["manifest_digest"]);
     assert!(reg.requests().iter().any(|r| r.starts_with("PATCH /v2/committed/blobs/uploads/")), "no chunked upload");
@@ -632,6 +638,41 @@ fn bearer_challenges_fetch_a_token_for_the_scope() {
         token_reqs.iter().any(|p| p.contains("scope=repository%3Aimg%3Apull") && p.contains("service=fake")),
         "{token_reqs:?}"
     );
+}
+
+/// A container of the runtime under test running in the background; killed and deleted when
+/// dropped.
+struct Detached {
+    runtime: String,
+    id: String,
+}
+
+impl Detached {
+    fn start(bundle: &Path, id: &str) -> Self {
+        let runtime = std::env::var("STRATA_BIN").unwrap_or_else(|_| "runc".into());
+        // The container keeps the descriptors it is given: a pipe would never reach EOF.
+        let log = bundle.with_file_name(format!("{id}.stderr"));
+        let status = Command::new(&runtime)
+            .args(["run", "-d", "--bundle"])
+            .arg(bundle)
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{runtime} run -d: {}", fs::read_to_string(&log).unwrap_or_default());
+        let state = Command::new(&runtime).args(["state", id]).output().unwrap();
+        let state: Value = serde_json::from_slice(&state.stdout).unwrap();
+        assert_eq!(state["status"], "running", "{state}");
+        Self { runtime, id: id.to_string() }
+    }
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.runtime).args(["delete", "-f", &self.id]).output();
+    }
 }
 
 /// A directory with a short path (podman refuses a runroot longer than 50 characters).

@@ -52,6 +52,9 @@ impl Line {
 #[derive(Debug, Default)]
 struct Screen {
     active: Vec<Line>,
+    /// Bytes of the blobs finished, and the sizes announced so far (for the total line).
+    finished: u64,
+    expected: u64,
     /// Lines drawn below the finished ones last time (to move back over).
     drawn: usize,
     last: Option<Instant>,
@@ -75,8 +78,14 @@ impl Screen {
         for l in &self.active {
             out.push_str(&format!("\x1b[K{}\n", l.render()));
         }
+        let mut drawn = self.active.len();
+        if !self.active.is_empty() {
+            let done = self.finished + self.active.iter().map(|l| l.done).sum::<u64>();
+            out.push_str(&format!("\x1b[Ktotal: {} / {}\n", human(done), human(self.expected)));
+            drawn += 1;
+        }
         out.push_str("\x1b[J");
-        self.drawn = self.active.len();
+        self.drawn = drawn;
         self.last = Some(Instant::now());
         let mut err = std::io::stderr().lock();
         // Progress is cosmetic: a failed write to stderr changes nothing.
@@ -90,6 +99,7 @@ impl Progress for Terminal {
         let mut s = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match *event {
             Event::Start { id, what, total } => {
+                s.expected += total.unwrap_or(0);
                 s.active.push(Line { id: id.into(), what: what.into(), total, done: 0, started: Instant::now() });
                 s.redraw(None);
             }
@@ -105,6 +115,7 @@ impl Progress for Terminal {
                 let line = match s.active.iter().position(|l| l.id == id) {
                     Some(i) => {
                         let l = s.active.remove(i);
+                        s.finished += l.done;
                         let secs = l.started.elapsed().as_secs_f64();
                         format!("{} {}: {status} ({} in {secs:.1} s)", l.what, l.id, human(l.done))
                     }

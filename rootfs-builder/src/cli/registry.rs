@@ -85,6 +85,12 @@ pub fn login(
     let access = g.access()?;
     let username = match username.or_else(|| access.creds.as_ref().map(|c| c.username.clone())) {
         Some(u) => u,
+        None if std::io::stdin().is_terminal() && !password_stdin => {
+            eprint!("Username: ");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).map_err(Error::ReadPassword)?;
+            line.trim().to_string()
+        }
         None => return Err(Error::Usage("give the user name with --username (-u)".into())),
     };
     let password = if password_stdin {
@@ -104,7 +110,7 @@ pub fn login(
         None => access.conf.insecure(&registry),
     };
     let client = Client::new(&registry, insecure, Some(creds.clone()), access.cert_dir.as_deref())?;
-    client.ping(true)?;
+    client.ping()?;
     let path = access.auth.login(&registry, &creds)?;
     if g.json {
         print_json(&json!({"registry": registry, "authfile": path}));

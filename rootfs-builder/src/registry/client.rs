@@ -237,26 +237,16 @@ impl Client {
         self.creds.is_some()
     }
 
-    /// Check that the registry answers the API (`GET /v2/`), choosing the scheme; with
-    /// `require_auth`, also that the credentials are accepted (for `login`).
-    pub fn ping(&self, require_auth: bool) -> Result<(), Error> {
+    /// Check that the registry answers the API (`GET /v2/`), choosing the scheme and, when it
+    /// asks for authentication, authenticating with the credentials (for `login`).
+    pub fn ping(&self) -> Result<(), Error> {
         let scopes: [String; 0] = [];
-        let resp = self.send(Request::new(http::Method::GET, "/v2/", &scopes, "checking the registry API"))?;
         let what = "checking the registry API";
+        let resp = self.send(Request::new(http::Method::GET, "/v2/", &scopes, what))?;
         match resp.status().as_u16() {
             200..=299 => Ok(()),
             status => Err(self.status_error(what, status, resp)),
         }
-        .and_then(|()| {
-            if require_auth && lock(&self.state).challenge.is_none() && self.creds.is_none() {
-                return Err(Error::NoCredentials {
-                    registry: self.registry.clone(),
-                    what: what.into(),
-                    detail: String::new(),
-                });
-            }
-            Ok(())
-        })
     }
 
     fn base(&self, what: &str) -> Result<String, Error> {

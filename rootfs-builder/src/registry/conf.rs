@@ -93,21 +93,21 @@ pub struct Endpoint {
 impl Registries {
     /// Load the configuration: `path` when given, else the standard files.
     pub fn load(path: Option<&Path>) -> Result<Self, Error> {
-        let main = match path {
-            Some(p) => Some(p.to_path_buf()),
-            None => match std::env::var_os("CONTAINERS_REGISTRIES_CONF") {
-                Some(p) => Some(PathBuf::from(p)),
-                None => {
-                    let user = std::env::var_os("HOME")
-                        .map(|h| PathBuf::from(h).join(".config/containers/registries.conf"))
-                        .filter(|p| p.exists());
-                    Some(user.unwrap_or_else(|| PathBuf::from("/etc/containers/registries.conf")))
-                }
-            },
+        // A file named by the flag or the environment must be there; the standard ones may not.
+        let (main, required) = match path
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("CONTAINERS_REGISTRIES_CONF").map(PathBuf::from))
+        {
+            Some(p) => (p, true),
+            None => {
+                let user = std::env::var_os("HOME")
+                    .map(|h| PathBuf::from(h).join(".config/containers/registries.conf"))
+                    .filter(|p| p.exists());
+                (user.unwrap_or_else(|| PathBuf::from("/etc/containers/registries.conf")), false)
+            }
         };
         let mut out = Registries::default();
-        let Some(main) = main else { return Ok(out) };
-        if main.exists() {
+        if required || main.exists() {
             out.merge(&main)?;
         }
         let dropins = main.with_extension("conf.d");

@@ -250,7 +250,7 @@ fn start_token_server(dir: &Path, user: &str, password: &str) -> (Child, String,
     let port = free_port();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/token-server.py");
     let bundle = dir.join("token.crt");
-    let child = Command::new("python3")
+    let child = Command::new("/usr/bin/python3")
         .arg(&script)
         .args(["--port", &port.to_string(), "--user", user, "--password", password, "--cert-out"])
         .arg(&bundle)

@@ -13,7 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::registry::{Answer, FakeRegistry, Guard, Registry};
+use common::registry::{Answer, ConnectProxy, FakeRegistry, Guard, Registry};
 use common::*;
 use serde_json::{Value, json};
 
@@ -248,6 +248,48 @@ fn tls_basic_auth_login_and_logout() {
     assert!(err.contains("authentication required"), "{err}");
     let err = t.fails(&["logout", &reg.addr()]);
     assert!(err.contains("not logged in"), "{err}");
+
+    // A credential helper named by ~/.docker/config.json's credHelpers (HOME is the scratch dir).
+    let helpers = s.join("helpers");
+    fs::create_dir_all(&helpers).unwrap();
+    let helper = helpers.join("docker-credential-strata-test");
+    fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread server\necho \"$1 $server\" >> {}\n[ \"$server\" = {} ] || exit 1\necho '{{\"ServerURL\":\"'$server'\",\"Username\":\"alice\",\"Secret\":\"s3cret\"}}'\n",
+            s.join("helper.log").display(),
+            reg.addr()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir_all(s.join(".docker")).unwrap();
+    fs::write(s.join(".docker/config.json"), format!(r#"{{"credHelpers": {{"{}": "strata-test"}}}}"#, reg.addr()))
+        .unwrap();
+    let path = format!("{}:{}", helpers.display(), std::env::var("PATH").unwrap());
+    let with_helper = Tool { store: s.join("store4"), env: t.env.clone() }.with_env("PATH", &path);
+    with_helper.ok(&["--cert-dir", &certs, "pull", &name]);
+    assert_eq!(fs::read_to_string(s.join("helper.log")).unwrap().trim(), format!("get {}", reg.addr()));
+}
+
+#[test]
+fn proxy_environment_variables_are_honoured() {
+    require_root();
+    let s = Scratch::new("reg-proxy");
+    let reg = Registry::start(&s.join("registry"), Guard::Plain);
+    let img = Image::new().layer(&[file("p", "through the proxy")]);
+    reg.seed(&layout_of(&s, "img", &img), "proxied:1", &[]);
+    let proxy = ConnectProxy::start();
+    let t = tool(&s).with_env("HTTP_PROXY", &format!("http://127.0.0.1:{}", proxy.port));
+    let v = t.json(&["--tls-verify=false", "pull", &format!("docker://{}/proxied:1", reg.addr())]);
+    assert_eq!(v["id"], image_id(&img));
+    let targets = proxy.targets.lock().unwrap().clone();
+    assert!(targets.iter().any(|t| *t == reg.addr()), "the proxy saw no CONNECT to {}: {targets:?}", reg.addr());
+    // NO_PROXY lists the registry: straight there.
+    let before = targets.len();
+    let direct = Tool { store: s.join("store2"), env: t.env.clone() }.with_env("NO_PROXY", "127.0.0.1");
+    direct.ok(&["--tls-verify=false", "pull", &format!("docker://{}/proxied:1", reg.addr())]);
+    assert_eq!(proxy.targets.lock().unwrap().len(), before, "NO_PROXY was not honoured");
 }
 
 #[test]

@@ -416,3 +416,88 @@ fn serve(conn: TcpStream, handler: &Handler, seen: &Mutex<Vec<Seen>>) {
     let _ = conn.flush();
     let _ = conn.shutdown(std::net::Shutdown::Both);
 }
+
+// ---------------------------------------------------------------- a CONNECT proxy
+
+/// An HTTP proxy on 127.0.0.1 that tunnels `CONNECT host:port` (what clients use for any
+/// target through an `http://` proxy) and records each target.
+pub struct ConnectProxy {
+    pub port: u16,
+    pub targets: Arc<Mutex<Vec<String>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ConnectProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectProxy").field("port", &self.port).finish()
+    }
+}
+
+impl ConnectProxy {
+    pub fn start() -> Self {
+        let port = free_port();
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let targets: Arc<Mutex<Vec<String>>> = Arc::default();
+        let stop: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let (t2, s2) = (targets.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !s2.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let t = t2.clone();
+                        std::thread::spawn(move || tunnel(conn, &t));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Self { port, targets, stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for ConnectProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn tunnel(conn: TcpStream, targets: &Mutex<Vec<String>>) {
+    conn.set_nonblocking(false).unwrap();
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+            break;
+        }
+    }
+    let mut parts = line.split_whitespace();
+    let (Some("CONNECT"), Some(target)) = (parts.next(), parts.next()) else {
+        let _ = (&conn).write_all(b"HTTP/1.1 405 Only CONNECT\r\nContent-Length: 0\r\n\r\n");
+        return;
+    };
+    targets.lock().unwrap().push(target.to_string());
+    let Ok(upstream) = TcpStream::connect(target) else {
+        let _ = (&conn).write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
+        return;
+    };
+    let _ = (&conn).write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+    let (mut up_r, mut up_w) = (upstream.try_clone().unwrap(), upstream);
+    let mut down_w = conn;
+    let back = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut up_r, &mut down_w);
+        let _ = down_w.shutdown(std::net::Shutdown::Both);
+    });
+    // What the client sent after the CONNECT request is in the reader's buffer.
+    let _ = std::io::copy(&mut reader, &mut up_w);
+    let _ = up_w.shutdown(std::net::Shutdown::Write);
+    let _ = back.join();
+}

@@ -1,11 +1,12 @@
-//! `push`: a stored image to a registry. Each blob (layers, then the configuration) is checked
+//! `push`: a stored image to a registry, three blobs at a time. Each blob (layers, then the configuration) is checked
 //! with `HEAD` first and sent only when the repository lacks it: mounted from the repository it
 //! was pulled from when that is on the same registry, else uploaded, in one `PUT` or, above
 //! the chunk size, in `PATCH` chunks. The manifest goes last, byte for byte as stored, so the
 //! pushed image has the digests the store knows.
 
 use std::fs::File;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ureq::http::Method;
 
@@ -19,6 +20,8 @@ use crate::store::{self, ImageRecord, Store};
 /// (`STRATA_ROOTFS_PUSH_CHUNK` overrides it, in bytes).
 pub const DEFAULT_CHUNK: u64 = 32 << 20;
 pub const CHUNK_ENV: &str = "STRATA_ROOTFS_PUSH_CHUNK";
+/// Blobs sent at the same time.
+const JOBS: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -34,6 +37,8 @@ pub enum Error {
     NoLocation { registry: String, what: String },
     #[error("{registry}: the registry stored the manifest as {actual}, not {expected}")]
     ManifestDigest { registry: String, expected: Digest, actual: String },
+    #[error("not every blob was pushed, and none reported why")]
+    Incomplete,
     #[error("the stored manifest {0} is not valid JSON")]
     Manifest(String, #[source] serde_json::Error),
 }
@@ -85,18 +90,48 @@ pub fn push(
         .map_err(|e| Error::OpenBlob(image.config.to_string(), e))?
         .len();
     blobs.push((image.config.clone(), config_size, "config".into()));
-    let mut outcomes = Vec::new();
-    for (digest, size, what) in blobs {
-        let id = digest.short().to_string();
-        progress.event(&Event::Start { id: &id, what: &what, total: Some(size) });
-        let outcome = target.blob(store, &digest, size, mount_from.as_ref(), progress, &id)?;
-        let status = match outcome {
-            BlobOutcome::Exists => "already in the registry",
-            BlobOutcome::Mounted => "mounted",
-            BlobOutcome::Uploaded => "pushed",
-        };
-        progress.event(&Event::Done { id: &id, what: &what, status });
-        outcomes.push((digest, outcome));
+    // Up to JOBS blobs at once, each worker taking the next one; the first error stops the rest
+    // from starting and is reported.
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<Result<BlobOutcome, Error>>>> = blobs.iter().map(|_| Mutex::new(None)).collect();
+    let failed = AtomicBool::new(false);
+    let work = || {
+        while !failed.load(Ordering::SeqCst) {
+            let i = next.fetch_add(1, Ordering::SeqCst);
+            let Some((digest, size, what)) = blobs.get(i) else { return };
+            let id = digest.short().to_string();
+            progress.event(&Event::Start { id: &id, what, total: Some(*size) });
+            let r = target.blob(store, digest, *size, mount_from.as_ref(), progress, &id);
+            match &r {
+                Ok(outcome) => {
+                    let status = match outcome {
+                        BlobOutcome::Exists => "already in the registry",
+                        BlobOutcome::Mounted => "mounted",
+                        BlobOutcome::Uploaded => "pushed",
+                    };
+                    progress.event(&Event::Done { id: &id, what, status });
+                }
+                Err(_) => failed.store(true, Ordering::SeqCst),
+            }
+            *results[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 0..JOBS.min(blobs.len()) {
+            s.spawn(work);
+        }
+    });
+    let mut outcomes = Vec::with_capacity(blobs.len());
+    for ((digest, _, _), r) in blobs.iter().zip(results) {
+        match r.into_inner().unwrap_or_else(PoisonError::into_inner) {
+            Some(Ok(o)) => outcomes.push((digest.clone(), o)),
+            Some(Err(e)) => return Err(e),
+            // Not started because another blob failed: that failure is returned above.
+            None => {}
+        }
+    }
+    if outcomes.len() != blobs.len() {
+        return Err(Error::Incomplete);
     }
     let manifest = store.read_blob(&image.manifest)?;
     target.manifest(&dest.manifest_ref(), &image.manifest, &manifest)?;

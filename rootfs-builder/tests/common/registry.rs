@@ -305,44 +305,68 @@ impl Answer {
     }
 }
 
-type Handler = dyn Fn(&Seen, usize) -> Answer + Send + Sync;
-
-/// An HTTP/1.1 server on 127.0.0.1 answering each request (one per connection) with
-/// `handler(request, how many requests for this path came before)`.
-pub struct FakeRegistry {
+/// A thread accepting connections on a free port of 127.0.0.1, each served on a thread of its
+/// own by `on_conn`; stopped when dropped.
+pub struct Acceptor {
     pub port: u16,
-    pub seen: Arc<Mutex<Vec<Seen>>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl std::fmt::Debug for FakeRegistry {
+impl std::fmt::Debug for Acceptor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeRegistry").field("port", &self.port).finish()
+        f.debug_struct("Acceptor").field("port", &self.port).finish()
     }
 }
 
-impl FakeRegistry {
-    pub fn start(handler: impl Fn(&Seen, usize) -> Answer + Send + Sync + 'static) -> Self {
+impl Acceptor {
+    pub fn start(on_conn: impl Fn(TcpStream) + Send + Sync + 'static) -> Self {
         let port = free_port();
         let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         listener.set_nonblocking(true).unwrap();
-        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let stop: Arc<std::sync::atomic::AtomicBool> = Arc::default();
-        let handler: Arc<Handler> = Arc::new(handler);
-        let (seen2, stop2) = (seen.clone(), stop.clone());
+        let stop2 = stop.clone();
+        let on_conn = Arc::new(on_conn);
         let thread = std::thread::spawn(move || {
             while !stop2.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((conn, _)) => {
-                        let (h, s) = (handler.clone(), seen2.clone());
-                        std::thread::spawn(move || serve(conn, &*h, &s));
+                        conn.set_nonblocking(false).unwrap();
+                        let f = on_conn.clone();
+                        std::thread::spawn(move || f(conn));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
         });
-        Self { port, seen, stop, thread: Some(thread) }
+        Self { port, stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Acceptor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// An HTTP/1.1 server on 127.0.0.1 answering each request (one per connection) with
+/// `handler(request, how many requests for this path came before)`.
+#[derive(Debug)]
+pub struct FakeRegistry {
+    pub port: u16,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    _acceptor: Acceptor,
+}
+
+impl FakeRegistry {
+    pub fn start(handler: impl Fn(&Seen, usize) -> Answer + Send + Sync + 'static) -> Self {
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let seen2 = seen.clone();
+        let acceptor = Acceptor::start(move |conn| serve(conn, &handler, &seen2));
+        Self { port: acceptor.port, seen, _acceptor: acceptor }
     }
 
     pub fn addr(&self) -> String {
@@ -354,17 +378,7 @@ impl FakeRegistry {
     }
 }
 
-impl Drop for FakeRegistry {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn serve(conn: TcpStream, handler: &Handler, seen: &Mutex<Vec<Seen>>) {
-    conn.set_nonblocking(false).unwrap();
+fn serve(conn: TcpStream, handler: &dyn Fn(&Seen, usize) -> Answer, seen: &Mutex<Vec<Seen>>) {
     conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut line = String::new();
@@ -421,53 +435,23 @@ fn serve(conn: TcpStream, handler: &Handler, seen: &Mutex<Vec<Seen>>) {
 
 /// An HTTP proxy on 127.0.0.1 that tunnels `CONNECT host:port` (what clients use for any
 /// target through an `http://` proxy) and records each target.
+#[derive(Debug)]
 pub struct ConnectProxy {
     pub port: u16,
     pub targets: Arc<Mutex<Vec<String>>>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl std::fmt::Debug for ConnectProxy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnectProxy").field("port", &self.port).finish()
-    }
+    _acceptor: Acceptor,
 }
 
 impl ConnectProxy {
     pub fn start() -> Self {
-        let port = free_port();
-        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
-        listener.set_nonblocking(true).unwrap();
         let targets: Arc<Mutex<Vec<String>>> = Arc::default();
-        let stop: Arc<std::sync::atomic::AtomicBool> = Arc::default();
-        let (t2, s2) = (targets.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            while !s2.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((conn, _)) => {
-                        let t = t2.clone();
-                        std::thread::spawn(move || tunnel(conn, &t));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        Self { port, targets, stop, thread: Some(thread) }
-    }
-}
-
-impl Drop for ConnectProxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        let t2 = targets.clone();
+        let acceptor = Acceptor::start(move |conn| tunnel(conn, &t2));
+        Self { port: acceptor.port, targets, _acceptor: acceptor }
     }
 }
 
 fn tunnel(conn: TcpStream, targets: &Mutex<Vec<String>>) {
-    conn.set_nonblocking(false).unwrap();
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut line = String::new();
     if reader.read_line(&mut line).is_err() {

@@ -397,6 +397,10 @@ impl BlobStream<'_> {
 
 impl Read for BlobStream<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // An empty buffer reads nothing: not an end of the blob, no reason to reconnect.
+        if buf.is_empty() {
+            return Ok(0);
+        }
         let limit = self.size.map_or(u64::MAX, |s| s + 1);
         if self.got >= limit {
             return Ok(0);

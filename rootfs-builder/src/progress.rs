@@ -27,3 +27,22 @@ pub struct Silent;
 impl Progress for Silent {
     fn event(&self, _: &Event<'_>) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_as_json_lines() {
+        let done = Event::Done { id: "abc", what: "layer 1/2", status: "unpacked" };
+        assert_eq!(
+            serde_json::to_string(&done).unwrap(),
+            r#"{"event":"done","id":"abc","what":"layer 1/2","status":"unpacked"}"#
+        );
+        let start = Event::Start { id: "abc", what: "config", total: None };
+        assert_eq!(
+            serde_json::to_string(&start).unwrap(),
+            r#"{"event":"start","id":"abc","what":"config","total":null}"#
+        );
+    }
+}

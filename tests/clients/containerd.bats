@@ -44,7 +44,8 @@ setup_file() {
 	# (its task never dies) would keep bats waiting for the end of its output pipes.
 	(
 		cd / || exit 1
-		for fd in $(ls "/proc/$BASHPID/fd"); do
+		for fd in "/proc/$BASHPID/fd"/*; do
+			fd=${fd##*/}
 			((fd <= 2 || fd == 255)) || eval "exec $fd>&-"
 		done
 		# as a service manager starts it (SIGPIPE, SIGHUP ignored): its shims and strata inherit that
@@ -99,7 +100,10 @@ teardown() {
 		assert_no_cgroup "/$NS/$id" || rc=1
 	done
 	touch "$reported"
-	for id in $(ls "$STRATA_ROOT" 2>/dev/null | grep -vxFf "$reported"); do
+	for id in "$STRATA_ROOT"/*; do
+		[ -e "$id" ] || continue
+		id=${id##*/}
+		! grep -qxF "$id" "$reported" || continue
 		echo "$id" >>"$reported"
 		fail "strata state left behind: $STRATA_ROOT/$id" || rc=1
 	done

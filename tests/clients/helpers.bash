@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # helpers.bash - shared by the client suites (loaded by bats). Run the suites through hack/test-clients,
 # which builds strata and the busybox image and exports STRATA_BIN and STRATA_CLIENTS_WORK.
 
@@ -6,16 +7,20 @@ bats_require_minimum_version 1.5.0
 # require_suite_env: fail setup_file with a clear message when not started by hack/test-clients.
 require_suite_env() {
 	[ "$(id -u)" = 0 ] || fail "the client suites must run as root"
-	[ -n "${STRATA_BIN:-}" ] && [ -x "$STRATA_BIN" ] || fail "STRATA_BIN unset or not executable: run hack/test-clients"
-	[ -n "${STRATA_CLIENTS_WORK:-}" ] && [ -f "$STRATA_CLIENTS_WORK/busybox.tar" ] ||
+	if [ -z "${STRATA_BIN:-}" ] || [ ! -x "$STRATA_BIN" ]; then
+		fail "STRATA_BIN unset or not executable: run hack/test-clients"
+	fi
+	if [ -z "${STRATA_CLIENTS_WORK:-}" ] || [ ! -f "$STRATA_CLIENTS_WORK/busybox.tar" ]; then
 		fail "STRATA_CLIENTS_WORK has no busybox.tar: run hack/test-clients"
+	fi
 }
 
 # require_cgroup_v1: the suites read cgroup v1 files (the CI machine's hybrid layout: v1 controllers under
 # /sys/fs/cgroup/<controller>); they do not know the v2 names.
 require_cgroup_v1() {
-	[ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ] && [ -d /sys/fs/cgroup/freezer ] ||
+	if [ ! -f /sys/fs/cgroup/memory/memory.limit_in_bytes ] || [ ! -d /sys/fs/cgroup/freezer ]; then
 		fail "no cgroup v1 memory and freezer hierarchies under /sys/fs/cgroup: the client suites expect cgroup v1"
+	fi
 }
 
 fail() {
@@ -82,6 +87,7 @@ frozen() {
 }
 
 # Looping counter for pause tests: the container's init writes an ever-growing number to /tmp/count.
+# shellcheck disable=SC2034 # used by the suites that load this file
 COUNTER_SCRIPT='i=0; while :; do i=$((i+1)); echo $i >/tmp/count; usleep 20000; done'
 
 # counter PID: the counter's current value, read from the host through the process's root.
@@ -108,6 +114,7 @@ tty_run() {
 	exec {in}< <(exec sleep 600 3>&-)
 	idle=$!
 	status=0
+	# shellcheck disable=SC2034 # status and output are bats's, read by the calling test
 	output=$(SHELL=/bin/bash timeout 60 script -qefc "$cmd" /dev/null <&"$in") || status=$?
 	exec {in}<&-
 	kill "$idle"

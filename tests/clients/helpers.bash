@@ -55,6 +55,14 @@ wait_for() {
 	done
 }
 
+# record_timing WHAT T0 T1: T1 - T0 ($EPOCHREALTIME values) for hack/test-clients' closing table of timings.
+# Never asserted on: the numbers compare strata with runc (CLIENTS_RUNTIME=runc), they check nothing.
+record_timing() {
+	local us=$((${3/./} - ${2/./}))
+	printf '%s\t%s\t%d.%03d\n' "$1" "$(basename "$STRATA_BIN")" $((us / 1000)) $((us % 1000)) \
+		>>"$STRATA_CLIENTS_WORK/timings.tsv"
+}
+
 # strata_status ROOT ID: the status strata reports for container ID under state root ROOT.
 strata_status() {
 	"$STRATA_BIN" --root "$1" state "$2" | jq -r .status

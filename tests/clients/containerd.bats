@@ -16,6 +16,8 @@ IMAGE=localhost/busybox:latest
 CTR=(ctr --address "$CTD_SOCK" --namespace "$NS")
 
 c() { "${CTR[@]}" "$@"; }
+# ctr tasks exec -d leaves its fifos behind (nothing waits to remove them): keep them in the work directory
+c_exec_detached() { c tasks exec -d --fifo-dir "$CTD_DIR/fifo" "$@"; }
 # ctr run with strata as the shim's runc binary
 c_run() { c run --runc-binary "$STRATA_BIN" --runc-root "$RUNC_ROOT" "$@"; }
 
@@ -205,7 +207,7 @@ assert_removed() { # assert_removed ID
 
 @test "ctr task ps: the task's processes, exec'd ones included" {
 	c_run -d "$IMAGE" psd sleep 1000
-	c tasks exec -d --exec-id e1 psd sleep 999
+	c_exec_detached --exec-id e1 psd sleep 999
 	run c tasks ps psd
 	assert_eq "$status" 0 "ctr task ps: $output"
 	pids=$(awk 'NR > 1 { print $1 }' <<<"$output")
@@ -239,7 +241,7 @@ assert_removed() { # assert_removed ID
 
 @test "ctr task metrics: memory limit, usage and pids from the cgroups strata made" {
 	c_run -d --memory-limit 67108864 "$IMAGE" metered sleep 1000
-	c tasks exec -d --exec-id e1 metered sleep 999
+	c_exec_detached --exec-id e1 metered sleep 999
 	run c tasks metrics --format json metered
 	assert_eq "$status" 0 "ctr task metrics: $output"
 	assert_eq "$(jq .memory.usage.limit <<<"$output")" 67108864 "memory limit"

@@ -33,6 +33,7 @@ setup_file() {
 	require_suite_env
 	require_cgroup_v1
 	mkdir -p "$CRI_DIR"/{cni,logs}
+	note_missing_dirs "$STRATA_CLIENTS_WORK/cri-made-dirs" /var/lib/cni /var/lib/cni/results
 	ip netns add "$CRI_NETNS"
 	in_netns ip link set lo up
 
@@ -114,6 +115,7 @@ teardown_file() {
 	assert_no_cgroup "/$CGROUP_PARENT" || rc=1
 	ip netns del "$CRI_NETNS" || rc=1
 	rm -rf "$CRI_DIR" || rc=1
+	remove_noted_dirs "$STRATA_CLIENTS_WORK/cri-made-dirs" || rc=1
 	return "$rc"
 }
 

@@ -25,17 +25,18 @@ d() { "${DOCKER[@]}" "$@"; }
 d_run() { d run --runtime strata "$@"; }
 in_netns() { nsenter --net="/run/netns/$DOCKER_NETNS" "$@"; }
 
-# start_dockerd DIR JSON [WRAPPER...]: a dockerd with data root, exec root, pidfile and socket under DIR,
-# strata registered as the runtime "strata", the daemon.json fields JSON added; WRAPPER... runs it (in the
-# suite's network namespace). Only stdio for dockerd: its shims would otherwise inherit bats's pipes and keep
-# bats waiting for their end.
+# start_dockerd DIR JSON [WRAPPER...]: a dockerd with data root, exec root, pidfile, socket and trust key
+# (not /etc/docker/key.json) under DIR, strata registered as the runtime "strata", the daemon.json fields
+# JSON added; WRAPPER... runs it (in the suite's network namespace). Only stdio for dockerd: its shims would
+# otherwise inherit bats's pipes and keep bats waiting for their end.
 start_dockerd() {
 	local dir=$1 extra=$2
 	shift 2
 	mkdir -p "$dir"
 	jq -n --arg dir "$dir" --arg strata "$STRATA_BIN" --argjson extra "$extra" '{
 		"data-root": "\($dir)/data", "exec-root": "\($dir)/exec", "pidfile": "\($dir)/docker.pid",
-		"hosts": ["unix://\($dir)/docker.sock"], "storage-driver": "overlay2",
+		"hosts": ["unix://\($dir)/docker.sock"], "deprecated-key-path": "\($dir)/key.json",
+		"storage-driver": "overlay2",
 		"exec-opts": ["native.cgroupdriver=cgroupfs"], "cgroup-parent": "strata-docker",
 		"runtimes": {"strata": {"path": $strata}}} + $extra' >"$dir/daemon.json"
 	(
@@ -72,6 +73,7 @@ setup_file() {
 	require_suite_env
 	require_cgroup_v1
 	mkdir -p "$DOCKER_DIR"
+	note_missing_dirs "$STRATA_CLIENTS_WORK/docker-made-dirs" /run/docker /run/docker/plugins
 	ip netns add "$DOCKER_NETNS"
 	in_netns ip link set lo up
 	# The bridge is ours, so that its name and subnet are ours too (docker uses a bridge it is given as is).
@@ -98,6 +100,7 @@ teardown_file() {
 	assert_no_cgroup "/$CGROUP_PARENT" || rc=1
 	ip netns del "$DOCKER_NETNS" || rc=1
 	rm -rf "$DOCKER_DIR" || rc=1
+	remove_noted_dirs "$STRATA_CLIENTS_WORK/docker-made-dirs" || rc=1
 	return "$rc"
 }
 

@@ -55,6 +55,25 @@ wait_for() {
 	done
 }
 
+# Directories a daemon makes at a fixed place whatever its configuration (dockerd's /run/docker/plugins, the
+# CNI library's /var/lib/cni/results). note_missing_dirs FILE DIR...: remember in FILE which of them do not
+# exist yet; remove_noted_dirs FILE: remove those again, if empty (deepest first), and FILE.
+note_missing_dirs() {
+	local file=$1 dir
+	shift
+	: >"$file"
+	for dir in "$@"; do
+		[ -e "$dir" ] || echo "$dir" >>"$file"
+	done
+}
+remove_noted_dirs() {
+	local dir
+	while IFS= read -r dir; do
+		[ ! -d "$dir" ] || rmdir "$dir" || return 1
+	done < <(sort -r "$1")
+	rm -f "$1"
+}
+
 # record_timing WHAT T0 T1: T1 - T0 ($EPOCHREALTIME values) for hack/test-clients' closing table of timings.
 # Never asserted on: the numbers compare strata with runc (CLIENTS_RUNTIME=runc), they check nothing.
 record_timing() {

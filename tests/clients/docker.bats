@@ -257,6 +257,29 @@ state_is() { [ "$(d inspect --format "{{$2}}" "$1")" = "$3" ]; } # state_is NAME
 	assert_contains "$output" "tmpfs /tmp tmpfs rw,nosuid,nodev,noexec,relatime,size=1024k"
 }
 
+# Fails with strata until issue 16 item 19: Docker lists the primary gid among the additional gids when
+# --group-add names it (additionalGids [1000, 1000, 27] here); runc sets each group once, strata hands the
+# list to setgroups as it is (runtime/src/spawn/process.rs, switch_user).
+@test "docker run --user --group-add: the process has the user's ids, each group once (issue 16 item 19)" {
+	run d_run --rm --user 1000:1000 --group-add 1000 --group-add 27 "$IMAGE" \
+		sh -c 'grep -E "^(Uid|Gid|Groups):" /proc/self/status'
+	assert_eq "$status" 0 "$output"
+	assert_contains "$output" "Uid:"$'\t'"1000"$'\t'"1000"$'\t'"1000"$'\t'"1000"
+	assert_contains "$output" "Gid:"$'\t'"1000"$'\t'"1000"$'\t'"1000"$'\t'"1000"
+	[[ $output =~ Groups:[[:space:]]+27\ 1000\ *$ ]] || fail "expected the groups 27 and 1000, each once: $output"
+}
+
+# Fails with strata until issue 16 item 7: the container's stdio is a pipe owned by root (dockerd's), and a
+# non-root process cannot open /dev/stdout (/proc/self/fd/1) to write its log there; runc hands stdio to the
+# container's user (fchown), strata does not (the user switch in runtime/src/spawn/process.rs leaves stdio as
+# the engine made it).
+@test "docker run --user 1000: a non-root process can write its log to /dev/stdout (issue 16 item 7)" {
+	run d_run --rm --user 1000:1000 "$IMAGE" sh -c 'echo to stdout >/dev/stdout && echo to stderr >/dev/stderr'
+	assert_eq "$status" 0 "$output"
+	assert_contains "$output" "to stdout"
+	assert_contains "$output" "to stderr"
+}
+
 @test "docker run past its memory limit: the kernel's OOM kill is reported, OOMKilled=true, 137" {
 	run d_run --name oom --memory 16m --memory-swap 16m "$IMAGE" tail /dev/zero
 	assert_eq "$status" 137 "docker's exit status: $output"

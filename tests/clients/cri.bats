@@ -87,7 +87,8 @@ setup_file() {
 			fd=${fd##*/}
 			((fd <= 2 || fd == 255)) || eval "exec $fd>&-"
 		done
-		exec nsenter --net="/run/netns/$CRI_NETNS" containerd --config "$CRI_DIR/config.toml" \
+		# as a service manager starts it (SIGPIPE, SIGHUP ignored): its shims and strata inherit that
+		exec "${AS_A_SERVICE[@]}" nsenter --net="/run/netns/$CRI_NETNS" containerd --config "$CRI_DIR/config.toml" \
 			</dev/null >"$CRI_DIR/containerd.log" 2>&1
 	) &
 	echo $! >"$CRI_DIR/containerd.pid"
@@ -228,6 +229,18 @@ strata_pid() { "$STRATA_BIN" --root "$STRATA_ROOT" state "$1" | jq -r .pid; }
 	assert_contains "$output" 'OCI runtime exec failed: exec failed'
 	assert_contains "$output" 'exec: "/nonexistent/cmd": stat /nonexistent/cmd: no such file or directory'
 	assert_eq "$(field inspect "$id" .state)" CONTAINER_RUNNING "container state"
+}
+
+@test "containerd started as a service (SIGPIPE, HUP ignored): containers and ExecSync'd processes get a clean signal state" {
+	pod=$(run_pod signals)
+	id=$(start_container "$pod" signals app '["sh", "-c", "grep -E \"^Sig(Ign|Blk):\" /proc/self/status; exec sleep 1000"]')
+	log=$CRI_DIR/logs/signals/app.log
+	wait_for 100 log_contains "$log" SigBlk || fail "the container's log: $(cat "$log")"
+	# grep runs as the shell's child and the shell changes no signal disposition: this is what the container got
+	assert_clean_signals "$(sed 's/^.* stdout F //' "$log")"
+	run cri exec "$id" "${SHOW_SIGNALS[@]}"
+	assert_eq "$status" 0 "ExecSync: $output"
+	assert_clean_signals "$output"
 }
 
 @test "ContainerStats: CPU and memory from the cgroups strata made; limit = working set + available" {

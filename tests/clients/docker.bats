@@ -45,7 +45,8 @@ start_dockerd() {
 			fd=${fd##*/}
 			((fd <= 2 || fd == 255)) || eval "exec $fd>&-"
 		done
-		exec "$@" dockerd --config-file "$dir/daemon.json" </dev/null >"$dir/dockerd.log" 2>&1
+		# as a service manager starts it (SIGPIPE, SIGHUP ignored): its containerd, shims and strata inherit that
+		exec "${AS_A_SERVICE[@]}" "$@" dockerd --config-file "$dir/daemon.json" </dev/null >"$dir/dockerd.log" 2>&1
 	) &
 	local answers=(/usr/bin/docker --host "unix://$dir/docker.sock" version)
 	wait_for 300 "${answers[@]}" >/dev/null 2>&1 || fail "dockerd did not answer on $dir/docker.sock: $(tail -5 "$dir/dockerd.log")"
@@ -151,6 +152,16 @@ state_is() { [ "$(d inspect --format "{{$2}}" "$1")" = "$3" ]; } # state_is NAME
 	assert_eq "$(d inspect --format '{{.HostConfig.Runtime}}' detached)" strata "docker's runtime"
 	assert_eq "$(strata_status "$STRATA_ROOT" "$id")" running "strata's status"
 	assert_eq "$("$STRATA_BIN" --root "$STRATA_ROOT" state "$id" | jq .pid)" "$(init_pid detached)" "init pid"
+}
+
+@test "dockerd started as a service (SIGPIPE, HUP ignored): containers and exec'd processes get a clean signal state" {
+	run d_run --rm "$IMAGE" "${SHOW_SIGNALS[@]}"
+	assert_eq "$status" 0 "docker run: $output"
+	assert_clean_signals "$output"
+	d_run -d --name signals "$IMAGE" sleep 1000
+	run d exec signals "${SHOW_SIGNALS[@]}"
+	assert_eq "$status" 0 "docker exec: $output"
+	assert_clean_signals "$output"
 }
 
 @test "docker run -p: the published port is reachable from the host, through the proxy and the DNAT rule" {

@@ -158,10 +158,12 @@ tty_probe_script() { # tty_probe_script "ROWS COLS"
 
 # How a service manager or nohup leaves a daemon: SIGPIPE and SIGHUP ignored (systemd's IgnoreSIGPIPE=yes
 # is the default for every service). Ignored signals survive execve: the runtime must not pass them on.
+# shellcheck disable=SC2034 # used by the suites that load this file
 AS_A_SERVICE=(env --ignore-signal=PIPE --ignore-signal=HUP)
 
 # Inside a container: print the process's ignored and blocked signal masks, one per line, exec'd directly
 # (no shell in between).
+# shellcheck disable=SC2034 # used by the suites that load this file
 SHOW_SIGNALS=(grep -E '^Sig(Ign|Blk):' /proc/self/status)
 
 # assert_clean_signals OUTPUT: the SigIgn and SigBlk lines of OUTPUT are all zero.

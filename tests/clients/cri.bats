@@ -3,7 +3,7 @@
 # "strata" (io.containerd.runc.v2 with BinaryName = strata), configured with exactly the block README.md
 # gives under "Kubernetes" (between the cri-config markers), plus what makes the instance private: its own
 # root, state, socket, runc root, CNI configuration, and its own network namespace for the pods' bridge
-# (strata-cri0, 10.214.0.0/24). The client is tests/clients/cri-client.py, which speaks the CRI's gRPC API
+# (strata-cri0, 10.214.0.0/24); and restrict_oom_score_adj, which this machine needs (see below). The client is tests/clients/cri-client.py, which speaks the CRI's gRPC API
 # as the kubelet does (crictl is not packaged for Debian 12). Pods run with the "strata" handler, as a pod
 # with `runtimeClassName: strata` does. Run through hack/test-clients.
 

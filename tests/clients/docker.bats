@@ -134,6 +134,9 @@ teardown() {
 container_id() { d inspect --format '{{.Id}}' "$1"; }
 init_pid() { d inspect --format '{{.State.Pid}}' "$1"; }
 state_is() { [ "$(d inspect --format "{{$2}}" "$1")" = "$3" ]; } # state_is NAME FIELD VALUE
+oom_event_seen() {                                                # oom_event_seen NAME: since the test began
+	[ -n "$(d events --since "$TEST_START" --until "$(date +%s.%N)" --filter "container=$1" --filter event=oom)" ]
+}
 
 @test "docker run --rm: output, stdin and exit status pass through strata; the container is on the bridge; nothing is left" {
 	run d_run --rm -i --name once "$IMAGE" \
@@ -291,17 +294,23 @@ state_is() { [ "$(d inspect --format "{{$2}}" "$1")" = "$3" ]; } # state_is NAME
 	assert_contains "$output" "to stderr"
 }
 
-# The shim watches the container's memory cgroup for OOM events from the end of `start` on: the container
-# exceeds its limit only once the test has seen it started (an OOM before would go unseen, with any runtime:
-# containerd#8180). Docker takes the OOM event and the exit from two streams, so OOMKilled may turn true just
-# after the container stopped: waited for.
+# The runc v2 shim of containerd 1.6 watches the container's memory cgroup for OOM events from the end of
+# `start` on, and drops an event that it reads after the cgroup is gone (pkg/oom/v1). Both are races of
+# containerd's with any runtime (the first is containerd#8180; the second failed this test against runc when
+# the init itself was killed: the exit, docker's delete and the cgroup's removal came first). So the memory
+# hog starts once the test has seen the container started, it is a child of the container's init, and the
+# init leaves (with the hog's status) only once docker has taken the OOM event: what is tested is that the
+# OOM kill in the cgroup strata made reaches docker, and that docker reports it with the exit.
 @test "docker run past its memory limit: the kernel's OOM kill is reported, OOMKilled=true, 137" {
-	d_run -d --name oom --memory 16m --memory-swap 16m "$IMAGE" \
-		sh -c 'until [ -e /tmp/go ]; do usleep 10000; done; exec tail /dev/zero'
-	touch "/proc/$(init_pid oom)/root/tmp/go"
+	d_run -d --name oom --memory 16m --memory-swap 16m "$IMAGE" sh -c 'until [ -e /tmp/go ]; do usleep 10000; done
+		tail /dev/zero; status=$?; echo "tail: $status"; until [ -e /tmp/stop ]; do usleep 10000; done; exit $status'
+	pid=$(init_pid oom)
+	touch "/proc/$pid/root/tmp/go"
+	wait_for 300 oom_event_seen oom || fail "no oom event: $(d logs oom 2>&1)"
+	touch "/proc/$pid/root/tmp/stop"
 	wait_for 300 state_is oom '.State.Status' exited || fail "not exited: $(d inspect --format '{{json .State}}' oom)"
-	wait_for 100 state_is oom '.State.OOMKilled' true || fail "not OOMKilled: $(d inspect --format '{{json .State}}' oom)"
-	assert_eq "$(d inspect --format '{{.State.ExitCode}}' oom)" 137 "exit code"
+	assert_contains "$(d logs oom 2>&1)" "tail: 137" # the shell saw its child die of SIGKILL
+	assert_eq "$(d inspect --format '{{.State.OOMKilled}} {{.State.ExitCode}}' oom)" "true 137" "OOMKilled, exit code"
 }
 
 @test "docker run of a missing executable: the runtime's error reaches the user, exit 127, nothing is left" {

@@ -1,5 +1,6 @@
-//! `delete`: stop what is left (with `--force`), run poststop hooks, remove the cgroup and the
-//! state. Works on anything `create` may have left behind, even after a crash mid-create.
+//! `delete`: stop what is left (a created container's init, or anything with `--force`), run
+//! poststop hooks, remove the cgroup and the state. Works on anything `create` may have left
+//! behind, even after a crash mid-create.
 
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -39,9 +40,9 @@ pub fn delete(root: &Path, id: &ContainerId, force: bool) -> Result<(), Error> {
         Err(e) if force => return salvage(&dir, &e),
         Err(e) => return Err(e),
     };
-    // The runtime-spec: deleting a container that is not stopped is an error and changes nothing
-    // (runc and crun kill a created container instead; --force does that here). Stopped, yet
-    // processes may be left: a create killed after its init was ready leaves that init blocked
+    // The runtime-spec: deleting a container that is not stopped is an error and changes nothing;
+    // runc and crun kill a created container's init and delete it, and so does this (the status
+    // table says which). Stopped, yet processes may be left: a create killed after its init was ready leaves that init blocked
     // on the exec fifo (its state never said "created"), and processes the init started can
     // outlive it in the cgroup. The cgroup cannot be removed until they are gone.
     super::check(&dir, &state, if force { Op::ForceDelete } else { Op::Delete })?;

@@ -23,7 +23,7 @@ pub fn run(opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32, Error>
     let code = forwarder.wait(created.init.pid, created.init.pidfd.as_fd(), created.console)?;
     if !keep {
         // Other processes of the container (without its own pid namespace) die with it.
-        stop_processes(&created.state);
+        stop_processes(&created.state)?;
         destroy(&created.dir, &created.state)?;
     }
     Ok(code)

@@ -29,7 +29,7 @@ static CREATE_OPTS: [Opt; 6] = [
     opt("preserve-fds", None, Value, "N", "pass N additional file descriptors to the container"),
 ];
 
-static RUN_OPTS: [Opt; 8] = [
+static RUN_OPTS: [Opt; 9] = [
     opt("bundle", Some('b'), Value, "DIR", "path to the root of the bundle directory (default .)"),
     opt("console-socket", None, Value, "PATH", "AF_UNIX socket that receives the pty master"),
     opt("pid-file", None, Value, "FILE", "file to write the process id to"),
@@ -38,6 +38,7 @@ static RUN_OPTS: [Opt; 8] = [
     opt("preserve-fds", None, Value, "N", "pass N additional file descriptors to the container"),
     opt("detach", Some('d'), Flag, "", "detach from the container's process"),
     opt("keep", None, Flag, "", "do not delete the container after it exits"),
+    opt("no-subreaper", None, Flag, "", "accepted; strata never makes itself a subreaper"),
 ];
 
 static EXEC_OPTS: [Opt; 17] = [
@@ -402,18 +403,11 @@ mod tests {
         ),
     ];
 
-    /// runc flags strata knows but deliberately lacks, with the reason.
-    const NOT_SUPPORTED: &[(&str, &str)] =
-        &[("--no-subreaper", "strata never acts as a subreaper for run; nothing to turn off")];
-
     #[test]
     fn every_runc_flag_is_known() {
         for (name, flags) in RUNC_FLAGS {
             let cmd = find(name).unwrap();
             for flag in *flags {
-                if NOT_SUPPORTED.iter().any(|(f, _)| f == flag) {
-                    continue;
-                }
                 let known = if let Some(long) = flag.strip_prefix("--") {
                     cmd.opts.iter().any(|o| o.long == long)
                 } else {
@@ -447,6 +441,8 @@ mod tests {
         assert!(e.tty && e.env == ["A=1"] && e.command == ["sh", "-c", "echo -n x"]);
         let Command::Kill(k) = parsed(&["kill", "c1"]).command else { panic!() };
         assert_eq!(k.signal, "SIGTERM");
+        let Command::Run(r) = parsed(&["run", "--no-subreaper", "-d", "c1"]).command else { panic!() };
+        assert!(r.detach);
     }
 
     #[test]

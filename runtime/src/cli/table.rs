@@ -413,9 +413,17 @@ mod tests {
                 assert!(known, "{name} {flag}");
             }
         }
-        for flag in
-            ["--root", "--log", "--log-format", "--debug", "--systemd-cgroup", "--rootless", "--criu", "--help", "--version"]
-        {
+        for flag in [
+            "--root",
+            "--log",
+            "--log-format",
+            "--debug",
+            "--systemd-cgroup",
+            "--rootless",
+            "--criu",
+            "--help",
+            "--version",
+        ] {
             assert!(GLOBAL.iter().any(|o| format!("--{}", o.long) == flag), "{flag}");
         }
     }

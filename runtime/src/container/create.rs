@@ -57,7 +57,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     })?;
     let mut plan = Plan::new(&loaded.spec, &bundle).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
     if let Some(p) = plan.process.as_mut() {
-        crate::security::adapt_to_host(p);
+        crate::security::adapt_to_host(p).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
     }
     // Before anything is said or done: this may start the runtime over from a sealed copy.
     if let Some(p) = &plan.process {

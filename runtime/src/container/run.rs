@@ -19,6 +19,16 @@ pub fn run(opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32, Error>
     }
     let forwarder = Forwarder::new()?;
     let created = create(&CreateOptions { foreground: true, ..opts.clone() })?;
+    // Between ready and execve the init runs the startContainer hooks and execs the process; a
+    // failure there comes over the channel (as it reaches `start` through the exec fifo), and is
+    // run's error rather than a bare exit status.
+    if let Err(e) = created.init.wait_exec() {
+        stop_processes(&created.state)?;
+        if !keep {
+            destroy(&created.dir, &created.state)?;
+        }
+        return Err(e);
+    }
     run_poststart(&created.state);
     let code = forwarder.wait(created.init.pid, created.init.pidfd.as_fd(), created.console)?;
     if !keep {

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for hack/ scripts (sourced, not run).
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
@@ -19,7 +20,7 @@ make_busybox_rootfs() {
 	for p in $("$dir/bin/busybox" --list-full); do
 		[ "$p" = bin/busybox ] && continue
 		mkdir -p "$dir/$(dirname "$p")"
-		ln -sf "$(realpath -m --relative-to="$(dirname "/$p")" /bin/busybox)" "$dir/$p"
+		ln -sf "$(realpath -m -s --relative-to="$(dirname "/$p")" /bin/busybox)" "$dir/$p"
 	done
 	chmod 1777 "$dir/tmp"
 	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$dir/etc/passwd"

@@ -20,7 +20,6 @@ use nix::sys::stat::{Mode, SFlag};
 use nix::sys::time::TimeSpec;
 use oci_spec::image::ImageConfiguration;
 
-use crate::cli::BundleArgs;
 use crate::digest::Digest;
 use crate::extract::OverlayXattrs;
 use crate::flatten;
@@ -28,9 +27,10 @@ use crate::fsutil;
 use crate::inuse::{self, Usage};
 use crate::merged::{self, MergedView};
 use crate::overlay::{self, Lower, Overlay};
-use crate::pull::now;
 use crate::spec::{self, Volume};
 use crate::store::{self, BundleRecord, Store, records::BundleKind};
+use crate::timefmt;
+use crate::warning::Warning;
 
 /// Lower layers one overlay mount takes (the kernel's OVL_MAX_STACK).
 pub const MAX_LOWERS: usize = 500;
@@ -85,6 +85,24 @@ pub enum Error {
     Remove(String, #[source] io::Error),
 }
 
+/// How to make a bundle (what the command line's `bundle` options say).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The bundle's name in the store (default: derived from the directory).
+    pub name: Option<String>,
+    /// A plain copy of the image instead of an overlay.
+    pub flatten: bool,
+    /// No writable layer.
+    pub readonly: bool,
+    pub hostname: Option<String>,
+    /// `K=V` added to or replacing the image's environment.
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    /// Replace the image's Cmd.
+    pub args: Vec<String>,
+}
+
 fn path_str(p: &Path) -> String {
     p.display().to_string()
 }
@@ -122,7 +140,7 @@ fn hostname_from(name: &str) -> String {
 }
 
 /// Create the bundle. The caller holds the store lock shared.
-pub fn create(store: &Store, image_id: &Digest, dir: &Path, args: &BundleArgs) -> Result<BundleRecord, Error> {
+pub fn create(store: &Store, image_id: &Digest, dir: &Path, args: &Options) -> Result<BundleRecord, Error> {
     let image = store.image(image_id)?;
     let config: ImageConfiguration = serde_json::from_slice(&store.read_blob(&image.config)?).map_err(Error::Config)?;
     let dir = std::path::absolute(dir).map_err(|e| Error::Create(path_str(dir), e))?;
@@ -154,7 +172,7 @@ pub fn create(store: &Store, image_id: &Digest, dir: &Path, args: &BundleArgs) -
         volumes: bdir.join("volumes"),
         inner_mounts: Vec::new(),
         init_files: INIT_FILES.iter().map(|f| f.to_string()).collect(),
-        created: now(),
+        created: timefmt::unix_now(),
     };
     let created_dir = {
         let _names = store.lock_names()?;
@@ -174,10 +192,10 @@ pub fn create(store: &Store, image_id: &Digest, dir: &Path, args: &BundleArgs) -
         Err(e) => {
             // Undo what was made; the error being reported is the one that matters.
             if let Err(cleanup) = teardown(store, &rec) {
-                eprintln!("strata-rootfs: warning: cleaning up the failed bundle: {}", crate::cli::chain(&cleanup));
+                store.warn(Warning::new("cleaning up the failed bundle", cleanup));
             }
-            if created_dir && fs::remove_dir(&dir).is_err() {
-                eprintln!("strata-rootfs: warning: could not remove {}", dir.display());
+            if created_dir && let Err(gone) = fs::remove_dir(&dir) {
+                store.warn(Warning::new(format!("could not remove {}", dir.display()), gone));
             }
             Err(e)
         }
@@ -193,7 +211,7 @@ fn build(
     chain: &[Digest],
     config: &ImageConfiguration,
     rec: &BundleRecord,
-    args: &BundleArgs,
+    args: &Options,
 ) -> Result<BundleRecord, Error> {
     let mut rec = rec.clone();
     for d in [&rec.upper, &rec.work, &rec.init, &rec.volumes] {
@@ -281,7 +299,7 @@ fn mount_rootfs(store: &Store, rec: &BundleRecord, image_layers: &[Digest]) -> R
         for m in &inner_mounts {
             // Undoing after the error being reported; `rm` can finish what this leaves.
             if let Err(u) = unmount(m) {
-                eprintln!("strata-rootfs: warning: {}", crate::cli::chain(&u));
+                store.warn(Warning::new("undoing the bundle's inner overlay", u));
             }
         }
         return Err(e.into());

@@ -47,8 +47,8 @@ pub fn write(store: &Store, image: &ImageRecord, spec: &SourceSpec, reference: &
     let ref_name = spec.reference.clone().unwrap_or_else(|| "latest".into());
     match spec.transport {
         Transport::Oci => write_layout(store, image, &spec.path, &ref_name),
-        Transport::OciArchive => write_archive(&spec.path, |b| oci_archive(store, image, &ref_name, b)),
-        Transport::DockerArchive => write_archive(&spec.path, |b| docker_archive(store, image, reference, b)),
+        Transport::OciArchive => write_archive(store, &spec.path, |b| oci_archive(store, image, &ref_name, b)),
+        Transport::DockerArchive => write_archive(store, &spec.path, |b| docker_archive(store, image, reference, b)),
     }
 }
 
@@ -103,11 +103,11 @@ fn manifest_descriptor(store: &Store, image: &ImageRecord, ref_name: &str) -> Re
     }))
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+fn write_atomic(store: &Store, path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let tmp = tmp_name(path);
     let res = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
     if let Err(e) = res {
-        store::remove_best_effort(&tmp);
+        store.remove_best_effort(&tmp);
         return Err(Error::Write(path_str(path), e));
     }
     Ok(())
@@ -134,7 +134,7 @@ fn write_layout(store: &Store, image: &ImageRecord, dir: &Path, ref_name: &str) 
     let blob_dir = dir.join("blobs/sha256");
     fs::create_dir_all(&blob_dir).map_err(|e| Error::Write(path_str(&blob_dir), e))?;
     if !layout_file.exists() {
-        write_atomic(&layout_file, LAYOUT)?;
+        write_atomic(store, &layout_file, LAYOUT)?;
     }
     for d in blobs(image) {
         let dest = dir.join("blobs").join(d.algorithm().name()).join(d.hex());
@@ -145,7 +145,7 @@ fn write_layout(store: &Store, image: &ImageRecord, dir: &Path, ref_name: &str) 
         let tmp = tmp_name(&dest);
         let res = fs::copy(store.blob_path(&d), &tmp).and_then(|_| fs::rename(&tmp, &dest));
         if let Err(e) = res {
-            store::remove_best_effort(&tmp);
+            store.remove_best_effort(&tmp);
             return Err(Error::Write(path_str(&dest), e));
         }
     }
@@ -163,11 +163,12 @@ fn write_layout(store: &Store, image: &ImageRecord, dir: &Path, ref_name: &str) 
     index["manifests"] = Value::Array(manifests);
     let mut bytes = serde_json::to_vec(&index).unwrap_or_default();
     bytes.push(b'\n');
-    write_atomic(&index_path, &bytes)
+    write_atomic(store, &index_path, &bytes)
 }
 
 /// Build an archive at a temporary name with `fill`, then rename it to `path`.
 fn write_archive(
+    store: &Store,
     path: &Path,
     fill: impl FnOnce(&mut tar::Builder<BufWriter<File>>) -> Result<(), Error>,
 ) -> Result<(), Error> {
@@ -181,7 +182,7 @@ fn write_archive(
         fs::rename(&tmp, path).map_err(|e| Error::Write(path_str(path), e))
     })();
     if res.is_err() {
-        store::remove_best_effort(&tmp);
+        store.remove_best_effort(&tmp);
     }
     res
 }

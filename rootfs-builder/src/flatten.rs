@@ -25,8 +25,9 @@ use nix::unistd::{Gid, Uid, fchown, fchownat, linkat, symlinkat};
 use crate::extract::{OverlayXattrs, is_overlay_xattr};
 use crate::fsutil::{self, lstat_at, open_dir_beneath};
 use crate::merged::{self, MergedView, is_opaque};
-use crate::store::{self, ImageRecord, Store};
+use crate::store::{ImageRecord, Store};
 use crate::sys::xattr;
+use crate::warning::Warning;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -63,13 +64,13 @@ pub fn flatten_image(store: &Store, image: &ImageRecord, dir: &Path) -> Result<S
     })();
     if res.is_err() {
         if created {
-            store::remove_best_effort(dir);
+            store.remove_best_effort(dir);
         } else if let Ok(fd) =
             nix::fcntl::open(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
         {
             // Cleaning up after the error being reported; what remains is the user's empty dir.
             if let Err(e) = fsutil::clear_dir(fd.as_fd()) {
-                eprintln!("strata-rootfs: warning: could not empty {} again: {e}", dir.display());
+                store.warn(Warning::new(format!("could not empty {} again", dir.display()), e));
             }
         }
     }

@@ -26,6 +26,7 @@ use nix::sys::stat::Mode;
 use crate::digest::Digest;
 use crate::store::Store;
 use crate::sys::mount::{FsContext, MOUNT_ATTR_RDONLY, move_mount_fd};
+use crate::warning::Warning;
 
 /// The environment variable that forces the classic mount.
 pub const FORCE_ENV: &str = "STRATA_ROOTFS_OVERLAY";
@@ -212,24 +213,20 @@ pub fn is_dangling_link(store: &Store, name: &str) -> bool {
     fs::symlink_metadata(&link).is_ok() && fs::metadata(&link).is_err()
 }
 
-/// The working directory, restored when dropped. `chdir` is process-wide: the classic mount runs
-/// on the command's only thread.
-struct CwdGuard(OwnedFd);
+/// The working directory to return to. `chdir` is process-wide: the classic mount runs on the
+/// command's only thread, and nothing between `enter` and `restore` can return early.
+struct SavedCwd(OwnedFd);
 
-impl CwdGuard {
+impl SavedCwd {
     fn enter(dir: &Path) -> Result<Self, Error> {
         let here = nix::fcntl::open(".", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
             .map_err(|e| Error::Chdir(".".into(), e))?;
         nix::unistd::chdir(dir).map_err(|e| Error::Chdir(path_str(dir), e))?;
         Ok(Self(here))
     }
-}
 
-impl Drop for CwdGuard {
-    fn drop(&mut self) {
-        if let Err(e) = nix::unistd::fchdir(&self.0) {
-            eprintln!("strata-rootfs: warning: could not return to the previous working directory: {e}");
-        }
+    fn restore(self) -> nix::Result<()> {
+        nix::unistd::fchdir(&self.0)
     }
 }
 
@@ -243,9 +240,12 @@ fn mount_classic(store: &Store, o: &Overlay<'_>) -> Result<(), Error> {
     let opts = classic_options(store, o, &links)?;
     let flags = if o.upper.is_none() { MsFlags::MS_RDONLY } else { MsFlags::empty() };
     let target = std::path::absolute(o.target).unwrap_or_else(|_| o.target.to_path_buf());
-    let _cwd = CwdGuard::enter(store.root())?;
-    nix::mount::mount(Some("strata"), &target, Some("overlay"), flags, Some(opts.as_str()))
-        .map_err(|source| Error::Mount { layers: o.lowers.len(), target: path_str(&target), source })
+    let cwd = SavedCwd::enter(store.root())?;
+    let mounted = nix::mount::mount(Some("strata"), &target, Some("overlay"), flags, Some(opts.as_str()));
+    if let Err(e) = cwd.restore() {
+        store.warn(Warning::new("could not return to the previous working directory", e));
+    }
+    mounted.map_err(|source| Error::Mount { layers: o.lowers.len(), target: path_str(&target), source })
 }
 
 #[cfg(test)]

@@ -1,57 +1,48 @@
-//! Progress lines on a terminal (stderr) for long pulls: one line per layer, bytes read so far.
+//! What long operations report while they run. The library only emits events; the command line
+//! renders them (a live display on a terminal, JSON lines for programs, or nothing).
 
-use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
+use serde::Serialize;
 
-#[derive(Debug, Clone, Copy)]
-pub struct Progress {
-    enabled: bool,
+/// Receives the events of one operation, from any of its threads.
+pub trait Progress: Send + Sync + std::fmt::Debug {
+    fn event(&self, event: &Event<'_>);
 }
 
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[u]) }
+/// One step of work on a blob (a layer being fetched and unpacked, a blob being pushed).
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event<'a> {
+    /// Work on `id` starts; `total` bytes are expected when known.
+    Start { id: &'a str, what: &'a str, total: Option<u64> },
+    /// `done` bytes of `id` so far.
+    Bytes { id: &'a str, done: u64 },
+    /// `id` is finished: `status` says how (unpacked, already in the store, ...).
+    Done { id: &'a str, what: &'a str, status: &'a str },
 }
 
-impl Progress {
-    /// Shown only when stderr is a terminal and not `--quiet`/`--json`.
-    pub fn new(wanted: bool) -> Self {
-        Self { enabled: wanted && std::io::stderr().is_terminal() }
-    }
+/// Reports nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Silent;
 
-    pub fn disabled() -> Self {
-        Self { enabled: false }
-    }
+impl Progress for Silent {
+    fn event(&self, _: &Event<'_>) {}
+}
 
-    /// A callback for a layer's running byte count, redrawing at most ten times a second.
-    pub fn layer(&self, label: String, total: Option<u64>) -> Option<Box<dyn FnMut(u64) + Send>> {
-        if !self.enabled {
-            return None;
-        }
-        let mut last = Instant::now() - Duration::from_secs(1);
-        Some(Box::new(move |done| {
-            let now = Instant::now();
-            if now.duration_since(last) < Duration::from_millis(100) && total != Some(done) {
-                return;
-            }
-            last = now;
-            let of = total.map(|t| format!(" / {}", human(t))).unwrap_or_default();
-            eprint!("\r\x1b[K{label}: {}{of}", human(done));
-            // Progress is cosmetic: a failed flush of stderr changes nothing.
-            std::io::stderr().flush().unwrap_or(());
-        }))
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    /// The final line for a layer.
-    pub fn done(&self, label: &str, status: &str) {
-        if self.enabled {
-            eprintln!("\r\x1b[K{label}: {status}");
-        }
+    #[test]
+    fn events_as_json_lines() {
+        let done = Event::Done { id: "abc", what: "layer 1/2", status: "unpacked" };
+        assert_eq!(
+            serde_json::to_string(&done).unwrap(),
+            r#"{"event":"done","id":"abc","what":"layer 1/2","status":"unpacked"}"#
+        );
+        let start = Event::Start { id: "abc", what: "config", total: None };
+        assert_eq!(
+            serde_json::to_string(&start).unwrap(),
+            r#"{"event":"start","id":"abc","what":"config","total":null}"#
+        );
     }
 }

@@ -115,9 +115,14 @@ pub fn build(
     let cfg = image.config().clone().unwrap_or_default();
     let none = Vec::new();
     let args = process_args(cfg.entrypoint().as_ref().unwrap_or(&none), cfg.cmd().as_ref().unwrap_or(&none), o.args)?;
-    let env = merge_env(cfg.env().as_ref().unwrap_or(&none), o.env)?;
+    let mut env = merge_env(cfg.env().as_ref().unwrap_or(&none), o.env)?;
     let user_spec = o.user.map(str::to_string).or_else(|| cfg.user().clone()).unwrap_or_default();
     let user = user::resolve(&user_spec, passwd, group).map_err(Error::User)?;
+    // As podman does: the user's home from the image's passwd, else `/`, unless the image or
+    // the caller sets HOME.
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", user.home.as_deref().unwrap_or("/")));
+    }
     let cwd = o.workdir.map(str::to_string).or_else(|| cfg.working_dir().clone()).filter(|w| !w.is_empty());
     let cwd = match cwd {
         Some(w) if w.starts_with('/') => w,

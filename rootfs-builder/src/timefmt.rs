@@ -1,4 +1,5 @@
-//! RFC 3339 timestamps (UTC, whole seconds) for image configurations, without a date library.
+//! Time for records and images: the current Unix time, and RFC 3339 timestamps (UTC, whole
+//! seconds) for image configurations, without a date library.
 
 /// `2024-01-02T03:04:05Z` for `secs` seconds since the epoch (negative ones too).
 pub fn rfc3339(secs: i64) -> String {
@@ -20,6 +21,11 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Seconds since the epoch, now (what the store records as pull and creation times).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Now, or `SOURCE_DATE_EPOCH` when set (reproducible builds' convention).

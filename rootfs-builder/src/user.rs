@@ -59,7 +59,12 @@ fn group_entries(group: &str) -> impl Iterator<Item = (&str, u32, Vec<&str>)> {
 pub fn resolve(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<Resolved, Error> {
     let spec = spec.trim();
     if spec.is_empty() {
-        return Ok(Resolved::default());
+        // root, with root's home when the image's passwd names one.
+        let home = passwd_entries(passwd.unwrap_or(""))
+            .find(|e| e.uid == 0)
+            .map(|e| e.home.to_string())
+            .filter(|h| !h.is_empty());
+        return Ok(Resolved { home, ..Resolved::default() });
     }
     let (user, grp) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
@@ -128,6 +133,7 @@ mod tests {
         let r = resolve("alice:wheel", Some(PASSWD), Some(GROUP)).unwrap();
         assert_eq!((r.uid, r.gid, r.additional_gids.len()), (1000, 10, 0));
         assert_eq!(resolve("", None, None).unwrap(), Resolved::default());
+        assert_eq!(resolve("", Some(PASSWD), None).unwrap().home.as_deref(), Some("/root"));
     }
 
     #[test]

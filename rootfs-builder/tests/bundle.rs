@@ -49,7 +49,11 @@ fn config_json_follows_the_conversion_rules() {
     let c = config(&b);
     let p = &c["process"];
     assert_eq!(p["args"], json!(["/bin/ep", "a"]));
-    assert_eq!(p["env"], json!(["PATH=/custom", "A=1"]), "no default may change or add to the image's PATH");
+    assert_eq!(
+        p["env"],
+        json!(["PATH=/custom", "A=1", "HOME=/home/alice"]),
+        "no default may change or add to the image's PATH; HOME comes from the user's passwd entry"
+    );
     assert_eq!(p["cwd"], "/work");
     assert_eq!(p["user"], json!({"uid": 1000, "gid": 1000, "additionalGids": [10, 29]}));
     assert_eq!(p["terminal"], false);
@@ -135,7 +139,8 @@ fn overrides_replace_cmd_env_user_workdir_and_hostname() {
     t.ok(&args);
     let c = config(&b);
     assert_eq!(c["process"]["args"], json!(["/bin/ep", "x", "y"]));
-    assert_eq!(c["process"]["env"], json!(["PATH=/custom", "A=2", "B=3"]));
+    // User 1234 has no passwd entry: HOME is `/`, as podman sets it.
+    assert_eq!(c["process"]["env"], json!(["PATH=/custom", "A=2", "B=3", "HOME=/"]));
     assert_eq!(c["process"]["user"], json!({"uid": 1234, "gid": 5678}));
     assert_eq!(c["process"]["cwd"], "/tmp");
     assert_eq!(c["hostname"], "h1");

@@ -16,6 +16,8 @@ IMAGE=localhost/busybox:latest
 CTR=(ctr --address "$CTD_SOCK" --namespace "$NS")
 
 c() { "${CTR[@]}" "$@"; }
+# ctr tasks exec -d leaves its fifos behind (nothing waits to remove them): keep them in the work directory
+c_exec_detached() { c tasks exec -d --fifo-dir "$CTD_DIR/fifo" "$@"; }
 # ctr run with strata as the shim's runc binary
 c_run() { c run --runc-binary "$STRATA_BIN" --runc-root "$RUNC_ROOT" "$@"; }
 
@@ -44,7 +46,8 @@ setup_file() {
 	# (its task never dies) would keep bats waiting for the end of its output pipes.
 	(
 		cd / || exit 1
-		for fd in $(ls "/proc/$BASHPID/fd"); do
+		for fd in "/proc/$BASHPID/fd"/*; do
+			fd=${fd##*/}
 			((fd <= 2 || fd == 255)) || eval "exec $fd>&-"
 		done
 		# as a service manager starts it (SIGPIPE, SIGHUP ignored): its shims and strata inherit that
@@ -99,7 +102,10 @@ teardown() {
 		assert_no_cgroup "/$NS/$id" || rc=1
 	done
 	touch "$reported"
-	for id in $(ls "$STRATA_ROOT" 2>/dev/null | grep -vxFf "$reported"); do
+	for id in "$STRATA_ROOT"/*; do
+		[ -e "$id" ] || continue
+		id=${id##*/}
+		! grep -qxF "$id" "$reported" || continue
 		echo "$id" >>"$reported"
 		fail "strata state left behind: $STRATA_ROOT/$id" || rc=1
 	done
@@ -201,7 +207,7 @@ assert_removed() { # assert_removed ID
 
 @test "ctr task ps: the task's processes, exec'd ones included" {
 	c_run -d "$IMAGE" psd sleep 1000
-	c tasks exec -d --exec-id e1 psd sleep 999
+	c_exec_detached --exec-id e1 psd sleep 999
 	run c tasks ps psd
 	assert_eq "$status" 0 "ctr task ps: $output"
 	pids=$(awk 'NR > 1 { print $1 }' <<<"$output")
@@ -235,7 +241,7 @@ assert_removed() { # assert_removed ID
 
 @test "ctr task metrics: memory limit, usage and pids from the cgroups strata made" {
 	c_run -d --memory-limit 67108864 "$IMAGE" metered sleep 1000
-	c tasks exec -d --exec-id e1 metered sleep 999
+	c_exec_detached --exec-id e1 metered sleep 999
 	run c tasks metrics --format json metered
 	assert_eq "$status" 0 "ctr task metrics: $output"
 	assert_eq "$(jq .memory.usage.limit <<<"$output")" 67108864 "memory limit"

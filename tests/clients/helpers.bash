@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # helpers.bash - shared by the client suites (loaded by bats). Run the suites through hack/test-clients,
 # which builds strata and the busybox image and exports STRATA_BIN and STRATA_CLIENTS_WORK.
 
@@ -6,16 +7,20 @@ bats_require_minimum_version 1.5.0
 # require_suite_env: fail setup_file with a clear message when not started by hack/test-clients.
 require_suite_env() {
 	[ "$(id -u)" = 0 ] || fail "the client suites must run as root"
-	[ -n "${STRATA_BIN:-}" ] && [ -x "$STRATA_BIN" ] || fail "STRATA_BIN unset or not executable: run hack/test-clients"
-	[ -n "${STRATA_CLIENTS_WORK:-}" ] && [ -f "$STRATA_CLIENTS_WORK/busybox.tar" ] ||
+	if [ -z "${STRATA_BIN:-}" ] || [ ! -x "$STRATA_BIN" ]; then
+		fail "STRATA_BIN unset or not executable: run hack/test-clients"
+	fi
+	if [ -z "${STRATA_CLIENTS_WORK:-}" ] || [ ! -f "$STRATA_CLIENTS_WORK/busybox.tar" ]; then
 		fail "STRATA_CLIENTS_WORK has no busybox.tar: run hack/test-clients"
+	fi
 }
 
 # require_cgroup_v1: the suites read cgroup v1 files (the CI machine's hybrid layout: v1 controllers under
 # /sys/fs/cgroup/<controller>); they do not know the v2 names.
 require_cgroup_v1() {
-	[ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ] && [ -d /sys/fs/cgroup/freezer ] ||
+	if [ ! -f /sys/fs/cgroup/memory/memory.limit_in_bytes ] || [ ! -d /sys/fs/cgroup/freezer ]; then
 		fail "no cgroup v1 memory and freezer hierarchies under /sys/fs/cgroup: the client suites expect cgroup v1"
+	fi
 }
 
 fail() {
@@ -50,6 +55,33 @@ wait_for() {
 	done
 }
 
+# Directories a daemon makes at a fixed place whatever its configuration (dockerd's /run/docker/plugins, the
+# CNI library's /var/lib/cni/results). note_missing_dirs FILE DIR...: remember in FILE which of them do not
+# exist yet; remove_noted_dirs FILE: remove those again, if empty (deepest first), and FILE.
+note_missing_dirs() {
+	local file=$1 dir
+	shift
+	: >"$file"
+	for dir in "$@"; do
+		[ -e "$dir" ] || echo "$dir" >>"$file"
+	done
+}
+remove_noted_dirs() {
+	local dir
+	while IFS= read -r dir; do
+		[ ! -d "$dir" ] || rmdir "$dir" || return 1
+	done < <(sort -r "$1")
+	rm -f "$1"
+}
+
+# record_timing WHAT T0 T1: T1 - T0 ($EPOCHREALTIME values) for hack/test-clients' closing table of timings.
+# Never asserted on: the numbers compare strata with runc (CLIENTS_RUNTIME=runc), they check nothing.
+record_timing() {
+	local us=$((${3/./} - ${2/./}))
+	printf '%s\t%s\t%d.%03d\n' "$1" "$(basename "$STRATA_BIN")" $((us / 1000)) $((us % 1000)) \
+		>>"$STRATA_CLIENTS_WORK/timings.tsv"
+}
+
 # strata_status ROOT ID: the status strata reports for container ID under state root ROOT.
 strata_status() {
 	"$STRATA_BIN" --root "$1" state "$2" | jq -r .status
@@ -82,6 +114,7 @@ frozen() {
 }
 
 # Looping counter for pause tests: the container's init writes an ever-growing number to /tmp/count.
+# shellcheck disable=SC2034 # used by the suites that load this file
 COUNTER_SCRIPT='i=0; while :; do i=$((i+1)); echo $i >/tmp/count; usleep 20000; done'
 
 # counter PID: the counter's current value, read from the host through the process's root.
@@ -108,6 +141,7 @@ tty_run() {
 	exec {in}< <(exec sleep 600 3>&-)
 	idle=$!
 	status=0
+	# shellcheck disable=SC2034 # status and output are bats's, read by the calling test
 	output=$(SHELL=/bin/bash timeout 60 script -qefc "$cmd" /dev/null <&"$in") || status=$?
 	exec {in}<&-
 	kill "$idle"
@@ -124,10 +158,12 @@ tty_probe_script() { # tty_probe_script "ROWS COLS"
 
 # How a service manager or nohup leaves a daemon: SIGPIPE and SIGHUP ignored (systemd's IgnoreSIGPIPE=yes
 # is the default for every service). Ignored signals survive execve: the runtime must not pass them on.
+# shellcheck disable=SC2034 # used by the suites that load this file
 AS_A_SERVICE=(env --ignore-signal=PIPE --ignore-signal=HUP)
 
 # Inside a container: print the process's ignored and blocked signal masks, one per line, exec'd directly
 # (no shell in between).
+# shellcheck disable=SC2034 # used by the suites that load this file
 SHOW_SIGNALS=(grep -E '^Sig(Ign|Blk):' /proc/self/status)
 
 # assert_clean_signals OUTPUT: the SigIgn and SigBlk lines of OUTPUT are all zero.

@@ -230,7 +230,7 @@ assert_removed() { # assert_removed NAME ID
 	run pm exec upd cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.shares \
 		/sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us
 	assert_eq "$status" 0 "reading the limits: $output"
-	assert_eq "$(echo $output)" "134217728 512 50000 100000" "memory limit, shares, quota, period"
+	assert_eq "${output//$'\n'/ }" "134217728 512 50000 100000" "memory limit, shares, quota, period"
 }
 
 @test "podman update below the memory in use: strata's refusal reaches the user, the limit stays" {
@@ -245,7 +245,7 @@ assert_removed() { # assert_removed NAME ID
 	run pm run --rm --memory 64m --pids-limit 50 "$IMAGE" \
 		cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max
 	assert_eq "$status" 0 "$output"
-	assert_eq "$(echo $output)" "67108864 50" "memory limit, pids.max"
+	assert_eq "${output//$'\n'/ }" "67108864 50" "memory limit, pids.max"
 
 	run pm run --rm --pids-limit 4 "$IMAGE" sh -c 'for i in 1 2 3 4 5 6; do sleep 60 & done; echo all forked'
 	assert_contains "$output" "can't fork"

@@ -28,8 +28,8 @@ use crate::bundle;
 use crate::digest::{Algorithm, Digest, DigestWriter};
 use crate::export;
 use crate::pull;
-use crate::source::{self, Compression, Files, LayerSource, Resolved, SourceSpec, media};
-use crate::store::{self, Store, records::BundleKind};
+use crate::source::{self, Blobs, Compression, Files, LayerSource, Resolved, SourceSpec, media};
+use crate::store::{self, BundleRecord, ImageRecord, Store, records::BundleKind};
 use crate::timefmt;
 
 #[derive(Debug, thiserror::Error)]
@@ -167,28 +167,71 @@ pub fn commit(store: &Store, dir: &Path, target: &Target, opts: &Options) -> Res
     if let Target::Source(spec) = target {
         export::check(spec)?;
     }
+    let new_layer = store_layer_blob(store, &rec, opts.compression)?;
+    let config = new_config(store, &image, &new_layer, &parsed, opts)?;
+    let (manifest, layers) = new_manifest(store, &image, &new_layer, &config)?;
+    store.put_blob(&config.0, &config.1)?;
+    store.put_blob(&manifest.0, &manifest.1)?;
+
+    // Into the store, as a pull from the store's own blobs: the new layer is unpacked (and
+    // its digests checked once more), the others are there already.
+    let reference = target.store_reference();
+    let manifest_digest = manifest.0.clone();
+    let resolved = as_resolved(store, config, manifest, &layers, &reference)?;
+    let pulled = pull::import(store, &resolved, &format!("commit of {}", rec.dir.display()), &opts.pull)?;
+
+    let written = match target {
+        Target::Source(spec) => {
+            export::write(store, &store.image(&pulled.id)?, spec, &reference)?;
+            Some(path_str(&spec.path))
+        }
+        Target::Store(_) => None,
+    };
+    Ok(Committed {
+        id: pulled.id,
+        manifest: manifest_digest,
+        reference,
+        written,
+        layer: new_layer,
+        layers: layers.len(),
+    })
+}
+
+/// A document and its digest.
+type Document = (Digest, Vec<u8>);
+
+/// The bundle's writable layer as a blob in the store, hashed as it is written (diff_id before
+/// compression, digest after).
+fn store_layer_blob(store: &Store, rec: &BundleRecord, compression: Compression) -> Result<NewLayer, Error> {
     let upper = nix::fcntl::open(&rec.upper, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| Error::OpenUpper(path_str(&rec.upper), e))?;
-
-    // 1. The layer blob, hashed as it is written (diff_id before compression, digest after).
     let tmp = store.tmp_path("commit-layer");
-    let made = write_blob(upper.as_fd(), &rec.init_files, &tmp, opts.compression);
-    let new_layer = match made {
+    let new_layer = match write_blob(upper.as_fd(), &rec.init_files, &tmp, compression) {
         Ok(l) => l,
         Err(e) => {
-            store::remove_best_effort(&tmp);
+            store.remove_best_effort(&tmp);
             return Err(e);
         }
     };
     let blob_path = store.blob_path(&new_layer.digest);
     let placed = if blob_path.exists() { std::fs::remove_file(&tmp) } else { std::fs::rename(&tmp, &blob_path) };
     placed.map_err(|e| Error::WriteBlob(path_str(&blob_path), e))?;
+    Ok(new_layer)
+}
 
-    // 2. The configuration.
+/// The base image's configuration with the new layer's diff_id, a history entry, the author
+/// and the `--change`s.
+fn new_config(
+    store: &Store,
+    image: &ImageRecord,
+    new_layer: &NewLayer,
+    parsed: &[changes::Change],
+    opts: &Options,
+) -> Result<Document, Error> {
     let mut config: Value = serde_json::from_slice(&store.read_blob(&image.config)?)
         .map_err(|e| Error::BaseDocument("configuration", e))?;
     let created = timefmt::rfc3339(timefmt::now_or_source_date_epoch());
-    changes::apply(&mut config, &parsed);
+    changes::apply(&mut config, parsed);
     config["created"] = json!(created);
     if let Some(a) = &opts.author {
         config["author"] = json!(a);
@@ -213,10 +256,18 @@ pub fn commit(store: &Store, dir: &Path, target: &Target, opts: &Options) -> Res
     let mut history = config["history"].as_array().cloned().unwrap_or_default();
     history.push(entry);
     config["history"] = Value::Array(history);
-    let config_bytes = serde_json::to_vec(&config).unwrap_or_default();
-    let config_digest = Digest::sha256_of(&config_bytes);
+    let bytes = serde_json::to_vec(&config).unwrap_or_default();
+    Ok((Digest::sha256_of(&bytes), bytes))
+}
 
-    // 3. The manifest: the image's layers as they are stored, then the new one.
+/// The manifest: the image's layers as they are stored, then the new one. Also returns the
+/// layer descriptors.
+fn new_manifest(
+    store: &Store,
+    image: &ImageRecord,
+    new_layer: &NewLayer,
+    config: &Document,
+) -> Result<(Document, Vec<Value>), Error> {
     let base: Value =
         serde_json::from_slice(&store.read_blob(&image.manifest)?).map_err(|e| Error::BaseDocument("manifest", e))?;
     let mut layers: Vec<Value> = base["layers"].as_array().cloned().unwrap_or_default();
@@ -228,17 +279,22 @@ pub fn commit(store: &Store, dir: &Path, target: &Target, opts: &Options) -> Res
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": media::OCI_MANIFEST,
-        "config": {"mediaType": media::OCI_CONFIG, "digest": config_digest, "size": config_bytes.len()},
+        "config": {"mediaType": media::OCI_CONFIG, "digest": config.0, "size": config.1.len()},
         "layers": layers,
     });
-    let manifest_bytes = serde_json::to_vec(&manifest).unwrap_or_default();
-    let manifest_digest = Digest::sha256_of(&manifest_bytes);
-    store.put_blob(&config_digest, &config_bytes)?;
-    store.put_blob(&manifest_digest, &manifest_bytes)?;
+    let bytes = serde_json::to_vec(&manifest).unwrap_or_default();
+    Ok(((Digest::sha256_of(&bytes), bytes), layers))
+}
 
-    // 4. Into the store, as a pull from the store's own blobs: the new layer is unpacked (and
-    // its digests checked once more), the others are there already.
-    let reference = target.store_reference();
+/// The new image as a source reading the store's own blobs, for [`pull::import`].
+fn as_resolved(
+    store: &Store,
+    config: Document,
+    manifest: Document,
+    layers: &[Value],
+    reference: &str,
+) -> Result<Resolved, Error> {
+    let (config_digest, config_bytes) = config;
     let parsed_config: ImageConfiguration =
         serde_json::from_slice(&config_bytes).map_err(|e| Error::BaseDocument("configuration", e))?;
     let mut sources = Vec::new();
@@ -260,32 +316,14 @@ pub fn commit(store: &Store, dir: &Path, target: &Target, opts: &Options) -> Res
     if sources.len() != layers.len() {
         return Err(Error::Source(source::Error::LayerCount { diff_ids: new_diff_ids.len(), layers: layers.len() }));
     }
-    let resolved = Resolved {
-        files: Files::dir(store.root()).map_err(source::Error::from)?,
-        manifest: Some((manifest_digest.clone(), manifest_bytes)),
-        config_digest: config_digest.clone(),
+    Ok(Resolved {
+        blobs: Blobs::Files(Files::dir(store.root()).map_err(source::Error::from)?),
+        manifest: Some(manifest),
+        config_digest,
         config_bytes,
         config: parsed_config,
         layers: sources,
-        reference: Some(reference.clone()),
-    };
-    let pulled = pull::import(store, &resolved, &format!("commit of {}", rec.dir.display()), &opts.pull)?;
-
-    // 5. Out, if asked.
-    let written = match target {
-        Target::Source(spec) => {
-            export::write(store, &store.image(&pulled.id)?, spec, &reference)?;
-            Some(path_str(&spec.path))
-        }
-        Target::Store(_) => None,
-    };
-    Ok(Committed {
-        id: pulled.id,
-        manifest: manifest_digest,
-        reference,
-        written,
-        layer: new_layer,
-        layers: layers.len(),
+        reference: Some(reference.to_string()),
     })
 }
 

@@ -7,8 +7,8 @@ use oci_spec::image::ImageConfiguration;
 use serde::Deserialize;
 
 use super::{
-    Error, Files, LayerSource, MAX_DOCUMENT, Resolved, SourceSpec, check_layer_count, full_reference, parse_digest,
-    parse_json, source_name,
+    Blobs, Error, Files, LayerSource, MAX_DOCUMENT, Resolved, SourceSpec, check_layer_count, full_reference,
+    parse_digest, parse_json, source_name,
 };
 use crate::digest::Digest;
 
@@ -32,12 +32,51 @@ fn tags(e: &Entry) -> &[String] {
 }
 
 pub fn resolve(files: Files, spec: &SourceSpec) -> Result<Resolved, Error> {
-    let source = source_name(spec);
     let bytes = files.read_small("manifest.json", MAX_DOCUMENT)?;
     let entries: Vec<Entry> = parse_json(&bytes, spec, "manifest.json")?;
     if entries.is_empty() {
-        return Err(Error::Empty { source_name: source });
+        return Err(Error::Empty { source_name: source_name(spec) });
     }
+    let (entry, tag) = select(&entries, spec)?;
+    let config_bytes = files.read_small(&entry.config, MAX_DOCUMENT)?;
+    let config_digest = Digest::sha256_of(&config_bytes);
+    if let Some(named) = digest_in_name(&entry.config)
+        && named != config_digest
+    {
+        return Err(Error::DigestMismatch {
+            what: "image configuration".into(),
+            expected: named,
+            actual: config_digest,
+        });
+    }
+    let config: ImageConfiguration = parse_json(&config_bytes, spec, "image configuration")?;
+    check_layer_count(&config, entry.layers.len())?;
+    let mut layers = Vec::new();
+    for (i, (path, diff_id)) in entry.layers.iter().zip(config.rootfs().diff_ids()).enumerate() {
+        let what = format!("layer {}", i + 1);
+        layers.push(LayerSource {
+            path: path.clone(),
+            digest: digest_in_name(path),
+            size: None,
+            compression: None,
+            media_type: String::new(),
+            diff_id: parse_digest(diff_id, &format!("diff_id of {what}"))?,
+        });
+    }
+    Ok(Resolved {
+        blobs: Blobs::Files(files),
+        manifest: None,
+        config_digest,
+        config_bytes,
+        config,
+        layers,
+        reference: tag.map(|t| full_reference(spec, &t)),
+    })
+}
+
+/// The entry the spec's REF names (a tag, or `@N`), and the tag to record.
+fn select<'e>(entries: &'e [Entry], spec: &SourceSpec) -> Result<(&'e Entry, Option<String>), Error> {
+    let source = source_name(spec);
     let all_tags = || {
         let t: Vec<String> = entries
             .iter()
@@ -46,7 +85,7 @@ pub fn resolve(files: Files, spec: &SourceSpec) -> Result<Resolved, Error> {
             .collect();
         t.join(", ")
     };
-    let (entry, tag): (&Entry, Option<String>) = match &spec.reference {
+    let chosen = match &spec.reference {
         Some(r) if r.starts_with('@') => {
             let i: usize = r[1..].parse().map_err(|_| Error::UnknownReference {
                 source_name: source.clone(),
@@ -89,39 +128,5 @@ pub fn resolve(files: Files, spec: &SourceSpec) -> Result<Resolved, Error> {
             }
         }
     };
-
-    let config_bytes = files.read_small(&entry.config, MAX_DOCUMENT)?;
-    let config_digest = Digest::sha256_of(&config_bytes);
-    if let Some(named) = digest_in_name(&entry.config)
-        && named != config_digest
-    {
-        return Err(Error::DigestMismatch {
-            what: "image configuration".into(),
-            expected: named,
-            actual: config_digest,
-        });
-    }
-    let config: ImageConfiguration = parse_json(&config_bytes, spec, "image configuration")?;
-    check_layer_count(&config, entry.layers.len())?;
-    let mut layers = Vec::new();
-    for (i, (path, diff_id)) in entry.layers.iter().zip(config.rootfs().diff_ids()).enumerate() {
-        let what = format!("layer {}", i + 1);
-        layers.push(LayerSource {
-            path: path.clone(),
-            digest: digest_in_name(path),
-            size: None,
-            compression: None,
-            media_type: String::new(),
-            diff_id: parse_digest(diff_id, &format!("diff_id of {what}"))?,
-        });
-    }
-    Ok(Resolved {
-        files,
-        manifest: None,
-        config_digest,
-        config_bytes,
-        config,
-        layers,
-        reference: tag.map(|t| full_reference(spec, &t)),
-    })
+    Ok(chosen)
 }

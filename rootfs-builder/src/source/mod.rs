@@ -41,7 +41,7 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Digest { what: String, source: digest::Error },
     #[error("{what} does not match its digest: expected {expected}, got {actual}")]
     DigestMismatch { what: String, expected: Digest, actual: Digest },
@@ -63,6 +63,12 @@ pub enum Error {
     LayerCount { diff_ids: usize, layers: usize },
     #[error("{0} is not an OCI image layout (no oci-layout file with imageLayoutVersion)")]
     NotLayout(String),
+    #[error("fetching {what}")]
+    Fetch {
+        what: String,
+        #[source]
+        source: RemoteError,
+    },
 }
 
 /// Where an `IMAGE` argument points.
@@ -173,10 +179,36 @@ pub struct LayerSource {
     pub diff_id: Digest,
 }
 
+/// An error of a remote source (a registry), boxed so that this module needs no knowledge of it.
+pub type RemoteError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A source that streams layer blobs from elsewhere (a registry).
+pub trait RemoteBlobs: Send + Sync + std::fmt::Debug {
+    /// Stream the blob of `layer`, and its size when known.
+    fn open(&self, layer: &LayerSource) -> Result<(files::Stream<'_>, Option<u64>), RemoteError>;
+}
+
+/// Where the layer blobs of a resolved image are read from.
+#[derive(Debug)]
+pub enum Blobs {
+    Files(Files),
+    Remote(Box<dyn RemoteBlobs>),
+}
+
+impl Blobs {
+    /// Stream the blob of `layer` (reading at most its size plus one byte when that is known).
+    pub fn open(&self, layer: &LayerSource) -> Result<(files::Stream<'_>, Option<u64>), Error> {
+        match self {
+            Blobs::Files(f) => Ok(f.open(&layer.path, layer.size)?),
+            Blobs::Remote(r) => r.open(layer).map_err(|source| Error::Fetch { what: layer.path.clone(), source }),
+        }
+    }
+}
+
 /// An image found in a source, its documents verified, its layers not yet read.
 #[derive(Debug)]
 pub struct Resolved {
-    pub files: Files,
+    pub blobs: Blobs,
     /// The manifest as the source has it; `None` when there is none (Docker archive) and one is
     /// written once the layer digests are known.
     pub manifest: Option<(Digest, Vec<u8>)>,

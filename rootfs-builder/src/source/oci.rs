@@ -3,7 +3,7 @@
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 
 use super::{
-    Compression, Error, Files, LayerSource, MAX_DOCUMENT, Platform, Resolved, SourceSpec, check_layer_count,
+    Blobs, Compression, Error, Files, LayerSource, MAX_DOCUMENT, Platform, Resolved, SourceSpec, check_layer_count,
     full_reference, media, parse_digest, parse_json, source_name,
 };
 use crate::digest::Digest;
@@ -68,7 +68,7 @@ fn verify(bytes: &[u8], expected: &Digest, what: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn pick_platform<'a>(
+pub fn pick_platform<'a>(
     candidates: &[&'a Descriptor],
     platform: &Platform,
     source: &str,
@@ -83,57 +83,19 @@ fn pick_platform<'a>(
     Err(Error::NoPlatform { source_name: source.into(), wanted: platform.to_string(), available: describe(candidates) })
 }
 
-fn is_index(d: &Descriptor) -> bool {
+pub fn is_index(d: &Descriptor) -> bool {
     let m = d.media_type().to_string();
     m == media::OCI_INDEX || m == media::DOCKER_LIST
 }
 
 pub fn resolve(files: Files, spec: &SourceSpec, platform: &Platform) -> Result<Resolved, Error> {
     let source = source_name(spec);
-    let layout = match files.read_small("oci-layout", 4096) {
-        Ok(b) => b,
-        Err(super::files::Error::Missing { .. }) => return Err(Error::NotLayout(source)),
-        Err(e) => return Err(e.into()),
-    };
-    let layout: serde_json::Value = parse_json(&layout, spec, "oci-layout")?;
-    if !layout.get("imageLayoutVersion").is_some_and(serde_json::Value::is_string) {
-        return Err(Error::NotLayout(source));
-    }
-    let index_bytes = files.read_small("index.json", MAX_DOCUMENT)?;
-    let index: ImageIndex = parse_json(&index_bytes, spec, "index.json")?;
+    let index = read_index(&files, spec)?;
     let entries: Vec<&Descriptor> = index.manifests().iter().collect();
     if entries.is_empty() {
         return Err(Error::Empty { source_name: source });
     }
-
-    let candidates: Vec<&Descriptor> = match &spec.reference {
-        Some(r) => {
-            let m: Vec<_> = entries.iter().copied().filter(|d| ref_name(d) == Some(r.as_str())).collect();
-            if m.is_empty() {
-                return Err(Error::UnknownReference {
-                    source_name: source,
-                    reference: r.clone(),
-                    available: describe(&entries),
-                });
-            }
-            m
-        }
-        None if entries.len() == 1 => entries.clone(),
-        None => {
-            let latest: Vec<_> = entries.iter().copied().filter(|d| ref_name(d) == Some("latest")).collect();
-            if !latest.is_empty() {
-                latest
-            } else if entries.iter().all(|d| d.platform().is_some()) {
-                entries.clone()
-            } else {
-                return Err(Error::Ambiguous {
-                    source_name: source,
-                    hint: format!("{}:REF", spec.path.display()),
-                    available: describe(&entries),
-                });
-            }
-        }
-    };
+    let candidates = candidates(&entries, spec)?;
     let chosen = if candidates.len() == 1 { candidates[0] } else { pick_platform(&candidates, platform, &source)? };
     let reference = ref_name(chosen).map(|n| full_reference(spec, n));
 
@@ -166,8 +128,69 @@ pub fn resolve(files: Files, spec: &SourceSpec, platform: &Platform) -> Result<R
     }
     let (config_digest, config_bytes) = read_blob(&files, manifest.config(), "image configuration")?;
     let config: ImageConfiguration = parse_json(&config_bytes, spec, "image configuration")?;
-    check_layer_count(&config, manifest.layers().len())?;
+    let layers = layer_sources(&manifest, &config)?;
+    Ok(Resolved {
+        blobs: Blobs::Files(files),
+        manifest: Some((manifest_digest, manifest_bytes)),
+        config_digest,
+        config_bytes,
+        config,
+        layers,
+        reference,
+    })
+}
 
+/// `oci-layout` checked, `index.json` parsed.
+fn read_index(files: &Files, spec: &SourceSpec) -> Result<ImageIndex, Error> {
+    let layout = match files.read_small("oci-layout", 4096) {
+        Ok(b) => b,
+        Err(super::files::Error::Missing { .. }) => return Err(Error::NotLayout(source_name(spec))),
+        Err(e) => return Err(e.into()),
+    };
+    let layout: serde_json::Value = parse_json(&layout, spec, "oci-layout")?;
+    if !layout.get("imageLayoutVersion").is_some_and(serde_json::Value::is_string) {
+        return Err(Error::NotLayout(source_name(spec)));
+    }
+    let index_bytes = files.read_small("index.json", MAX_DOCUMENT)?;
+    parse_json(&index_bytes, spec, "index.json")
+}
+
+/// The entries of the index the spec's REF names (without one: the only entry, those named
+/// `latest`, or all when all of them name a platform).
+fn candidates<'a>(entries: &[&'a Descriptor], spec: &SourceSpec) -> Result<Vec<&'a Descriptor>, Error> {
+    match &spec.reference {
+        Some(r) => {
+            let m: Vec<_> = entries.iter().copied().filter(|d| ref_name(d) == Some(r.as_str())).collect();
+            if m.is_empty() {
+                return Err(Error::UnknownReference {
+                    source_name: source_name(spec),
+                    reference: r.clone(),
+                    available: describe(entries),
+                });
+            }
+            Ok(m)
+        }
+        None if entries.len() == 1 => Ok(entries.to_vec()),
+        None => {
+            let latest: Vec<_> = entries.iter().copied().filter(|d| ref_name(d) == Some("latest")).collect();
+            if !latest.is_empty() {
+                Ok(latest)
+            } else if entries.iter().all(|d| d.platform().is_some()) {
+                Ok(entries.to_vec())
+            } else {
+                Err(Error::Ambiguous {
+                    source_name: source_name(spec),
+                    hint: format!("{}:REF", spec.path.display()),
+                    available: describe(entries),
+                })
+            }
+        }
+    }
+}
+
+/// The manifest's layers with their diff_ids, each media type known.
+pub fn layer_sources(manifest: &ImageManifest, config: &ImageConfiguration) -> Result<Vec<LayerSource>, Error> {
+    check_layer_count(config, manifest.layers().len())?;
     let mut layers = Vec::new();
     for (i, (l, diff_id)) in manifest.layers().iter().zip(config.rootfs().diff_ids()).enumerate() {
         let what = format!("layer {}", i + 1);
@@ -184,13 +207,5 @@ pub fn resolve(files: Files, spec: &SourceSpec, platform: &Platform) -> Result<R
             diff_id: parse_digest(diff_id, &format!("diff_id of {what}"))?,
         });
     }
-    Ok(Resolved {
-        files,
-        manifest: Some((manifest_digest, manifest_bytes)),
-        config_digest,
-        config_bytes,
-        config,
-        layers,
-        reference,
-    })
+    Ok(layers)
 }

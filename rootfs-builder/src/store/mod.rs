@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::digest::Digest;
+use crate::warning::{Warning, Warnings};
 pub use records::{BundleRecord, ImageLayer, ImageRecord, LayerRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +56,8 @@ pub enum Error {
 #[derive(Debug)]
 pub struct Store {
     root: PathBuf,
+    /// What went wrong on the side during operations on this store; the caller shows them.
+    warnings: Warnings,
 }
 
 /// A held lock; released when dropped.
@@ -70,11 +73,35 @@ impl Store {
             fs::create_dir_all(&p).map_err(|e| Error::Create(p.clone(), e))?;
         }
         let root = fs::canonicalize(root).map_err(|e| Error::Create(root.to_path_buf(), e))?;
-        Ok(Self { root })
+        Ok(Self { root, warnings: Warnings::default() })
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Record a warning for the caller to show.
+    pub fn warn(&self, w: Warning) {
+        self.warnings.push(w);
+    }
+
+    /// The warnings recorded so far (taken: each is returned once).
+    pub fn take_warnings(&self) -> Vec<Warning> {
+        self.warnings.take()
+    }
+
+    /// Remove a file or tree, recording a warning on failure: used only to clean up after an
+    /// error that is being reported anyway (or a leftover under `tmp/`, which nothing trusts
+    /// and `gc` empties).
+    pub fn remove_best_effort(&self, path: &Path) {
+        let res = match fs::symlink_metadata(path) {
+            Ok(m) if m.is_dir() => remove_tree(path),
+            Ok(_) => fs::remove_file(path),
+            Err(_) => Ok(()),
+        };
+        if let Err(e) = res {
+            self.warn(Warning::new(format!("could not clean up {}", path.display()), e));
+        }
     }
 
     pub fn blob_path(&self, d: &Digest) -> PathBuf {
@@ -150,7 +177,7 @@ impl Store {
             fs::rename(&tmp, path)
         })();
         if let Err(e) = res {
-            remove_best_effort(&tmp);
+            self.remove_best_effort(&tmp);
             return Err(Error::Write(path.to_path_buf(), e));
         }
         Ok(())
@@ -224,6 +251,26 @@ impl Store {
         let mut refs = self.refs()?;
         refs.insert(reference.to_string(), id.clone());
         self.write_json(&self.root.join("refs.json"), &refs)
+    }
+
+    /// Remove `reference` (caller holds [`Store::lock_names`]); false when there was none.
+    pub fn remove_ref(&self, reference: &str) -> Result<bool, Error> {
+        let mut refs = self.refs()?;
+        if refs.remove(reference).is_none() {
+            return Ok(false);
+        }
+        self.write_json(&self.root.join("refs.json"), &refs)?;
+        Ok(true)
+    }
+
+    /// Remove the image record `id` (its layers and blobs stay until `gc`).
+    pub fn remove_image(&self, id: &Digest) -> Result<(), Error> {
+        let p = self.image_path(id);
+        match fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::Remove(p, e)),
+        }
     }
 
     /// The references naming `id`.
@@ -309,19 +356,6 @@ pub fn list_names(dir: &Path) -> Result<Vec<String>, Error> {
     }
     names.sort();
     Ok(names)
-}
-
-/// Remove a file or tree, ignoring failure: used only to clean up after an error that is being
-/// reported anyway (the leftover is under `tmp/`, which nothing trusts and `gc` empties).
-pub fn remove_best_effort(path: &Path) {
-    let res = match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => remove_tree(path),
-        Ok(_) => fs::remove_file(path),
-        Err(_) => Ok(()),
-    };
-    if let Err(e) = res {
-        eprintln!("strata-rootfs: warning: could not clean up {}: {e}", path.display());
-    }
 }
 
 /// Remove a directory tree without following symlinks (and whatever its modes say).

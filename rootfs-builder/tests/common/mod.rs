@@ -3,6 +3,8 @@
 //! binary run against a private store, and snapshots of directory trees to compare.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::let_underscore_must_use)]
 
+pub mod registry;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;

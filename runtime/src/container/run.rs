@@ -23,9 +23,13 @@ pub fn run(opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32, Error>
     // failure there comes over the channel (as it reaches `start` through the exec fifo), and is
     // run's error rather than a bare exit status.
     if let Err(e) = created.init.wait_exec() {
-        stop_processes(&created.state)?;
-        if !keep {
-            destroy(&created.dir, &created.state)?;
+        let cleaned = stop_processes(&created.state).and_then(|()| match keep {
+            true => Ok(()),
+            false => destroy(&created.dir, &created.state),
+        });
+        if let Err(c) = cleaned {
+            // The start's failure is what the caller needs to see; this one only follows from it.
+            crate::logging::warn(&format!("clean up after the failed start: {}", c.chain()));
         }
         return Err(e);
     }

@@ -1,7 +1,14 @@
 //! Running OCI hooks: the state JSON on stdin, `timeout` honoured, output captured for the error.
+//!
+//! A hook without `env` gets the environment runc gives it: hooks of the runtime namespace
+//! (prestart, createRuntime, poststart, poststop) inherit the runtime's own (Go's `exec.Cmd`
+//! with a nil `Env`); createContainer and startContainer run from the container's init, whose
+//! environment runc replaced with `process.env`. A hook with `env` gets exactly that.
 
+use std::ffi::{CString, OsStr};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -54,10 +61,34 @@ impl HookState<'_> {
     }
 }
 
-/// Run `hooks` one after another; the first failure stops the list.
+/// The environment of a hook whose config has no `env`.
+#[derive(Debug, Clone, Copy)]
+enum DefaultEnv<'a> {
+    /// The runtime's own: a hook run in the runtime namespace.
+    Runtime,
+    /// The container process's: a hook run from the container's init.
+    Process(&'a [CString]),
+}
+
+/// Run `hooks` of the runtime namespace one after another; the first failure stops the list.
 pub fn run_hooks(kind: &'static str, hooks: &[Hook], state: &[u8]) -> Result<(), HookError> {
+    run_each(kind, hooks, state, DefaultEnv::Runtime)
+}
+
+/// Run `hooks` from the container's init (createContainer, startContainer): one without `env`
+/// gets `process_env`, the environment the container's process will have.
+pub fn run_container_hooks(
+    kind: &'static str,
+    hooks: &[Hook],
+    state: &[u8],
+    process_env: &[CString],
+) -> Result<(), HookError> {
+    run_each(kind, hooks, state, DefaultEnv::Process(process_env))
+}
+
+fn run_each(kind: &'static str, hooks: &[Hook], state: &[u8], env: DefaultEnv<'_>) -> Result<(), HookError> {
     for (index, hook) in hooks.iter().enumerate() {
-        run_hook(kind, index, hook, state)?;
+        run_hook(kind, index, hook, state, env)?;
     }
     Ok(())
 }
@@ -66,24 +97,39 @@ pub fn run_hooks(kind: &'static str, hooks: &[Hook], state: &[u8]) -> Result<(),
 /// warning, as the runtime-spec asks.
 pub fn run_hooks_warn(kind: &'static str, hooks: &[Hook], state: &[u8]) {
     for (index, hook) in hooks.iter().enumerate() {
-        if let Err(e) = run_hook(kind, index, hook, state) {
+        if let Err(e) = run_hook(kind, index, hook, state, DefaultEnv::Runtime) {
             crate::logging::warn(&e.to_string());
         }
     }
 }
 
-fn run_hook(kind: &'static str, index: usize, hook: &Hook, state: &[u8]) -> Result<(), HookError> {
+fn run_hook(kind: &'static str, index: usize, hook: &Hook, state: &[u8], env: DefaultEnv<'_>) -> Result<(), HookError> {
     let path = hook.path().display().to_string();
     let mut cmd = Command::new(hook.path());
     let args = hook.args().as_deref().unwrap_or_default();
     if let Some((arg0, rest)) = args.split_first() {
         cmd.arg0(arg0).args(rest);
     }
-    cmd.env_clear();
-    for e in hook.env().as_deref().unwrap_or_default() {
-        if let Some((k, v)) = e.split_once('=') {
-            cmd.env(k, v);
+    match (hook.env(), env) {
+        (Some(list), _) => {
+            cmd.env_clear();
+            for e in list {
+                if let Some((k, v)) = e.split_once('=') {
+                    cmd.env(k, v);
+                }
+            }
         }
+        (None, DefaultEnv::Process(list)) => {
+            cmd.env_clear();
+            for e in list {
+                let bytes = e.as_bytes();
+                if let Some(eq) = bytes.iter().position(|b| *b == b'=') {
+                    cmd.env(OsStr::from_bytes(&bytes[..eq]), OsStr::from_bytes(&bytes[eq + 1..]));
+                }
+            }
+        }
+        // Inherited, as Command does by default.
+        (None, DefaultEnv::Runtime) => {}
     }
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     // A hook is a user program: it starts with every signal at SIG_DFL and none blocked, as the
@@ -178,6 +224,27 @@ mod tests {
         run_hooks("prestart", &[h], b"{\"id\":\"c\"}").unwrap();
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "{\"id\":\"c\"}");
         std::fs::remove_file(out).unwrap();
+    }
+
+    #[test]
+    fn hook_without_env_gets_the_default_environment() {
+        let out = std::env::temp_dir().join(format!("strata-hook-env-{}", std::process::id()));
+        let dump =
+            |env: &str| hook(&format!(r#"{{"path":"/bin/sh","args":["sh","-c","env > {}"]{env}}}"#, out.display()));
+        let env_of = |result: Result<(), HookError>| {
+            result.unwrap();
+            let text = std::fs::read_to_string(&out).unwrap();
+            std::fs::remove_file(&out).unwrap();
+            text
+        };
+        // cargo sets CARGO for the test process: the runtime's environment.
+        let process_env = [CString::new("FROM_PROCESS=1").unwrap(), CString::new("PATH=/bin").unwrap()];
+        let got = env_of(run_container_hooks("createContainer", &[dump("")], b"{}", &process_env));
+        assert!(got.contains("FROM_PROCESS=1") && !got.contains("CARGO"), "the process environment: {got}");
+        let got = env_of(run_hooks("prestart", &[dump("")], b"{}"));
+        assert!(got.contains("CARGO") && !got.contains("FROM_PROCESS"), "the runtime's environment: {got}");
+        let got = env_of(run_container_hooks("startContainer", &[dump(r#","env":["ONLY=1"]"#)], b"{}", &process_env));
+        assert!(got.contains("ONLY=1") && !got.contains("FROM_PROCESS") && !got.contains("CARGO"), "its own: {got}");
     }
 
     #[test]

@@ -84,6 +84,14 @@ pub enum CgroupError {
     NoFreezer,
     #[error("freeze {path}: still {state} after waiting")]
     FreezeTimeout { path: PathBuf, state: String },
+    #[error(
+        "container's cgroup unexpectedly frozen: {} (thaw it first)",
+        match by {
+            super::FrozenBy::Itself => format!("{} is frozen", path.display()),
+            super::FrozenBy::Parent => format!("a parent of {} is frozen", path.display()),
+        }
+    )]
+    Frozen { path: PathBuf, by: super::FrozenBy },
     #[error("send signal {signal} to process {pid}")]
     Signal {
         pid: i32,
@@ -128,6 +136,7 @@ impl CgroupError {
             }
             Self::DeviceFilter { source, .. } | Self::Signal { source, .. } => kind_of_errno(*source),
             Self::Parse { .. } | Self::FreezeTimeout { .. } => ErrorKind::Other,
+            Self::Frozen { .. } => ErrorKind::InvalidState,
         }
     }
 

@@ -23,6 +23,15 @@ pub enum FreezerState {
 /// How long a freeze may take before it is given up (runc: about 10 s as well).
 const FREEZE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Who froze a cgroup that is found frozen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrozenBy {
+    /// The cgroup itself (`pause`, or someone else writing its freezer file).
+    Itself,
+    /// One of its ancestors: thawing the cgroup itself does not let its processes run.
+    Parent,
+}
+
 enum Freezer {
     V1(CgroupDir),
     V2(CgroupDir),
@@ -49,6 +58,48 @@ impl Manager {
         match self.freezer().ok_or(CgroupError::NoFreezer)? {
             Freezer::V1(d) => d.write("freezer.state", "THAWED"),
             Freezer::V2(d) => d.write("cgroup.freeze", "0"),
+        }
+    }
+
+    /// Whether the container's cgroup is frozen (or freezing) right now, and by whom; `None` when
+    /// it is not, or when there is no freezer or no cgroup.
+    pub fn frozen_by(&self) -> Result<Option<FrozenBy>, CgroupError> {
+        let Some(f) = self.freezer() else { return Ok(None) };
+        let read = |d: &CgroupDir, file: &str| match d.read_raw(file) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENODEV)) => Ok(None),
+            Err(source) => Err(CgroupError::Read { path: d.file_path(file), source }),
+        };
+        Ok(match f {
+            Freezer::V1(d) => match read(&d, "freezer.state")?.as_deref().map(str::trim) {
+                None | Some("THAWED") => None,
+                Some(_) => match read(&d, "freezer.self_freezing")?.as_deref().map(str::trim) {
+                    Some("0") => Some(FrozenBy::Parent),
+                    _ => Some(FrozenBy::Itself),
+                },
+            },
+            Freezer::V2(d) => {
+                if read(&d, "cgroup.freeze")?.as_deref().map(str::trim) == Some("1") {
+                    Some(FrozenBy::Itself)
+                } else if read(&d, "cgroup.events")?.is_some_and(|t| keyed_value(&t, "frozen") == Some(1)) {
+                    Some(FrozenBy::Parent)
+                } else {
+                    None
+                }
+            }
+        })
+    }
+
+    /// A new container's cgroup must not be frozen: its init would stop at once and `create`
+    /// would wait for it for ever (runc: "container's cgroup unexpectedly frozen").
+    pub fn check_not_frozen(&self) -> Result<(), CgroupError> {
+        let path = match self.freezer() {
+            Some(Freezer::V1(d) | Freezer::V2(d)) => d.path().to_path_buf(),
+            None => return Ok(()),
+        };
+        match self.frozen_by()? {
+            None => Ok(()),
+            Some(by) => Err(CgroupError::Frozen { path, by }),
         }
     }
 

@@ -59,7 +59,7 @@ mod update;
 pub use convert::{blkio_weight_to_io_weight, shares_to_weight, swap_to_v2};
 pub use error::CgroupError;
 pub use events::{Event, EventsEnd, OomWait, OomWatcher, watch_events};
-pub use freezer::FreezerState;
+pub use freezer::{FreezerState, FrozenBy};
 pub use manager::{CgroupRequest, CgroupState, ContainerView, Manager, V1Mount};
 pub use stats::Stats;
 pub use update::{UpdateFlags, parse_resources, parse_size};

@@ -15,8 +15,6 @@ pub enum Kind {
     Value,
     /// `--env K=V`, repeatable
     Multi,
-    /// `--rootless[=VALUE]`: a value only with `=`
-    OptionalValue,
 }
 
 #[derive(Debug)]
@@ -146,9 +144,6 @@ pub fn parse(
                     m.flags.push(opt.long);
                 }
             }
-            Kind::OptionalValue => {
-                m.values.entry(opt.long).or_default().push(inline.unwrap_or_else(|| "true".to_owned()));
-            }
             Kind::Value | Kind::Multi => {
                 let v = match inline {
                     Some(v) => v,
@@ -181,7 +176,6 @@ pub fn help(program_opts: &[Opt], commands: &[Cmd], cmd: Option<&Cmd>) -> String
             let short = o.short.map_or_else(|| "    ".to_owned(), |c| format!("-{c}, "));
             let value = match o.kind {
                 Kind::Flag => String::new(),
-                Kind::OptionalValue => format!("[={}]", o.value),
                 Kind::Value | Kind::Multi => format!(" {}", o.value),
             };
             let left = format!("  {short}--{}{value}", o.long);
@@ -197,7 +191,6 @@ pub fn help(program_opts: &[Opt], commands: &[Cmd], cmd: Option<&Cmd>) -> String
             }
             out.push_str("\nOptions:\n");
             opts_text(program_opts, &mut out);
-            out.push_str("  -h, --help                           Print help\n  -v, --version                        Print version\n");
         }
         Some(c) => {
             out.push_str(c.about);
@@ -230,11 +223,10 @@ pub fn help(program_opts: &[Opt], commands: &[Cmd], cmd: Option<&Cmd>) -> String
 mod tests {
     use super::*;
 
-    static OPTS: [Opt; 4] = [
+    static OPTS: [Opt; 3] = [
         Opt { long: "bundle", short: Some('b'), kind: Kind::Value, value: "DIR", help: "" },
         Opt { long: "detach", short: Some('d'), kind: Kind::Flag, value: "", help: "" },
         Opt { long: "env", short: Some('e'), kind: Kind::Multi, value: "K=V", help: "" },
-        Opt { long: "rootless", short: None, kind: Kind::OptionalValue, value: "VALUE", help: "" },
     ];
     static EXEC: Cmd =
         Cmd { name: "exec", about: "", opts: &OPTS, positionals: &["ID"], optional: None, trailing: Some("COMMAND") };
@@ -247,12 +239,11 @@ mod tests {
 
     #[test]
     fn both_spellings_and_repeats() {
-        let args = v(&["--bundle=/b", "-d", "-e", "A=1", "--env", "B=2", "--rootless", "id"]);
+        let args = v(&["--bundle=/b", "-d", "-e", "A=1", "--env", "B=2", "--detach=false", "id"]);
         let m = parse(Some(&EXEC), &OPTS, &args, &mut 0, false).unwrap();
         assert_eq!(m.value("bundle"), Some("/b"));
         assert!(m.flag("detach"));
         assert_eq!(m.values("env"), ["A=1", "B=2"]);
-        assert_eq!(m.value("rootless"), Some("true"));
         assert_eq!(m.positionals, ["id"]);
     }
 

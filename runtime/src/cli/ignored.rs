@@ -4,6 +4,7 @@
 //! |------|--------------------|
 //! | `--criu PATH` | containerd may pass it; checkpoint/restore is not implemented, so it is unused |
 //! | `--rootless false` / `auto` as root | strata runs with full privileges as root either way |
+//! | `run --no-subreaper` | runc's foreground `run` makes itself a child subreaper unless told not to; strata never does (the container's init reaps its own descendants, and the init is strata's child), so there is nothing to turn off |
 
 use crate::error::{Error, ErrorKind};
 

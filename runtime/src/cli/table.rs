@@ -8,16 +8,20 @@ use super::*;
 const fn opt(long: &'static str, short: Option<char>, kind: Kind, value: &'static str, help: &'static str) -> Opt {
     Opt { long, short, kind, value, help }
 }
-use Kind::{Flag, Multi, OptionalValue, Value};
+use Kind::{Flag, Multi, Value};
 
-pub static GLOBAL: [Opt; 7] = [
+/// The options before the command. `--help` and `--version` may come anywhere among them, as
+/// with runc (urfave/cli): `strata --root X --version`.
+pub static GLOBAL: [Opt; 9] = [
     opt("root", None, Value, "DIR", "root directory for container state (default /run/strata)"),
     opt("log", None, Value, "FILE", "write logs to FILE instead of stderr"),
     opt("log-format", None, Value, "text|json", "log format (default text)"),
     opt("debug", None, Flag, "", "enable debug logging"),
     opt("systemd-cgroup", None, Flag, "", "use systemd to manage cgroups (not supported yet)"),
-    opt("rootless", None, OptionalValue, "true|false|auto", "rootless mode"),
+    opt("rootless", None, Value, "true|false|auto", "rootless mode (default auto)"),
     opt("criu", None, Value, "PATH", "path to criu (accepted; checkpointing is not supported)"),
+    opt("help", Some('h'), Flag, "", "print help"),
+    opt("version", Some('v'), Flag, "", "print version"),
 ];
 
 static CREATE_OPTS: [Opt; 6] = [
@@ -29,7 +33,7 @@ static CREATE_OPTS: [Opt; 6] = [
     opt("preserve-fds", None, Value, "N", "pass N additional file descriptors to the container"),
 ];
 
-static RUN_OPTS: [Opt; 8] = [
+static RUN_OPTS: [Opt; 9] = [
     opt("bundle", Some('b'), Value, "DIR", "path to the root of the bundle directory (default .)"),
     opt("console-socket", None, Value, "PATH", "AF_UNIX socket that receives the pty master"),
     opt("pid-file", None, Value, "FILE", "file to write the process id to"),
@@ -38,6 +42,7 @@ static RUN_OPTS: [Opt; 8] = [
     opt("preserve-fds", None, Value, "N", "pass N additional file descriptors to the container"),
     opt("detach", Some('d'), Flag, "", "detach from the container's process"),
     opt("keep", None, Flag, "", "do not delete the container after it exits"),
+    opt("no-subreaper", None, Flag, "", "accepted; strata never makes itself a subreaper"),
 ];
 
 static EXEC_OPTS: [Opt; 17] = [
@@ -148,24 +153,17 @@ fn find(name: &str) -> Option<&'static Cmd> {
 /// Parse `args` (without the program name).
 pub fn parse_args(args: &[String]) -> Result<Parsed, UsageError> {
     let mut i = 0;
-    if let Some(first) = args.first() {
-        match first.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help(help(&GLOBAL, &COMMANDS, None))),
-            "-v" | "--version" => return Ok(Parsed::Version),
-            _ => {}
-        }
-    }
     let global = parse(None, &GLOBAL, args, &mut i, true)?;
+    if global.flag("help") {
+        return Ok(Parsed::Help(help(&GLOBAL, &COMMANDS, None)));
+    }
+    if global.flag("version") {
+        return Ok(Parsed::Version);
+    }
     let Some(name) = args.get(i) else {
         return Err(UsageError { message: "missing command".into(), command: None });
     };
     let Some(command) = find(name) else {
-        if name == "--version" || name == "-v" {
-            return Ok(Parsed::Version);
-        }
-        if name == "--help" || name == "-h" {
-            return Ok(Parsed::Help(help(&GLOBAL, &COMMANDS, None)));
-        }
         return Err(UsageError { message: format!("unknown command {name:?}"), command: None });
     };
     i += 1;
@@ -402,18 +400,11 @@ mod tests {
         ),
     ];
 
-    /// runc flags strata knows but deliberately lacks, with the reason.
-    const NOT_SUPPORTED: &[(&str, &str)] =
-        &[("--no-subreaper", "strata never acts as a subreaper for run; nothing to turn off")];
-
     #[test]
     fn every_runc_flag_is_known() {
         for (name, flags) in RUNC_FLAGS {
             let cmd = find(name).unwrap();
             for flag in *flags {
-                if NOT_SUPPORTED.iter().any(|(f, _)| f == flag) {
-                    continue;
-                }
                 let known = if let Some(long) = flag.strip_prefix("--") {
                     cmd.opts.iter().any(|o| o.long == long)
                 } else {
@@ -422,7 +413,17 @@ mod tests {
                 assert!(known, "{name} {flag}");
             }
         }
-        for flag in ["--root", "--log", "--log-format", "--debug", "--systemd-cgroup", "--rootless", "--criu"] {
+        for flag in [
+            "--root",
+            "--log",
+            "--log-format",
+            "--debug",
+            "--systemd-cgroup",
+            "--rootless",
+            "--criu",
+            "--help",
+            "--version",
+        ] {
             assert!(GLOBAL.iter().any(|o| format!("--{}", o.long) == flag), "{flag}");
         }
     }
@@ -447,12 +448,24 @@ mod tests {
         assert!(e.tty && e.env == ["A=1"] && e.command == ["sh", "-c", "echo -n x"]);
         let Command::Kill(k) = parsed(&["kill", "c1"]).command else { panic!() };
         assert_eq!(k.signal, "SIGTERM");
+
+        // --rootless takes a value like every value flag (runc: a string flag, default auto).
+        for args in [&["--rootless", "true", "list"][..], &["--rootless=true", "list"]] {
+            let c = parsed(args);
+            assert_eq!(c.rootless.as_deref(), Some("true"));
+            assert!(matches!(c.command, Command::List(_)));
+        }
+        let Command::Run(r) = parsed(&["run", "--no-subreaper", "-d", "c1"]).command else { panic!() };
+        assert!(r.detach);
     }
 
     #[test]
     fn help_version_and_mistakes() {
         let parse = |a: &[&str]| parse_args(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
         assert!(matches!(parse(&["--version"]), Ok(Parsed::Version)));
+        assert!(matches!(parse(&["--root", "/r", "-v"]), Ok(Parsed::Version)));
+        assert!(matches!(parse(&["--log-format=json", "--help"]), Ok(Parsed::Help(h)) if h.contains("create")));
+        assert!(matches!(parse(&["-h", "list"]), Ok(Parsed::Help(_))));
         assert!(matches!(parse(&["create", "--help"]), Ok(Parsed::Help(h)) if h.contains("--pid-file")));
         assert!(matches!(parse(&[]), Err(e) if e.message == "missing command"));
         assert!(matches!(parse(&["frob"]), Err(e) if e.message == "unknown command \"frob\""));

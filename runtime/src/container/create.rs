@@ -57,7 +57,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     })?;
     let mut plan = Plan::new(&loaded.spec, &bundle).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
     if let Some(p) = plan.process.as_mut() {
-        crate::security::adapt_to_host(p);
+        crate::security::adapt_to_host(p).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
     }
     // Before anything is said or done: this may start the runtime over from a sealed copy.
     if let Some(p) = &plan.process {
@@ -132,6 +132,8 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         .map_err(|e| io_error(ErrorKind::Other, format!("write {}", dir.file(CONFIG_COPY).display()), e))?;
     undo.cgroup = Some(cgroup.state());
     cgroup.create(plan.resources.as_ref()).map_err(Error::from)?;
+    // An init cloned into a frozen cgroup would never report ready.
+    cgroup.check_not_frozen().map_err(Error::from)?;
     let cgroup_view = cgroup.container_view();
     let exec_fifo = if opts.foreground { None } else { Some(make_exec_fifo(&dir, &plan)?) };
     // A foreground `run` without a console socket relays the terminal itself.

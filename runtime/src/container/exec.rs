@@ -46,7 +46,7 @@ pub fn exec(root: &Path, id: &ContainerId, o: &ExecOptions) -> Result<i32, Error
     let spec = load_config(&dir.file(CONFIG_COPY)).map_err(|e| Error::new(ErrorKind::Other, e))?.spec;
     let process = build_process(&spec, o)?;
     let mut plan = ProcessPlan::new(&process).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
-    crate::security::adapt_to_host(&mut plan);
+    crate::security::adapt_to_host(&mut plan).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
     // Before any side effect (the console socket connection): this may start `exec` over from a
     // sealed copy of the runtime when the container's processes may ptrace.
     let own_user_namespace = state.namespaces.iter().any(|n| n == "user");

@@ -15,11 +15,12 @@ use crate::cgroup::Manager;
 use crate::error::{Error, ErrorKind};
 use crate::sys::process::{pidfd_open, pidfd_send_signal};
 
-/// A signal as runc accepts it: `9`, `KILL`, `SIGKILL` (any case).
+/// A signal as runc accepts it: `9`, `KILL`, `SIGKILL` (any case); `0` sends nothing and only
+/// checks that the container's init is alive, as kill(2) does.
 pub fn parse_signal(s: &str) -> Result<i32, Error> {
     let bad = || Error::msg(ErrorKind::InvalidSpec, format!("unknown signal {s:?}"));
     if let Ok(n) = s.parse::<i32>() {
-        return if (1..=64).contains(&n) { Ok(n) } else { Err(bad()) };
+        return if (0..=64).contains(&n) { Ok(n) } else { Err(bad()) };
     }
     let upper = s.to_ascii_uppercase();
     let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
@@ -42,6 +43,10 @@ pub fn kill(root: &Path, id: &ContainerId, signal: i32, all: bool) -> Result<(),
         let Some(cg) = &state.cgroup else {
             return Err(Error::msg(ErrorKind::Unsupported, "the container has no cgroup"));
         };
+        if signal == 0 {
+            // The liveness check: the status table said the container's processes may run.
+            return Ok(());
+        }
         let signal = Signal::try_from(signal).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
         return Manager::from_state(cg).kill_all(signal).map_err(Error::from);
     }
@@ -65,11 +70,12 @@ mod tests {
     #[test]
     fn signals_by_number_and_name() {
         assert_eq!(parse_signal("9").unwrap(), 9);
+        assert_eq!(parse_signal("0").unwrap(), 0);
         assert_eq!(parse_signal("KILL").unwrap(), 9);
         assert_eq!(parse_signal("sigterm").unwrap(), 15);
         assert_eq!(parse_signal("SIGUSR1").unwrap(), 10);
         assert_eq!(parse_signal("RTMIN+1").unwrap(), libc::SIGRTMIN() + 1);
-        for bad in ["0", "65", "NOPE", "SIG", "-1", ""] {
+        for bad in ["65", "NOPE", "SIG", "-1", "", "SIG0"] {
             assert!(parse_signal(bad).is_err(), "{bad}");
         }
     }

@@ -19,21 +19,25 @@ pub fn run(opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32, Error>
     }
     let forwarder = Forwarder::new()?;
     let created = create(&CreateOptions { foreground: true, ..opts.clone() })?;
-    // Without an exec fifo, a failure between Ready and execve (a startContainer hook, execve
-    // itself: a missing interpreter) can only come over the init's channel.
+    // Between ready and execve the init runs the startContainer hooks and execs the process; a
+    // failure there comes over the channel (as it reaches `start` through the exec fifo), and is
+    // run's error rather than a bare exit status.
     if let Err(e) = created.init.wait_exec() {
-        created.init.kill();
-        if !keep {
-            stop_processes(&created.state);
-            destroy(&created.dir, &created.state)?;
+        let cleaned = stop_processes(&created.state).and_then(|()| match keep {
+            true => Ok(()),
+            false => destroy(&created.dir, &created.state),
+        });
+        if let Err(c) = cleaned {
+            // The start's failure is what the caller needs to see; this one only follows from it.
+            crate::logging::warn(&format!("clean up after the failed start: {}", c.chain()));
         }
-        return Err(e.context("unable to start container process"));
+        return Err(e);
     }
     run_poststart(&created.state);
     let code = forwarder.wait(created.init.pid, created.init.pidfd.as_fd(), created.console)?;
     if !keep {
         // Other processes of the container (without its own pid namespace) die with it.
-        stop_processes(&created.state);
+        stop_processes(&created.state)?;
         destroy(&created.dir, &created.state)?;
     }
     Ok(code)

@@ -103,7 +103,7 @@ pub(super) fn build(spec: &Spec, bundle: &Path) -> Result<Plan, ConfigError> {
         keys.sort();
         for key in keys {
             let value = &map[key];
-            check_sysctl(key, value, &namespaces)?;
+            check_sysctl(key, value, &namespaces, domainname.as_deref())?;
             sysctl.push((key.replace('.', "/"), value.clone()));
         }
     }
@@ -226,8 +226,10 @@ fn time_offsets(linux: &oci_spec::runtime::Linux, ns: &NamespacePlan) -> Result<
     Ok(out)
 }
 
-/// runc's rule: a sysctl is allowed only when it belongs to a namespace the container owns.
-fn check_sysctl(key: &str, value: &str, ns: &NamespacePlan) -> Result<(), ConfigError> {
+/// runc's rule: a sysctl is allowed only when it belongs to a namespace the container owns. The
+/// uts names have fields of their own: `kernel.hostname` is refused (runc, crun), and
+/// `kernel.domainname` when it contradicts the `domainname` field (crun).
+fn check_sysctl(key: &str, value: &str, ns: &NamespacePlan, domainname: Option<&str>) -> Result<(), ConfigError> {
     let bad = |reason: &str| ConfigError::Sysctl(format!("{key:?}: {reason}"));
     if key.is_empty() || key.contains("..") || key.starts_with('.') || key.contains('/') || key.contains('\0') {
         return Err(bad("invalid name"));
@@ -251,7 +253,13 @@ fn check_sysctl(key: &str, value: &str, ns: &NamespacePlan) -> Result<(), Config
     if key.starts_with("net.") {
         return if ns.net == Ns::Host { Err(bad("not allowed in the host network namespace")) } else { Ok(()) };
     }
-    if key == "kernel.hostname" || key == "kernel.domainname" {
+    if key == "kernel.hostname" {
+        return Err(bad("conflicts with the hostname field (set the container's hostname there)"));
+    }
+    if key == "kernel.domainname" {
+        if let Some(field) = domainname.filter(|d| *d != value) {
+            return Err(bad(&format!("{value:?} conflicts with the domainname field {field:?}")));
+        }
         return if ns.uts == Ns::Host { Err(bad("needs a uts namespace")) } else { Ok(()) };
     }
     Err(bad("is not in a separate kernel namespace"))
@@ -341,6 +349,18 @@ mod tests {
         assert!(err.to_string().contains("host network namespace"), "{err}");
         let err = build_with(&format!(r#"{NS},"sysctl":{{"vm.swappiness":"1"}}}}"#), "").unwrap_err();
         assert!(err.to_string().contains("not in a separate kernel namespace"), "{err}");
+    }
+
+    #[test]
+    fn uts_sysctls_do_not_contradict_their_fields() {
+        let uts = r#"{"namespaces":[{"type":"mount"},{"type":"uts"}],"sysctl":"#;
+        let err = build_with(&format!(r#"{uts}{{"kernel.hostname":"h"}}}}"#), "").unwrap_err();
+        assert!(err.to_string().contains("\"kernel.hostname\": conflicts with the hostname field"), "{err}");
+        let domain = format!(r#"{uts}{{"kernel.domainname":"d1"}}}}"#);
+        let err = build_with(&domain, r#""domainname":"d2""#).unwrap_err();
+        assert!(err.to_string().contains("\"d1\" conflicts with the domainname field \"d2\""), "{err}");
+        assert!(build_with(&domain, r#""domainname":"d1""#).is_ok());
+        assert_eq!(build_with(&domain, "").unwrap().sysctl, [("kernel/domainname".into(), "d1".into())]);
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! `exec` attribute of the calling task, as runc does. The write goes through a private procfs
 //! instance (an image's mounts over `/proc/self/attr` cannot catch it, CVE-2025-52881).
 //!
-//! A label the host cannot apply (its LSM is not enabled) is dropped with a warning, as crun
-//! does and as the runtime-tools validation expects (runc fails on its write): such a host
-//! confines nothing either way, and clients such as podman only ask when the host has the LSM.
+//! A label the host cannot apply (its LSM is not enabled) is refused before anything is created,
+//! as runc does: a process that asked for confinement never runs unconfined. Engines only ask
+//! for a profile or label where the host has the LSM (podman, Docker and the CRI plugin check).
 
 use std::os::fd::BorrowedFd;
 
@@ -19,6 +19,16 @@ pub enum LsmError {
     AppArmor(String, #[source] Errno),
     #[error("apply SELinux label {0:?}")]
     SeLinux(String, #[source] Errno),
+    #[error(
+        "AppArmor profile {0:?} cannot be applied: AppArmor is not enabled on this host \
+         (/sys/module/apparmor/parameters/enabled is not Y); the process is not run unconfined"
+    )]
+    AppArmorNotEnabled(String),
+    #[error(
+        "SELinux label {0:?} cannot be applied: SELinux is not enabled on this host (no \
+         /sys/fs/selinux); the process is not run unconfined"
+    )]
+    SeLinuxNotEnabled(String),
 }
 
 /// Which LSMs the host has enabled.
@@ -36,37 +46,32 @@ impl HostLsms {
         }
     }
 
-    /// The labels to set for these requests, and a warning for each one this host cannot apply.
-    pub fn exec_labels(self, apparmor: Option<&str>, selinux: Option<&str>) -> (Vec<ExecLabel>, Vec<String>) {
+    /// The labels to set for these requests; a request this host cannot apply is an error.
+    pub fn exec_labels(self, apparmor: Option<&str>, selinux: Option<&str>) -> Result<Vec<ExecLabel>, LsmError> {
         let mut labels = Vec::new();
-        let mut warnings = Vec::new();
         match apparmor {
             Some(p) if self.apparmor => labels.push(ExecLabel::AppArmor(p.to_owned())),
-            Some(p) => {
-                warnings.push(format!("AppArmor is not enabled on this host: apparmorProfile {p:?} not applied"))
-            }
+            Some(p) => return Err(LsmError::AppArmorNotEnabled(p.to_owned())),
             None => {}
         }
         match selinux {
             Some(l) if self.selinux => labels.push(ExecLabel::SeLinux(l.to_owned())),
-            Some(l) => warnings.push(format!("SELinux is not enabled on this host: selinuxLabel {l:?} not applied")),
+            Some(l) => return Err(LsmError::SeLinuxNotEnabled(l.to_owned())),
             None => {}
         }
-        (labels, warnings)
+        Ok(labels)
     }
 }
 
-/// Keep the AppArmor profile and SELinux label this host can apply; warn about the others.
-pub fn resolve_exec_labels(process: &mut ProcessPlan) {
+/// The AppArmor profile and SELinux label the process asks for, to be set at its `execve`;
+/// refused when this host cannot apply them.
+pub fn resolve_exec_labels(process: &mut ProcessPlan) -> Result<(), LsmError> {
     if process.apparmor_profile.is_none() && process.selinux_label.is_none() {
-        return;
+        return Ok(());
     }
-    let (labels, warnings) =
-        HostLsms::detect().exec_labels(process.apparmor_profile.as_deref(), process.selinux_label.as_deref());
-    for w in &warnings {
-        crate::logging::warn(w);
-    }
-    process.exec_labels = labels;
+    process.exec_labels =
+        HostLsms::detect().exec_labels(process.apparmor_profile.as_deref(), process.selinux_label.as_deref())?;
+    Ok(())
 }
 
 /// Set `labels` for this task's next `execve`, writing with `write(relative path under procfs,
@@ -103,20 +108,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn labels_kept_only_for_enabled_lsms() {
+    fn labels_only_where_the_lsm_is_enabled_else_refused() {
         let none = HostLsms { apparmor: false, selinux: false };
-        let (labels, warnings) = none.exec_labels(Some("containers-default"), Some("system_u:system_r:container_t:s0"));
-        assert!(labels.is_empty());
-        assert_eq!(warnings.len(), 2);
-        assert!(warnings[0].contains("\"containers-default\""), "{warnings:?}");
+        let err = none.exec_labels(Some("containers-default"), None).expect_err("no AppArmor");
+        assert!(err.to_string().starts_with("AppArmor profile \"containers-default\" cannot be applied"), "{err}");
+        let err = none.exec_labels(None, Some("system_u:system_r:container_t:s0")).expect_err("no SELinux");
+        assert!(err.to_string().contains("SELinux label \"system_u:system_r:container_t:s0\""), "{err}");
+        assert_eq!(none.exec_labels(None, None).expect("nothing asked"), vec![]);
 
         let aa = HostLsms { apparmor: true, selinux: false };
-        let (labels, warnings) = aa.exec_labels(Some("containers-default"), None);
+        let labels = aa.exec_labels(Some("containers-default"), None).expect("AppArmor");
         assert_eq!(labels, vec![ExecLabel::AppArmor("containers-default".into())]);
-        assert!(warnings.is_empty());
+        assert!(aa.exec_labels(Some("containers-default"), Some("l")).is_err(), "the label is refused");
 
         let se = HostLsms { apparmor: false, selinux: true };
-        let (labels, _) = se.exec_labels(None, Some("system_u:system_r:container_t:s0"));
+        let labels = se.exec_labels(None, Some("system_u:system_r:container_t:s0")).expect("SELinux");
         assert_eq!(labels, vec![ExecLabel::SeLinux("system_u:system_r:container_t:s0".into())]);
     }
 

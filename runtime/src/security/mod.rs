@@ -7,8 +7,8 @@ pub mod seccomp;
 use crate::plan::process::ProcessPlan;
 
 /// Adjust a process plan to this host, before anything is spawned: capabilities the runtime does
-/// not hold and LSM labels the host cannot apply are left out, each with a warning.
-pub fn adapt_to_host(process: &mut ProcessPlan) {
+/// not hold are left out, each with a warning; an LSM label the host cannot apply is an error.
+pub fn adapt_to_host(process: &mut ProcessPlan) -> Result<(), lsm::LsmError> {
     caps::restrict_to_grantable(process);
-    lsm::resolve_exec_labels(process);
+    lsm::resolve_exec_labels(process)
 }

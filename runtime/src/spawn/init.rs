@@ -19,7 +19,7 @@ use super::child::{self, ChildError, close_all_but, finish_process, report_to_st
 use super::process::ProcessError;
 use super::protocol::{Channel, ToChild, ToParent};
 use crate::cgroup::{ContainerView, Manager};
-use crate::hooks::run_hooks;
+use crate::hooks::run_container_hooks;
 use crate::plan::namespaces::proc_name;
 use crate::plan::{Ns, Plan};
 use crate::rootfs::{self, RootfsError};
@@ -101,7 +101,9 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, ChildError> {
         drop(procfs);
         if let Some(start_hooks) = plan.hooks.start_container().as_deref() {
             let state = with_own_pid(&hook_state);
-            if let Err(e) = run_hooks("startContainer", start_hooks, state.as_bytes()) {
+            // The environment runc's init has by now: process.env, plus HOME.
+            let env = super::process::env_with_home(process);
+            if let Err(e) = run_container_hooks("startContainer", start_hooks, state.as_bytes(), &env) {
                 let e = ChildError::Hook(e);
                 report_to_start(started.as_ref(), &e);
                 return Err(e);
@@ -193,7 +195,13 @@ fn run_create_hooks(plan: &Plan, channel: &Channel) -> Result<String, ChildError
         ToChild::Go | ToChild::Placed | ToChild::ListenerSent => return Err(ChildError::ParentGone),
     };
     let state = with_own_pid(&hook_state);
-    run_hooks("createContainer", hooks.create_container().as_deref().unwrap_or_default(), state.as_bytes())?;
+    let process_env = plan.process.as_ref().map_or(&[][..], |p| &p.env[..]);
+    run_container_hooks(
+        "createContainer",
+        hooks.create_container().as_deref().unwrap_or_default(),
+        state.as_bytes(),
+        process_env,
+    )?;
     Ok(hook_state)
 }
 

@@ -35,6 +35,8 @@ pub(super) enum ChildError {
     Setns(&'static str, #[source] Errno),
     #[error("create namespaces")]
     Unshare(#[source] Errno),
+    #[error("bring up the loopback interface lo")]
+    Loopback(#[source] Errno),
     #[error(transparent)]
     Cgroup(crate::cgroup::CgroupError),
     #[error("open a private procfs")]
@@ -94,7 +96,9 @@ impl ChildError {
         match self {
             ChildError::Sync(_) | ChildError::ParentGone => Step::Sync,
             ChildError::NonDumpable(_) => Step::Prepare,
-            ChildError::BecomeRoot(_) | ChildError::Setns(..) | ChildError::Unshare(_) => Step::Namespaces,
+            ChildError::BecomeRoot(_) | ChildError::Setns(..) | ChildError::Unshare(_) | ChildError::Loopback(_) => {
+                Step::Namespaces
+            }
             ChildError::Cgroup(_) => Step::Cgroup,
             ChildError::Procfs(_) => Step::Procfs,
             ChildError::Rootfs(_) => Step::Rootfs,

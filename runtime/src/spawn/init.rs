@@ -67,6 +67,11 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, ChildError> {
         return Err(ChildError::ParentGone);
     }
     let mut placement = enter_namespaces(args)?;
+    // Like runc and crun: a network namespace the runtime creates gets its loopback up (one
+    // joined by path is the caller's to configure).
+    if plan.namespaces.net == Ns::New {
+        crate::sys::net::set_link_up(c"lo").map_err(ChildError::Loopback)?;
+    }
     // Wait for the cgroup placement before a cgroup2 mount (it shows the cgroup namespace, whose
     // root must be the container's cgroup); otherwise build the rootfs while the parent waits.
     let cgroup2_mount = matches!(args.cgroups, ContainerView::Unified)

@@ -1,5 +1,6 @@
 //! The only place with `unsafe` code: thin, typed wrappers over system calls that `nix` lacks
-//! (clone3, the new mount API, mount_setattr, pidfd, close_range, a few ioctls, seccomp, bpf).
+//! (clone3, the new mount API, mount_setattr, pidfd, close_range, a few ioctls, seccomp, bpf,
+//! interface flags).
 //!
 //! Every wrapper returns `nix::Result` and owns any file descriptor it creates as an `OwnedFd`.
 //! Every `unsafe` block carries a `// SAFETY:` comment naming the invariant it relies on.
@@ -7,6 +8,7 @@
 
 pub mod bpf;
 pub mod mount;
+pub mod net;
 pub mod process;
 pub mod procfs;
 pub mod seccomp;

@@ -106,6 +106,8 @@ pub enum RootfsError {
     },
     #[error("detach the old root")]
     DetachOldRoot(#[source] Errno),
+    #[error("read the mount table (/proc/self/mountinfo)")]
+    MountInfo(#[source] Errno),
     #[error("move the rootfs onto / (no-pivot)")]
     MoveRoot(#[source] Errno),
     #[error("mask {path}")]

@@ -4,6 +4,7 @@
 use std::os::fd::AsFd;
 use std::path::Path;
 
+use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::Mode;
@@ -12,24 +13,36 @@ use super::{Rootfs, RootfsError};
 use crate::plan::Propagation;
 use crate::sys::mount::{MountAttr, mount_setattr};
 
-/// Before any mount: make `/` recursively slave, so nothing the container mounts propagates to
-/// the host. `rprivate` and `rshared` are applied as asked; with `rshared` the mount holding
-/// the rootfs becomes a slave (pivot_root refuses a shared parent, and the rootfs bind must not
-/// reach the host). Other values are applied to the container's `/` after pivot_root.
+/// Before any mount, in runc's order (`prepareRoot`): give `/` the propagation asked for
+/// (default `rslave`, so nothing the container mounts reaches the host), then make the mount
+/// holding the rootfs a slave if it is still shared (`pivot_root` refuses a shared parent, and the
+/// rootfs bind must not reach the host). A `shared` or non-recursive value leaves the host's
+/// shared mounts in their peer groups, so a bind of one with `rshared` propagates the container's
+/// mounts back, as runc does. runc makes that parent private; a slave still receives the host's
+/// mounts, which the container's `/` keeps when it is to be a slave ([`finish_root_propagation`]).
+/// `unbindable` is not applied here (it would forbid binding the rootfs and every bind source
+/// under `/`): `/` is made `rslave` and the container's `/` unbindable after `pivot_root`.
 pub fn set_root_propagation(wanted: Option<Propagation>, rootfs: &Path) -> Result<(), RootfsError> {
-    let early = wanted.filter(|p| p.recursive && (p.flag == libc::MS_PRIVATE || p.flag == libc::MS_SHARED));
+    let early = wanted.filter(|p| p.flag != libc::MS_UNBINDABLE);
     let (flag, name) = match early {
-        Some(p) => (MsFlags::from_bits_retain(p.flag) | MsFlags::MS_REC, propagation_name(p)),
+        Some(p) => (MsFlags::from_bits_retain(p.flag) | rec(p), propagation_name(p)),
         None => (MsFlags::MS_SLAVE | MsFlags::MS_REC, "rslave"),
     };
     mount(None::<&str>, "/", None::<&str>, flag, None::<&str>).map_err(|e| RootfsError::RootPropagation(name, e))?;
-    if flag.contains(MsFlags::MS_SHARED) {
-        if let Some(parent) = parent_mount_point(rootfs) {
-            mount(None::<&str>, parent.as_str(), None::<&str>, MsFlags::MS_SLAVE, None::<&str>)
+    // After a recursive slave or private nothing is shared: no need to read the mount table.
+    let all_unshared = flag.contains(MsFlags::MS_REC) && !flag.contains(MsFlags::MS_SHARED);
+    if !all_unshared {
+        let real = std::fs::canonicalize(rootfs).unwrap_or_else(|_| rootfs.to_owned());
+        if let Some(parent) = parent_mount(&real)?.filter(|m| m.shared) {
+            mount(None::<&str>, parent.point.as_str(), None::<&str>, MsFlags::MS_SLAVE, None::<&str>)
                 .map_err(|e| RootfsError::RootPropagation("slave (the mount holding the rootfs)", e))?;
         }
     }
     Ok(())
+}
+
+fn rec(p: Propagation) -> MsFlags {
+    if p.recursive { MsFlags::MS_REC } else { MsFlags::empty() }
 }
 
 fn propagation_name(p: Propagation) -> &'static str {
@@ -45,15 +58,38 @@ fn propagation_name(p: Propagation) -> &'static str {
     }
 }
 
-/// The mount point holding `path`: the longest mount point in mountinfo that is its prefix.
-/// Only read in the rare shared case.
-fn parent_mount_point(path: &Path) -> Option<String> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(unescape_mountinfo)
-        .filter(|mp| path.starts_with(mp))
-        .max_by_key(String::len)
+/// One line of `/proc/self/mountinfo`, the fields the runtime looks at.
+struct MountInfo {
+    point: String,
+    shared: bool,
+}
+
+fn mountinfo() -> Result<Vec<MountInfo>, RootfsError> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| RootfsError::MountInfo(e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)))?;
+    Ok(info
+        .lines()
+        .filter_map(|line| {
+            let (before, _) = line.split_once(" - ")?;
+            let fields: Vec<&str> = before.split(' ').collect();
+            Some(MountInfo {
+                point: unescape_mountinfo(fields.get(4)?),
+                shared: fields.iter().skip(6).any(|f| f.starts_with("shared:")),
+            })
+        })
+        .collect())
+}
+
+/// The mount holding `path`: the last of the longest mount points in mountinfo that are its
+/// prefix (the last is the one on top). Only read when `/` may still hold shared mounts.
+fn parent_mount(path: &Path) -> Result<Option<MountInfo>, RootfsError> {
+    let mut best: Option<MountInfo> = None;
+    for m in mountinfo()? {
+        if path.starts_with(&m.point) && best.as_ref().is_none_or(|b| m.point.len() >= b.point.len()) {
+            best = Some(m);
+        }
+    }
+    Ok(best)
 }
 
 /// mountinfo escapes space, tab, newline and backslash as octal `\NNN`.

@@ -108,6 +108,12 @@ pub enum RootfsError {
     DetachOldRoot(#[source] Errno),
     #[error("read the mount table (/proc/self/mountinfo)")]
     MountInfo(#[source] Errno),
+    #[error("hide the host's {path} from the container (no-pivot)")]
+    HideHostMount {
+        path: String,
+        #[source]
+        source: Errno,
+    },
     #[error("move the rootfs onto / (no-pivot)")]
     MoveRoot(#[source] Errno),
     #[error("mask {path}")]

@@ -61,6 +61,8 @@ fn propagation_name(p: Propagation) -> &'static str {
 /// One line of `/proc/self/mountinfo`, the fields the runtime looks at.
 struct MountInfo {
     point: String,
+    root: String,
+    fstype: String,
     shared: bool,
 }
 
@@ -70,11 +72,13 @@ fn mountinfo() -> Result<Vec<MountInfo>, RootfsError> {
     Ok(info
         .lines()
         .filter_map(|line| {
-            let (before, _) = line.split_once(" - ")?;
+            let (before, after) = line.split_once(" - ")?;
             let fields: Vec<&str> = before.split(' ').collect();
             Some(MountInfo {
+                root: unescape_mountinfo(fields.get(3)?),
                 point: unescape_mountinfo(fields.get(4)?),
                 shared: fields.iter().skip(6).any(|f| f.starts_with("shared:")),
+                fstype: after.split(' ').next()?.to_owned(),
             })
         })
         .collect())
@@ -128,6 +132,10 @@ pub fn enter_root(rootfs: &Rootfs, no_pivot: bool) -> Result<(), RootfsError> {
         .map_err(pivot_err)?;
     nix::unistd::fchdir(rootfs.fd.as_fd()).map_err(pivot_err)?;
     if no_pivot {
+        hide_full_proc_and_sysfs(&rootfs.path)?;
+        // The rootfs is moved onto `/`: a `/` still shared with the host (rootfsPropagation
+        // shared) would carry the move there.
+        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_SLAVE, None::<&str>).map_err(RootfsError::MoveRoot)?;
         mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).map_err(RootfsError::MoveRoot)?;
         nix::unistd::chroot(".").map_err(RootfsError::MoveRoot)?;
     } else {
@@ -141,6 +149,42 @@ pub fn enter_root(rootfs: &Rootfs, no_pivot: bool) -> Result<(), RootfsError> {
         umount2(".", MntFlags::MNT_DETACH).map_err(RootfsError::DetachOldRoot)?;
     }
     nix::unistd::chdir("/").map_err(pivot_err)?;
+    Ok(())
+}
+
+/// `--no-pivot` leaves the old root in the container's mount namespace, under the rootfs: the
+/// kernel lets a user namespace mount a new procfs or sysfs when the mount namespace holds a fully
+/// visible one (`mnt_already_visible`), and the host's `/proc` would be one, so the container
+/// could mount a fresh `/proc` without the masked paths. As runc's `msMoveRoot`: every full proc
+/// and sysfs mount outside the rootfs is made a slave (its unmount must not reach the host) and
+/// detached, or covered with an empty tmpfs where it cannot be unmounted (locked in a user
+/// namespace). Host paths from the host's own mount table, before the container runs.
+fn hide_full_proc_and_sysfs(rootfs: &Path) -> Result<(), RootfsError> {
+    let err = |path: &str| {
+        let path = path.to_owned();
+        move |source| RootfsError::HideHostMount { path, source }
+    };
+    // mountinfo names mount points by their real path.
+    let rootfs = std::fs::canonicalize(rootfs).unwrap_or_else(|_| rootfs.to_owned());
+    for m in mountinfo()? {
+        if m.root != "/" || (m.fstype != "proc" && m.fstype != "sysfs") || Path::new(&m.point).starts_with(&rootfs) {
+            continue;
+        }
+        let point = m.point.as_str();
+        match mount(None::<&str>, point, None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>) {
+            Ok(()) => {}
+            // Gone with a mount above it, detached earlier.
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(err(point)(e)),
+        }
+        match umount2(point, MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(Errno::EINVAL | Errno::EPERM) => {
+                mount(Some("tmpfs"), point, Some("tmpfs"), MsFlags::empty(), None::<&str>).map_err(err(point))?
+            }
+            Err(e) => return Err(err(point)(e)),
+        }
+    }
     Ok(())
 }
 

@@ -70,6 +70,9 @@ pub struct MountStep {
     pub data: Vec<(String, Option<String>)>,
     /// proc and sysfs may only be mounted onto a real directory, never through a symlink.
     pub no_symlinks: bool,
+    /// MOUNT_ATTR_* bits the options explicitly cleared (`rw`, `suid`, ...): a bind mount whose
+    /// source has such a flag locked (a user namespace) fails rather than keeps it.
+    pub cleared: u64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -105,8 +108,10 @@ fn plan_mount(index: usize, m: &Mount, bundle: &Path) -> Result<MountStep, Mount
     let mut propagation = None;
     let mut data = Vec::new();
     let mut bind = None;
+    let mut flags = MsFlagWord::default();
     for option in m.options().as_deref().unwrap_or_default() {
         let o = option.as_str();
+        flags.apply(o);
         match o {
             "bind" => bind = Some(bind.unwrap_or(false)),
             "rbind" => bind = Some(true),
@@ -168,6 +173,7 @@ fn plan_mount(index: usize, m: &Mount, bundle: &Path) -> Result<MountStep, Mount
             let source = if src.is_absolute() { src.clone() } else { bundle.join(src) };
             // Filesystem options mean nothing to a bind mount (mount(2) ignores them too).
             data.clear();
+            attrs = bind_attrs(flags);
             MountKind::Bind { source, recursive }
         }
         None if fstype.is_empty() => return Err(MountConfigError::MissingType { index, dest: destination }),
@@ -178,7 +184,113 @@ fn plan_mount(index: usize, m: &Mount, bundle: &Path) -> Result<MountStep, Mount
         },
     };
     let no_symlinks = matches!(&kind, MountKind::Fs { fstype, .. } if fstype == "proc" || fstype == "sysfs");
-    Ok(MountStep { destination, dest, kind, attrs, recursive_attrs, propagation, data, no_symlinks })
+    let cleared = ms_to_attr(flags.cleared);
+    Ok(MountStep { destination, dest, kind, attrs, recursive_attrs, propagation, data, no_symlinks, cleared })
+}
+
+/// The MS_* flag word runc builds from the options (its `mountFlags` table, applied in order: a
+/// setting option adds its flag, a clearing one removes it), plus the flags some option cleared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct MsFlagWord {
+    set: u64,
+    cleared: u64,
+}
+
+impl MsFlagWord {
+    fn apply(&mut self, option: &str) {
+        let (clear, flag) = match option {
+            "acl" => (false, libc::MS_POSIXACL),
+            "async" => (true, libc::MS_SYNCHRONOUS),
+            "atime" => (true, libc::MS_NOATIME),
+            "bind" => (false, libc::MS_BIND),
+            "dev" => (true, libc::MS_NODEV),
+            "diratime" => (true, libc::MS_NODIRATIME),
+            "dirsync" => (false, libc::MS_DIRSYNC),
+            "exec" => (true, libc::MS_NOEXEC),
+            "iversion" => (false, libc::MS_I_VERSION),
+            "lazytime" => (false, libc::MS_LAZYTIME),
+            "loud" => (true, libc::MS_SILENT),
+            "mand" => (false, libc::MS_MANDLOCK),
+            "noacl" => (true, libc::MS_POSIXACL),
+            "noatime" => (false, libc::MS_NOATIME),
+            "nodev" => (false, libc::MS_NODEV),
+            "nodiratime" => (false, libc::MS_NODIRATIME),
+            "noexec" => (false, libc::MS_NOEXEC),
+            "noiversion" => (true, libc::MS_I_VERSION),
+            "nolazytime" => (true, libc::MS_LAZYTIME),
+            "nomand" => (true, libc::MS_MANDLOCK),
+            "norelatime" => (true, libc::MS_RELATIME),
+            "nostrictatime" => (true, libc::MS_STRICTATIME),
+            "nosuid" => (false, libc::MS_NOSUID),
+            "nosymfollow" => (false, libc::MS_NOSYMFOLLOW),
+            "rbind" => (false, libc::MS_BIND | libc::MS_REC),
+            "relatime" => (false, libc::MS_RELATIME),
+            "remount" => (false, libc::MS_REMOUNT),
+            "ro" => (false, libc::MS_RDONLY),
+            "rw" => (true, libc::MS_RDONLY),
+            "silent" => (false, libc::MS_SILENT),
+            "strictatime" => (false, libc::MS_STRICTATIME),
+            "suid" => (true, libc::MS_NOSUID),
+            "sync" => (false, libc::MS_SYNCHRONOUS),
+            "symfollow" => (true, libc::MS_NOSYMFOLLOW),
+            _ => return,
+        };
+        if clear {
+            self.set &= !flag;
+            self.cleared |= flag;
+        } else {
+            self.set |= flag;
+            self.cleared &= !flag;
+        }
+    }
+}
+
+/// Per-mount flags a bind mount can change (the rest of the MS_* word is ignored for binds).
+const BIND_SETTABLE: u64 =
+    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOSYMFOLLOW;
+
+/// MS_* per-mount flags → MOUNT_ATTR_* bits (atime modes aside).
+fn ms_to_attr(ms: u64) -> u64 {
+    [
+        (libc::MS_RDONLY, MOUNT_ATTR_RDONLY),
+        (libc::MS_NOSUID, MOUNT_ATTR_NOSUID),
+        (libc::MS_NODEV, MOUNT_ATTR_NODEV),
+        (libc::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+        (libc::MS_NODIRATIME, MOUNT_ATTR_NODIRATIME),
+        (libc::MS_NOSYMFOLLOW, MOUNT_ATTR_NOSYMFOLLOW),
+    ]
+    .into_iter()
+    .filter(|(m, _)| ms & m != 0)
+    .fold(0, |acc, (_, a)| acc | a)
+}
+
+/// The attributes of a bind mount, as runc computes them: the bind itself keeps the source
+/// mount's flags; when the options name any flag beyond `bind`/`rbind`/`remount`, runc remounts it
+/// with `MS_REMOUNT | MS_BIND | flags`, and the kernel then sets exactly those per-mount flags
+/// (a read-only source becomes writable unless `ro` is given) and keeps the source's atime mode
+/// unless an atime flag is among them (`path_mount`, "the default atime for remount is
+/// preservation"). `norelatime` or `rw` alone cause no remount: the source's flags stay.
+fn bind_attrs(flags: MsFlagWord) -> Attrs {
+    let ms = flags.set;
+    if ms & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT) == 0 {
+        return Attrs::default();
+    }
+    let set = ms_to_attr(ms) & BIND_SETTABLE;
+    let mut attrs = Attrs { set, clr: BIND_SETTABLE & !set };
+    let atime_flags = libc::MS_NOATIME | libc::MS_NODIRATIME | libc::MS_RELATIME | libc::MS_STRICTATIME;
+    if ms & atime_flags != 0 {
+        let mode = if ms & libc::MS_STRICTATIME != 0 {
+            MOUNT_ATTR_STRICTATIME
+        } else if ms & libc::MS_NOATIME != 0 {
+            MOUNT_ATTR_NOATIME
+        } else {
+            MOUNT_ATTR_RELATIME
+        };
+        attrs.set |= mode | (ms_to_attr(ms) & MOUNT_ATTR_NODIRATIME);
+        // The atime modes are an enum: changing it takes the whole field in attr_clr.
+        attrs.clr |= MOUNT_ATTR__ATIME | (MOUNT_ATTR_NODIRATIME & !attrs.set);
+    }
+    attrs
 }
 
 /// `rootfsPropagation` and mount propagation options → MS_* flag (+ recursive).
@@ -267,6 +379,47 @@ mod tests {
         assert!(!s.attrs.readonly());
         assert_eq!(s.attrs.set & MOUNT_ATTR__ATIME, MOUNT_ATTR_STRICTATIME);
         assert_eq!(s.kind, MountKind::Fs { fstype: "tmpfs".into(), source: "tmpfs".into() });
+    }
+
+    fn bind(opts: &[&str]) -> MountStep {
+        plan_mount(0, &mount("/b", Some("bind"), Some("/src"), opts), Path::new("/")).unwrap()
+    }
+
+    #[test]
+    fn bind_without_flags_keeps_the_source_flags() {
+        // runc remounts only when a flag beyond bind/rbind/remount is set: "rw" and "norelatime"
+        // only clear flags, so the source's flags (read-only, atime mode) stay.
+        for opts in [&["rbind", "rprivate"][..], &["bind", "rw"], &["bind", "norelatime"], &["rbind", "defaults"]] {
+            assert_eq!(bind(opts).attrs, Attrs::default(), "{opts:?}");
+        }
+    }
+
+    #[test]
+    fn bind_with_flags_sets_exactly_them() {
+        // MS_REMOUNT|MS_BIND|flags: the per-mount flags become exactly the ones given, a read-only
+        // source is writable unless "ro" is among them; no atime flag keeps the source's atime mode.
+        let all = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOSYMFOLLOW;
+        let s = bind(&["bind", "nosuid"]);
+        assert_eq!(s.attrs, Attrs { set: MOUNT_ATTR_NOSUID, clr: all & !MOUNT_ATTR_NOSUID });
+        let s = bind(&["rbind", "ro", "nodev", "rw"]);
+        assert_eq!(s.attrs, Attrs { set: MOUNT_ATTR_NODEV, clr: all & !MOUNT_ATTR_NODEV });
+        assert_eq!(s.cleared, MOUNT_ATTR_RDONLY);
+        // An atime flag replaces the whole atime mode; "relatime" and "nodiratime" alone count.
+        let s = bind(&["bind", "ro", "noatime"]);
+        assert_eq!(s.attrs.set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOATIME);
+        assert_eq!(
+            s.attrs.clr & (MOUNT_ATTR__ATIME | MOUNT_ATTR_NODIRATIME),
+            MOUNT_ATTR__ATIME | MOUNT_ATTR_NODIRATIME
+        );
+        let s = bind(&["bind", "relatime"]);
+        assert_eq!(s.attrs.set, MOUNT_ATTR_RELATIME);
+        assert_eq!(s.attrs.clr & MOUNT_ATTR__ATIME, MOUNT_ATTR__ATIME);
+        let s = bind(&["bind", "nodiratime"]);
+        assert_eq!(s.attrs.set, MOUNT_ATTR_NODIRATIME);
+        assert_eq!(s.attrs.clr & MOUNT_ATTR__ATIME, MOUNT_ATTR__ATIME);
+        // Superblock flags trigger runc's remount too, which then only sets the per-mount flags.
+        assert_eq!(bind(&["bind", "sync"]).attrs.set, 0);
+        assert_ne!(bind(&["bind", "sync"]).attrs.clr, 0);
     }
 
     #[test]

@@ -72,6 +72,13 @@ pub enum RootfsError {
         #[source]
         source: Errno,
     },
+    #[error("bind mount on {dest}: the options clear {flags}, which the source mount has locked")]
+    BindLockedFlags {
+        dest: String,
+        flags: String,
+        #[source]
+        source: Errno,
+    },
     #[error("set attributes of the mount on {dest}")]
     SetAttr {
         dest: String,

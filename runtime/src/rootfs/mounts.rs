@@ -7,6 +7,7 @@ use std::path::Path;
 
 use nix::errno::Errno;
 use nix::sys::stat::fstat;
+use nix::sys::statvfs::{FsFlags, fstatvfs};
 
 use super::resolve::{Leaf, ensure_in_root};
 use super::{Rootfs, RootfsError};
@@ -90,11 +91,58 @@ fn mount_bind(root: BorrowedFd<'_>, step: &MountStep, source: &Path, recursive: 
     };
     let target = ensure_in_root(root, &step.dest, leaf, false)
         .map_err(|source| RootfsError::Destination { dest: step.destination.clone(), source })?;
-    set_attrs(tree.as_fd(), step.attrs, false, &step.destination)?;
+    set_bind_attrs(tree.as_fd(), step)?;
     set_attrs(tree.as_fd(), step.recursive_attrs, true, &step.destination)?;
     move_mount_fd(tree.as_fd(), target.as_fd())
         .map_err(|source| RootfsError::Attach { dest: step.destination.clone(), source })?;
     set_propagation(tree.as_fd(), step.propagation, &step.destination)
+}
+
+/// The bind mount's own flags (see `plan::mounts::bind_attrs`). In a user namespace the source's
+/// read-only, nosuid, nodev, noexec and atime flags may be locked: clearing one fails (EPERM), and
+/// then, as runc does, the locked flags the options did not explicitly clear are kept and the
+/// rest applied; a locked flag the options explicitly cleared is an error.
+fn set_bind_attrs(tree: BorrowedFd<'_>, step: &MountStep) -> Result<(), RootfsError> {
+    let attrs = step.attrs;
+    match set_attrs(tree, attrs, false, &step.destination) {
+        Err(RootfsError::SetAttr { source: Errno::EPERM, .. }) => {}
+        other => return other,
+    }
+    let st = fstatvfs(tree).map_err(|source| RootfsError::SetAttr { dest: step.destination.clone(), source })?;
+    let source_flags = [
+        (FsFlags::ST_RDONLY, MOUNT_ATTR_RDONLY),
+        (FsFlags::ST_NOSUID, MOUNT_ATTR_NOSUID),
+        (FsFlags::ST_NODEV, MOUNT_ATTR_NODEV),
+        (FsFlags::ST_NOEXEC, MOUNT_ATTR_NOEXEC),
+    ]
+    .into_iter()
+    .filter(|(st_flag, _)| st.flags().contains(*st_flag))
+    .fold(0, |acc, (_, attr)| acc | attr);
+    let refused = source_flags & step.cleared & attrs.clr;
+    if refused != 0 {
+        return Err(RootfsError::BindLockedFlags {
+            dest: step.destination.clone(),
+            flags: attr_names(refused),
+            source: Errno::EPERM,
+        });
+    }
+    let keep = source_flags & attrs.clr;
+    let retry = Attrs { set: attrs.set | keep, clr: attrs.clr & !keep };
+    set_attrs(tree, retry, false, &step.destination)
+}
+
+fn attr_names(bits: u64) -> String {
+    let names: Vec<&str> = [
+        (MOUNT_ATTR_RDONLY, "ro"),
+        (MOUNT_ATTR_NOSUID, "nosuid"),
+        (MOUNT_ATTR_NODEV, "nodev"),
+        (MOUNT_ATTR_NOEXEC, "noexec"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| bits & bit != 0)
+    .map(|(_, name)| name)
+    .collect();
+    names.join(",")
 }
 
 fn mount_fs(
@@ -167,6 +215,7 @@ fn mount_cgroup(root: BorrowedFd<'_>, step: &MountStep, view: &ContainerView) ->
                     propagation: None,
                     data: Vec::new(),
                     no_symlinks: true,
+                    cleared: 0,
                 };
                 mount_bind(root, &sub, &h.host_dir, false)?;
                 if h.name.contains(',') {

@@ -8,6 +8,7 @@
 #![allow(unsafe_code)]
 
 pub mod mount;
+pub mod xattr;
 
 use nix::errno::Errno;
 

@@ -9,18 +9,14 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use super::check;
 
+// The descriptor variants are shared with the runtime (its tmpfs copy-up).
+pub use strata_syscalls::xattr::{fget, flist, fset};
+
 fn proc_path(dir: BorrowedFd<'_>, name: &CStr) -> CString {
     let mut bytes = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
     bytes.extend_from_slice(name.to_bytes());
     // A CStr holds no interior NUL, so neither does the concatenation.
     CString::new(bytes).unwrap_or_default()
-}
-
-/// `fsetxattr(fd, name, value, 0)`.
-pub fn fset(fd: BorrowedFd<'_>, name: &CStr, value: &[u8]) -> nix::Result<()> {
-    // SAFETY: `name` is NUL-terminated, `value` is a valid slice of the length passed.
-    check(unsafe { libc::fsetxattr(fd.as_raw_fd(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) } as _)?;
-    Ok(())
 }
 
 /// `lsetxattr` on `name` inside the directory `dir`, without following a final symlink.
@@ -65,38 +61,4 @@ pub fn list_at(dir: BorrowedFd<'_>, name: &CStr) -> nix::Result<Vec<CString>> {
         }
     };
     Ok(buf[..len].split(|b| *b == 0).filter(|s| !s.is_empty()).filter_map(|s| CString::new(s).ok()).collect())
-}
-
-/// `flistxattr` on an open (not O_PATH) descriptor: the attribute names.
-pub fn flist(fd: BorrowedFd<'_>) -> nix::Result<Vec<CString>> {
-    let mut buf = vec![0u8; 1024];
-    let len = loop {
-        // SAFETY: `buf` is a writable buffer of the length passed.
-        let ret = unsafe { libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        match check(ret as _) {
-            Ok(n) => break n as usize,
-            Err(nix::errno::Errno::ERANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
-            Err(nix::errno::Errno::ENOTSUP) => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        }
-    };
-    Ok(buf[..len].split(|b| *b == 0).filter(|s| !s.is_empty()).filter_map(|s| CString::new(s).ok()).collect())
-}
-
-/// `fgetxattr` on an open descriptor; `Ok(None)` when the attribute is absent.
-pub fn fget(fd: BorrowedFd<'_>, key: &CStr) -> nix::Result<Option<Vec<u8>>> {
-    let mut buf = vec![0u8; 256];
-    loop {
-        // SAFETY: `buf` is a writable buffer of the length passed; `key` is NUL-terminated.
-        let ret = unsafe { libc::fgetxattr(fd.as_raw_fd(), key.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        match check(ret as _) {
-            Ok(n) => {
-                buf.truncate(n as usize);
-                return Ok(Some(buf));
-            }
-            Err(nix::errno::Errno::ENODATA) => return Ok(None),
-            Err(nix::errno::Errno::ERANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
-            Err(e) => return Err(e),
-        }
-    }
 }

@@ -70,6 +70,9 @@ pub struct MountStep {
     pub data: Vec<(String, Option<String>)>,
     /// proc and sysfs may only be mounted onto a real directory, never through a symlink.
     pub no_symlinks: bool,
+    /// `tmpcopyup` (tmpfs only): the new tmpfs starts with a copy of what the rootfs holds at the
+    /// destination.
+    pub copy_up: bool,
     /// MOUNT_ATTR_* bits the options explicitly cleared (`rw`, `suid`, ...): a bind mount whose
     /// source has such a flag locked (a user namespace) fails rather than keeps it.
     pub cleared: u64,
@@ -87,6 +90,8 @@ pub enum MountConfigError {
     IdMapped { index: usize, dest: String },
     #[error("mounts[{index}] ({dest}): a bind mount needs a source")]
     MissingSource { index: usize, dest: String },
+    #[error("mounts[{index}] ({dest}): tmpcopyup applies to tmpfs mounts only, not {fstype:?}")]
+    CopyUpNotTmpfs { index: usize, dest: String, fstype: String },
 }
 
 pub fn plan_mounts(mounts: &[Mount], bundle: &Path) -> Result<Vec<MountStep>, MountConfigError> {
@@ -108,6 +113,7 @@ fn plan_mount(index: usize, m: &Mount, bundle: &Path) -> Result<MountStep, Mount
     let mut propagation = None;
     let mut data = Vec::new();
     let mut bind = None;
+    let mut copy_up = false;
     let mut flags = MsFlagWord::default();
     for option in m.options().as_deref().unwrap_or_default() {
         let o = option.as_str();
@@ -152,7 +158,8 @@ fn plan_mount(index: usize, m: &Mount, bundle: &Path) -> Result<MountStep, Mount
             "defaults" | "async" | "nomand" | "loud" | "nolazytime" | "noiversion" | "remount" => {}
             // Superblock flags: passed to the filesystem as flags.
             "sync" | "dirsync" | "mand" | "lazytime" | "silent" | "iversion" => data.push((o.to_owned(), None)),
-            "idmap" | "ridmap" | "tmpcopyup" => {
+            "tmpcopyup" => copy_up = true,
+            "idmap" | "ridmap" => {
                 return Err(MountConfigError::UnsupportedOption { index, dest: destination, option: o.to_owned() });
             }
             _ => match o.split_once('=') {
@@ -183,9 +190,13 @@ fn plan_mount(index: usize, m: &Mount, bundle: &Path) -> Result<MountStep, Mount
             source: m.source().as_ref().map_or_else(|| fstype.to_owned(), |s| s.to_string_lossy().into_owned()),
         },
     };
+    if copy_up && !matches!(&kind, MountKind::Fs { fstype, .. } if fstype == "tmpfs") {
+        let fstype = if bind.is_some() { "bind" } else { fstype };
+        return Err(MountConfigError::CopyUpNotTmpfs { index, dest: destination, fstype: fstype.to_owned() });
+    }
     let no_symlinks = matches!(&kind, MountKind::Fs { fstype, .. } if fstype == "proc" || fstype == "sysfs");
     let cleared = ms_to_attr(flags.cleared);
-    Ok(MountStep { destination, dest, kind, attrs, recursive_attrs, propagation, data, no_symlinks, cleared })
+    Ok(MountStep { destination, dest, kind, attrs, recursive_attrs, propagation, data, no_symlinks, copy_up, cleared })
 }
 
 /// The MS_* flag word runc builds from the options (its `mountFlags` table, applied in order: a
@@ -381,6 +392,15 @@ mod tests {
         assert_eq!(s.kind, MountKind::Fs { fstype: "tmpfs".into(), source: "tmpfs".into() });
     }
 
+    #[test]
+    fn tmpcopyup_is_a_tmpfs_extension() {
+        let s = plan_mount(0, &mount("/tmp", Some("tmpfs"), Some("tmpfs"), &["nosuid", "tmpcopyup"]), Path::new("/"))
+            .unwrap();
+        assert!(s.copy_up);
+        assert!(s.data.is_empty(), "tmpcopyup is not a filesystem option: {:?}", s.data);
+        assert!(!plan_mount(0, &mount("/tmp", Some("tmpfs"), None, &[]), Path::new("/")).unwrap().copy_up);
+    }
+
     fn bind(opts: &[&str]) -> MountStep {
         plan_mount(0, &mount("/b", Some("bind"), Some("/src"), opts), Path::new("/")).unwrap()
     }
@@ -432,8 +452,8 @@ mod tests {
     fn errors_name_the_mount() {
         let e = plan_mount(2, &mount("/x", None, Some("/y"), &[]), Path::new("/")).unwrap_err();
         assert_eq!(e.to_string(), "mounts[2] (/x): type is required for a non-bind mount");
-        let e = plan_mount(1, &mount("/x", Some("tmpfs"), None, &["tmpcopyup"]), Path::new("/")).unwrap_err();
-        assert!(e.to_string().contains("tmpcopyup"));
+        let e = plan_mount(1, &mount("/x", Some("bind"), Some("/y"), &["tmpcopyup"]), Path::new("/")).unwrap_err();
+        assert_eq!(e.to_string(), "mounts[1] (/x): tmpcopyup applies to tmpfs mounts only, not \"bind\"");
         assert!(matches!(
             plan_mount(0, &mount("", Some("tmpfs"), None, &[]), Path::new("/")),
             Err(MountConfigError::EmptyDestination { .. })

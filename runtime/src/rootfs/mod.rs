@@ -2,6 +2,7 @@
 //! mount namespace: propagation, the rootfs bind, each mount onto an fd resolved inside the root,
 //! `/dev`, `pivot_root`, then masked and read-only paths.
 
+mod copyup;
 mod dev;
 mod mounts;
 mod paths;
@@ -71,6 +72,12 @@ pub enum RootfsError {
         dest: String,
         #[source]
         source: Errno,
+    },
+    #[error("tmpcopyup of {dest}")]
+    CopyUp {
+        dest: String,
+        #[source]
+        source: copyup::CopyError,
     },
     #[error("bind mount on {dest}: the options clear {flags}, which the source mount has locked")]
     BindLockedFlags {

@@ -1,6 +1,7 @@
 //! Executes the Plan's mount steps, each onto a destination fd resolved inside the rootfs, with
 //! the new mount API: attributes are set on the detached mount before it is attached.
 
+use std::borrow::Cow;
 use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
@@ -9,6 +10,7 @@ use nix::errno::Errno;
 use nix::sys::stat::fstat;
 use nix::sys::statvfs::{FsFlags, fstatvfs};
 
+use super::copyup;
 use super::resolve::{Leaf, ensure_in_root};
 use super::{Rootfs, RootfsError};
 use crate::cgroup::ContainerView;
@@ -155,12 +157,42 @@ fn mount_fs(
     let dest = || step.destination.clone();
     let target = ensure_in_root(root, &step.dest, Leaf::Dir, step.no_symlinks)
         .map_err(|source| RootfsError::Destination { dest: dest(), source })?;
-    if step.no_symlinks {
-        let is_dir = fstat(target.as_fd()).map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR).unwrap_or(false);
-        if !is_dir {
-            return Err(RootfsError::NotADirectory { fstype: fstype.to_owned(), dest: dest() });
+    let target_dir = fstat(target.as_fd()).ok().filter(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+    if step.no_symlinks && target_dir.is_none() {
+        return Err(RootfsError::NotADirectory { fstype: fstype.to_owned(), dest: dest() });
+    }
+    let mut data = Cow::Borrowed(&step.data);
+    // As runc: a tmpfs over an existing directory keeps that directory's mode unless the options
+    // give one (the tmpfs default would be 1777).
+    if let Some(st) = target_dir.filter(|_| fstype == "tmpfs" && !step.data.iter().any(|(k, _)| k == "mode")) {
+        data.to_mut().insert(0, ("mode".into(), Some(format!("{:o}", st.st_mode & 0o7777))));
+    }
+    // A copy-up fills the tmpfs before it is attached: read-only only afterwards.
+    let create_attrs = if step.copy_up { Attrs { set: attrs.set & !MOUNT_ATTR_RDONLY, clr: 0 } } else { attrs };
+    let mnt = fs_context_mount(step, fstype, source, &data, create_attrs)?;
+    if step.copy_up {
+        let root_owner = !step.data.iter().any(|(k, _)| k == "uid" || k == "gid");
+        copyup::copy_tree(target.as_fd(), mnt.as_fd(), root_owner)
+            .map_err(|source| RootfsError::CopyUp { dest: dest(), source })?;
+        if attrs.readonly() {
+            set_attrs(mnt.as_fd(), Attrs { set: MOUNT_ATTR_RDONLY, clr: 0 }, false, &step.destination)?;
         }
     }
+    set_attrs(mnt.as_fd(), step.recursive_attrs, true, &step.destination)?;
+    move_mount_fd(mnt.as_fd(), target.as_fd()).map_err(|source| RootfsError::Attach { dest: dest(), source })?;
+    set_propagation(mnt.as_fd(), step.propagation, &step.destination)?;
+    Ok(mnt)
+}
+
+/// A new filesystem through `fsopen`/`fsconfig`/`fsmount`, detached, with `attrs` set.
+fn fs_context_mount(
+    step: &MountStep,
+    fstype: &str,
+    source: &str,
+    data: &[(String, Option<String>)],
+    attrs: Attrs,
+) -> Result<OwnedFd, RootfsError> {
+    let dest = || step.destination.clone();
     let fs_err = |source| RootfsError::FsOpen { fstype: fstype.to_owned(), dest: dest(), source };
     let ctx = FsContext::open(&cstring(fstype).map_err(fs_err)?).map_err(fs_err)?;
     let opt_err = |option: String| {
@@ -168,7 +200,7 @@ fn mount_fs(
     };
     let src = cstring(source).map_err(opt_err("source".into()))?;
     ctx.set_string(c"source", &src).map_err(opt_err(format!("source={source}")))?;
-    for (key, value) in &step.data {
+    for (key, value) in data {
         let k = cstring(key).map_err(opt_err(key.clone()))?;
         match value {
             None => ctx.set_flag(&k).map_err(opt_err(key.clone()))?,
@@ -178,15 +210,7 @@ fn mount_fs(
             }
         }
     }
-    let mnt = ctx.mount(attrs.set).map_err(|source| RootfsError::FsMount {
-        fstype: fstype.to_owned(),
-        dest: dest(),
-        source,
-    })?;
-    set_attrs(mnt.as_fd(), step.recursive_attrs, true, &step.destination)?;
-    move_mount_fd(mnt.as_fd(), target.as_fd()).map_err(|source| RootfsError::Attach { dest: dest(), source })?;
-    set_propagation(mnt.as_fd(), step.propagation, &step.destination)?;
-    Ok(mnt)
+    ctx.mount(attrs.set).map_err(|source| RootfsError::FsMount { fstype: fstype.to_owned(), dest: dest(), source })
 }
 
 /// `type: cgroup`: cgroup2 on a unified host; on v1 a tmpfs holding a bind mount of the
@@ -215,6 +239,7 @@ fn mount_cgroup(root: BorrowedFd<'_>, step: &MountStep, view: &ContainerView) ->
                     propagation: None,
                     data: Vec::new(),
                     no_symlinks: true,
+                    copy_up: false,
                     cleared: 0,
                 };
                 mount_bind(root, &sub, &h.host_dir, false)?;

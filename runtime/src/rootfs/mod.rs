@@ -3,6 +3,7 @@
 //! `/dev`, `pivot_root`, then masked and read-only paths.
 
 mod copyup;
+mod data_page;
 mod dev;
 mod mounts;
 mod paths;
@@ -73,6 +74,8 @@ pub enum RootfsError {
         #[source]
         source: Errno,
     },
+    #[error("{fstype} on {dest}: its options take {length} bytes, more than mount(2)'s page of {max}", max = data_page::DATA_PAGE_MAX)]
+    OptionsTooLong { fstype: String, dest: String, length: usize },
     #[error("tmpcopyup of {dest}")]
     CopyUp {
         dest: String,

@@ -10,9 +10,9 @@ use nix::errno::Errno;
 use nix::sys::stat::fstat;
 use nix::sys::statvfs::{FsFlags, fstatvfs};
 
-use super::copyup;
 use super::resolve::{Leaf, ensure_in_root};
 use super::{Rootfs, RootfsError};
+use super::{copyup, data_page};
 use crate::cgroup::ContainerView;
 use crate::plan::mounts::Attrs;
 use crate::plan::{MountKind, MountStep, Propagation};
@@ -169,7 +169,20 @@ fn mount_fs(
     }
     // A copy-up fills the tmpfs before it is attached: read-only only afterwards.
     let create_attrs = if step.copy_up { Attrs { set: attrs.set & !MOUNT_ATTR_RDONLY, clr: 0 } } else { attrs };
-    let mnt = fs_context_mount(step, fstype, source, &data, create_attrs)?;
+    let mnt = if data_page::fits_fsconfig(source, &data) {
+        fs_context_mount(step, fstype, source, &data, create_attrs)?
+    } else {
+        let options = data_page::data_string(&data);
+        if options.len() > data_page::DATA_PAGE_MAX {
+            return Err(RootfsError::OptionsTooLong { fstype: fstype.to_owned(), dest: dest(), length: options.len() });
+        }
+        let mnt = data_page::mount_detached(target.as_fd(), fstype, source, &options, create_attrs)
+            .map_err(|source| RootfsError::FsMount { fstype: fstype.to_owned(), dest: dest(), source })?;
+        if create_attrs.readonly() {
+            set_attrs(mnt.as_fd(), Attrs { set: MOUNT_ATTR_RDONLY, clr: 0 }, false, &step.destination)?;
+        }
+        mnt
+    };
     if step.copy_up {
         let root_owner = !step.data.iter().any(|(k, _)| k == "uid" || k == "gid");
         copyup::copy_tree(target.as_fd(), mnt.as_fd(), root_owner)

@@ -15,7 +15,7 @@ use crate::error::{Error, ErrorKind};
 use crate::plan::load::{load_config, load_process};
 use crate::plan::process::ProcessPlan;
 use crate::security::seccomp;
-use crate::spawn::{JoinRequest, sealed_exe, spawn_join};
+use crate::spawn::{ChildProcess, JoinRequest, sealed_exe, spawn_join};
 
 /// Where the process comes from: a process.json, or the container's own process with changes.
 #[derive(Debug, Clone, Default)]
@@ -101,9 +101,9 @@ pub fn exec(root: &Path, id: &ContainerId, o: &ExecOptions) -> Result<i32, Error
                 super::create::send_listener(compiled.as_ref(), &oci, listener)
             },
         )
-        .map_err(|e| e.context("exec failed"))?;
+        .map_err(|e| reaped(&child, e))?;
     // Return (and write the pid file) once the process runs the user's program, as runc does.
-    child.wait_exec().map_err(|e| e.context("exec failed"))?;
+    child.wait_exec().map_err(|e| reaped(&child, e))?;
     if let Some(pid_file) = &o.pid_file {
         super::create::write_pid_file(pid_file, child.pid.as_raw())?;
     }
@@ -111,6 +111,14 @@ pub fn exec(root: &Path, id: &ContainerId, o: &ExecOptions) -> Result<i32, Error
         None => Ok(0),
         Some(f) => f.wait(child.pid, child.pidfd.as_fd(), console.master_to_relay()?),
     }
+}
+
+/// The child failed before running the user's program: end and reap it before reporting. A zombie
+/// left to the caller (a subreaper such as conmon or the shim, which waits only for the processes
+/// it knows) would keep a pid namespace's dying init from ever finishing its exit.
+fn reaped(child: &ChildProcess, e: Error) -> Error {
+    child.kill();
+    e.context("exec failed")
 }
 
 fn build_process(spec: &Spec, o: &ExecOptions) -> Result<Process, Error> {

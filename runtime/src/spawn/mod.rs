@@ -255,9 +255,10 @@ impl ChildProcess {
 
     /// Kill and reap the child (failed create). Best effort: it may already be gone.
     pub fn kill(&self) {
-        if pidfd_send_signal(self.pidfd.as_fd(), Signal::SIGKILL as i32).is_ok() {
-            let _reaped = waitpid(self.pid, Some(WaitPidFlag::__WALL));
-        }
+        // Reaped whether or not the signal still found it running: an exited child is a zombie
+        // until we wait for it. Our child until we wait for it, so the pid cannot be recycled.
+        let _exited_already = pidfd_send_signal(self.pidfd.as_fd(), Signal::SIGKILL as i32);
+        let _reaped = waitpid(self.pid, Some(WaitPidFlag::__WALL));
     }
 }
 

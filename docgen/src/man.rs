@@ -57,6 +57,11 @@ fn see_also(names: &[String], section: u8, out: &mut String) {
     out.push('\n');
 }
 
+/// The commands with a page: `help` only prints what the pages say.
+fn documented(p: &Program) -> impl Iterator<Item = &Command> {
+    p.commands.iter().filter(|c| c.name != "help")
+}
+
 pub fn page_name(p: &Program, c: Option<&Command>) -> String {
     match c {
         Some(c) => format!("{}-{}", p.name, c.name),
@@ -76,7 +81,7 @@ fn program_page(p: &Program) -> String {
     paragraphs(&p.description, &mut out);
     options("OPTIONS", &p.options, &mut out);
     out.push_str(".SH COMMANDS\n");
-    for c in &p.commands {
+    for c in documented(p) {
         let about = escape(c.about.trim_end_matches('.'));
         out.push_str(&format!(
             ".TP\n\\fB{}\\fR\n{about}; see \\fB{}\\fR({}).\n",
@@ -89,7 +94,7 @@ fn program_page(p: &Program) -> String {
         out.push_str(&format!(".SH \"{title}\"\n"));
         paragraphs(text, &mut out);
     }
-    let pages: Vec<String> = p.commands.iter().map(|c| page_name(p, Some(c))).collect();
+    let pages: Vec<String> = documented(p).map(|c| page_name(p, Some(c))).collect();
     see_also(&pages, p.section, &mut out);
     out
 }
@@ -116,6 +121,6 @@ fn command_page(p: &Program, c: &Command) -> String {
 pub fn pages(p: &Program) -> Vec<(String, String)> {
     let file = |name: String| format!("{name}.{}", p.section);
     std::iter::once((file(p.name.clone()), program_page(p)))
-        .chain(p.commands.iter().map(|c| (file(page_name(p, Some(c))), command_page(p, c))))
+        .chain(documented(p).map(|c| (file(page_name(p, Some(c))), command_page(p, c))))
         .collect()
 }

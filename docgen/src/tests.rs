@@ -13,6 +13,7 @@ fn a_page_per_command_with_every_visible_option() {
             assert!(page.contains(&format!("\\fB\\-\\-{}\\fR", o.long.replace('-', "\\-"))), "{} --{}", c.name, o.long);
         }
     }
+    assert!(!files.iter().any(|(p, _)| p.ends_with("strata-help.8")), "help has no page");
     let main = file(&files, "share/man/man8/strata.8");
     assert!(main.contains("\\fB\\-\\-root\\fR \\fIDIR\\fR") && main.contains("\\fBstrata\\-kill\\fR(8)"), "{main}");
     for name in ["pull", "push", "login", "bundle", "commit", "rm", "gc"] {

@@ -75,6 +75,14 @@ fn command_arm(p: &Program, c: &Command, out: &mut String) {
     out.push_str("\t\t\t\t&& ret=0\n\t\t\t;;\n");
 }
 
+/// The state root of the command line, kept before each command's `_arguments` replaces opt_args.
+fn root_local(p: &Program) -> String {
+    let id = ident(p);
+    p.state_root_option
+        .as_ref()
+        .map_or_else(String::new, |root| format!("\tlocal _{id}_root=${{opt_args[--{root}]}}\n"))
+}
+
 pub fn script(p: &Program) -> String {
     let id = ident(p);
     let name = &p.name;
@@ -88,7 +96,7 @@ pub fn script(p: &Program) -> String {
 # The ids of the containers in the state directory the command line names (--{root}).
 _{id}_containers() {{
 	local -a root ids
-	[[ -n ${{opt_args[--{root}]}} ]] && root=(--{root} ${{opt_args[--{root}]}})
+	[[ -n $_{id}_root ]] && root=(--{root} $_{id}_root)
 	ids=(${{(f)"$(_call_program containers {name} $root list -q 2>/dev/null)"}})
 	_describe -t containers container ids
 }}
@@ -109,7 +117,8 @@ _{id}_containers() {{
     }
     put!(
         out,
-        "\t\t'1:command:_{id}_commands' \\\n\t\t'*::argument:->argument' && ret=0\n\tif [[ $state == argument ]]; then\n\t\tcurcontext=${{curcontext%:*:*}}:{name}-$words[1]:\n\t\tcase $words[1] in\n"
+        "\t\t'1:command:_{id}_commands' \\\n\t\t'*::argument:->argument' && ret=0\n{}\tif [[ $state == argument ]]; then\n\t\tcurcontext=${{curcontext%:*:*}}:{name}-$words[1]:\n\t\tcase $words[1] in\n",
+        root_local(p)
     );
     for c in &p.commands {
         command_arm(p, c, &mut out);

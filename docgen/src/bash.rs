@@ -30,7 +30,7 @@ fn reply(p: &Program, what: &Complete) -> String {
 }
 
 fn value_options(opts: &[Opt]) -> String {
-    opts.iter().filter(|o| o.value.is_some()).flat_map(Opt::spellings).collect::<Vec<_>>().join(" ")
+    opts.iter().filter(|o| o.takes_next_word()).flat_map(Opt::spellings).collect::<Vec<_>>().join(" ")
 }
 
 fn all_options(opts: &[Opt]) -> String {

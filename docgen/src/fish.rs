@@ -32,14 +32,15 @@ fn option_lines(p: &Program, condition: &str, opts: &[Opt], out: &mut String) {
     let name = &p.name;
     for o in opts {
         let short = o.short.map(|c| format!(" -s {c}")).unwrap_or_default();
-        let value = if o.value.is_some() { format!(" {}", offer(p, &o.complete)) } else { String::new() };
+        // fish has no attached-only values: `--tls-verify[=BOOL]` is offered as a flag.
+        let value = if o.takes_next_word() { format!(" {}", offer(p, &o.complete)) } else { String::new() };
         let help = o.help.split_whitespace().collect::<Vec<_>>().join(" ");
         putln!(out, "complete -c {name} -n {}{short} -l {}{value} -d {}", quote(condition), o.long, quote(&help));
     }
 }
 
 fn value_options(opts: &[Opt]) -> String {
-    opts.iter().filter(|o| o.value.is_some()).flat_map(Opt::spellings).collect::<Vec<_>>().join(" ")
+    opts.iter().filter(|o| o.takes_next_word()).flat_map(Opt::spellings).collect::<Vec<_>>().join(" ")
 }
 
 fn command_lines(p: &Program, c: &Command, out: &mut String) {

@@ -40,7 +40,13 @@ fn options(title: &str, opts: &[Opt], out: &mut String) {
     out.push_str(&format!(".SH {title}\n"));
     for o in opts {
         let names: Vec<String> = o.spellings().iter().map(|s| format!("\\fB{}\\fR", escape(s))).collect();
-        let value = o.value.as_deref().map(|v| format!(" \\fI{}\\fR", escape(v))).unwrap_or_default();
+        let value = match o.value.as_deref() {
+            Some(v) if v.starts_with("[=") => {
+                format!("[=\\fI{}\\fR]", escape(v.trim_start_matches("[=").trim_end_matches(']')))
+            }
+            Some(v) => format!(" \\fI{}\\fR", escape(v)),
+            None => String::new(),
+        };
         out.push_str(&format!(".TP\n{}{value}\n", names.join(", ")));
         let help = o.help.as_str();
         let help = help.split_whitespace().collect::<Vec<_>>().join(" ");

@@ -32,6 +32,11 @@ pub struct Opt {
 }
 
 impl Opt {
+    /// The value is the next word (`--root DIR`), not only attached (`--tls-verify[=BOOL]`).
+    pub fn takes_next_word(&self) -> bool {
+        self.value.as_deref().is_some_and(|v| !v.starts_with("[="))
+    }
+
     /// `-b`, `--bundle`.
     pub fn spellings(&self) -> Vec<String> {
         self.short.map(|c| format!("-{c}")).into_iter().chain([format!("--{}", self.long)]).collect()

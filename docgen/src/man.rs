@@ -112,8 +112,8 @@ fn command_page(p: &Program, c: &Command) -> String {
     out.push_str(&format!(".SH NAME\n{} \\- {}\n", escape(&name), escape(c.about.trim_end_matches('.'))));
     out.push_str(&format!(".SH SYNOPSIS\n.B {} {}\n{}\n", escape(&p.name), escape(&c.name), escape(&c.usage)));
     out.push_str(".SH DESCRIPTION\n");
-    paragraphs(&c.about, &mut out);
-    paragraphs(&c.description, &mut out);
+    // The NAME line already says what `about` says; a command without more repeats it here.
+    paragraphs(if c.description.is_empty() { &c.about } else { &c.description }, &mut out);
     options("OPTIONS", &c.options, &mut out);
     if !p.options.is_empty() {
         let place = if p.global_options_anywhere { "apply to every command" } else { "come before the command" };

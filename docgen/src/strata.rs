@@ -56,7 +56,7 @@ pub fn program() -> Program {
         .map(|c| Command {
             name: c.name.to_owned(),
             about: c.about.to_owned(),
-            description: String::new(),
+            description: c.details.to_owned(),
             usage: args::usage_args(c).trim_start().to_owned(),
             options: visible(c.opts).map(opt).collect(),
             positionals: c.positionals.iter().chain(c.optional.iter()).map(|p| positional(c, p)).collect(),

@@ -32,6 +32,8 @@ pub struct Opt {
 pub struct Cmd {
     pub name: &'static str,
     pub about: &'static str,
+    /// More about the command, for `COMMAND --help` and its man page (as runc's help has).
+    pub details: &'static str,
     pub opts: &'static [Opt],
     /// Positional arguments, all required, in order.
     pub positionals: &'static [&'static str],
@@ -198,6 +200,24 @@ fn columns(rows: &[(String, &str)], out: &mut String) {
     }
 }
 
+/// Words filled into lines of at most `width` columns (a longer word gets a line of its own).
+fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line_len = 0;
+    for word in text.split_whitespace() {
+        if line_len > 0 && line_len + 1 + word.len() > width {
+            out.push('\n');
+            line_len = 0;
+        } else if line_len > 0 {
+            out.push(' ');
+            line_len += 1;
+        }
+        out.push_str(word);
+        line_len += word.len();
+    }
+    out
+}
+
 /// The usage line's arguments of a command: ` [OPTIONS] <ID> [SIGNAL]`.
 pub fn usage_args(c: &Cmd) -> String {
     let mut out = String::new();
@@ -233,6 +253,10 @@ pub fn help(program_opts: &[Opt], commands: &[Cmd], cmd: Option<&Cmd>) -> String
         }
         Some(c) => {
             out.push_str(c.about);
+            if !c.details.is_empty() {
+                out.push_str("\n\n");
+                out.push_str(&wrap(c.details, 80));
+            }
             out.push_str("\n\nUsage: strata ");
             out.push_str(c.name);
             out.push_str(&usage_args(c));
@@ -252,10 +276,24 @@ mod tests {
         Opt { long: "detach", short: Some('d'), kind: Kind::Flag, value: "", help: "", hidden: false },
         Opt { long: "env", short: Some('e'), kind: Kind::Multi, value: "K=V", help: "", hidden: false },
     ];
-    static EXEC: Cmd =
-        Cmd { name: "exec", about: "", opts: &OPTS, positionals: &["ID"], optional: None, trailing: Some("COMMAND") };
-    static KILL: Cmd =
-        Cmd { name: "kill", about: "", opts: &OPTS, positionals: &["ID"], optional: Some("SIGNAL"), trailing: None };
+    static EXEC: Cmd = Cmd {
+        name: "exec",
+        about: "",
+        details: "",
+        opts: &OPTS,
+        positionals: &["ID"],
+        optional: None,
+        trailing: Some("COMMAND"),
+    };
+    static KILL: Cmd = Cmd {
+        name: "kill",
+        about: "",
+        details: "",
+        opts: &OPTS,
+        positionals: &["ID"],
+        optional: Some("SIGNAL"),
+        trailing: None,
+    };
 
     fn v(args: &[&str]) -> Vec<String> {
         args.iter().map(|s| s.to_string()).collect()

@@ -113,7 +113,59 @@ const fn cmd(
     opts: &'static [Opt],
     positionals: &'static [&'static str],
 ) -> Cmd {
-    Cmd { name, about, opts, positionals, optional: None, trailing: None }
+    Cmd { name, about, details: details(name), opts, positionals, optional: None, trailing: None }
+}
+
+/// What each command does beyond its one line, in the words a person needs to use it.
+const fn details(name: &str) -> &'static str {
+    match name.as_bytes() {
+        b"create" => {
+            "Sets up the container the bundle's config.json describes (namespaces, mounts, cgroup, \
+             credentials) and leaves its process waiting just before the user's program; start runs \
+             it. The ID must be unique in the state directory (--root)."
+        }
+        b"start" => "Runs the user's program in a container that create made.",
+        b"run" => {
+            "Creates and starts a container. In the foreground (no --detach) strata relays the \
+             process's terminal if it has one, forwards signals to it, exits with its status, and \
+             deletes the container unless --keep is given."
+        }
+        b"exec" => {
+            "Runs another process in a running container: COMMAND, or the process.json given with \
+             --process. In the foreground strata exits with the process's status (255 when the \
+             process could not be started)."
+        }
+        b"state" => "Prints the container's state as JSON: id, status, pid, bundle, creation time and more.",
+        b"kill" => {
+            "Sends SIGNAL (a name such as TERM or SIGTERM, or a number) to the container's init \
+             process, or with --all to every process in its cgroup."
+        }
+        b"delete" => {
+            "Removes what create made (its cgroup, its state directory). A container still running \
+             is refused unless --force is given, which kills it first (SIGKILL)."
+        }
+        b"list" => "Lists the containers of the state directory (--root); --quiet prints only their ids.",
+        b"pause" => "Freezes every process of the container (the cgroup freezer); resume thaws them.",
+        b"resume" => "Thaws the processes of a container that pause froze.",
+        b"ps" => {
+            "Runs ps(1) with PS-ARGS (default -ef) and keeps the container's processes; with \
+             --format json prints their host pids."
+        }
+        b"events" => {
+            "Prints the container's resource statistics and OOM notifications as JSON lines, every \
+             --interval until the container is gone; --stats prints the statistics once."
+        }
+        b"update" => {
+            "Changes the container's cgroup limits, from a linux.resources JSON document \
+             (--resources) or from the flags."
+        }
+        b"spec" => "Writes a default config.json into the bundle directory, as runc spec does.",
+        b"features" => {
+            "Prints the runtime-spec features document: what this build supports (spec versions, \
+             hooks, mount options, namespaces, capabilities, cgroup, seccomp)."
+        }
+        _ => "",
+    }
 }
 
 pub static COMMANDS: [Cmd; 16] = [
@@ -498,6 +550,8 @@ mod tests {
             }
         }
         assert!(find("exec").unwrap().opts.iter().any(|o| o.long == "tty-size" && o.hidden));
+        let kill = help(&GLOBAL, &COMMANDS, find("kill"));
+        assert!(kill.lines().all(|l| l.len() <= 80) && kill.contains("--all to every process in its cgroup."), "{kill}");
         let c = parsed(&["exec", "--tty-size", "24,80", "c1", "sh"]);
         assert!(matches!(c.command, Command::Exec(_)));
     }

@@ -17,8 +17,13 @@ fn reply(p: &Program, what: &Complete) -> String {
     let id = ident(p);
     match what {
         Complete::Nothing => "COMPREPLY=()".to_owned(),
-        Complete::Files | Complete::CommandLine => r#"mapfile -t COMPREPLY < <(compgen -f -- "$cur")"#.to_owned(),
-        Complete::Dirs => r#"mapfile -t COMPREPLY < <(compgen -d -- "$cur")"#.to_owned(),
+        // -o filenames: directories get their slash, names are quoted as file names.
+        Complete::Files | Complete::CommandLine => {
+            r#"compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -f -- "$cur")"#.to_owned()
+        }
+        Complete::Dirs => {
+            r#"compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -d -- "$cur")"#.to_owned()
+        }
         Complete::Choices(c) => format!(r#"mapfile -t COMPREPLY < <(compgen -W {} -- "$cur")"#, quote(&c.join(" "))),
         Complete::Containers => format!(r#"mapfile -t COMPREPLY < <(compgen -W "$(_{id}_containers)" -- "$cur")"#),
         Complete::Signals => format!(r#"mapfile -t COMPREPLY < <(compgen -W {} -- "$cur")"#, quote(&SIGNALS.join(" "))),

@@ -551,7 +551,10 @@ mod tests {
         }
         assert!(find("exec").unwrap().opts.iter().any(|o| o.long == "tty-size" && o.hidden));
         let kill = help(&GLOBAL, &COMMANDS, find("kill"));
-        assert!(kill.lines().all(|l| l.len() <= 80) && kill.contains("--all to every process in its cgroup."), "{kill}");
+        assert!(
+            kill.lines().all(|l| l.len() <= 80) && kill.contains("--all to every process in its cgroup."),
+            "{kill}"
+        );
         let c = parsed(&["exec", "--tty-size", "24,80", "c1", "sh"]);
         assert!(matches!(c.command, Command::Exec(_)));
     }

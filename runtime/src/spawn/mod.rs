@@ -221,8 +221,15 @@ impl ChildProcess {
     /// a failure kills the child.
     fn set_up(self, parent_part: impl FnOnce(&ChildProcess) -> Result<(), SpawnError>) -> Result<Self, Error> {
         if let Err(e) = parent_part(&self) {
+            // The child may have failed first (a device it could not make while the parent was
+            // still placing it): then the parent's own error is only the echo ("broken pipe",
+            // "no such process") and the child's record, already queued, is the cause.
+            let cause = match self.channel.try_recv::<ToParent>() {
+                Ok(Some(ToParent::Failed(failure))) => failure.into_error(),
+                _ => e.into(),
+            };
             self.kill();
-            return Err(e.into());
+            return Err(cause);
         }
         Ok(self)
     }

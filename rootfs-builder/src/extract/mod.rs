@@ -170,6 +170,8 @@ struct Extractor<'a> {
     stats: Stats,
     /// Set when applying onto a merged tree rather than unpacking in overlay form.
     merge: Option<merge::LayerMerge<'a>>,
+    /// The time of the entry being applied.
+    entry_mtime: TimeSpec,
 }
 
 fn lossy(b: &[u8]) -> String {
@@ -211,6 +213,7 @@ impl<'a> Extractor<'a> {
             buf: vec![0; 256 * 1024],
             stats: Stats::default(),
             merge,
+            entry_mtime: TimeSpec::new(0, 0),
         }
     }
 
@@ -237,6 +240,7 @@ impl<'a> Extractor<'a> {
         let parts = path::components(&raw).map_err(|e| rejected(&raw, e.reason()))?;
         let meta = self.meta(entry, &raw)?;
         self.stats.xattrs += meta.xattrs.len() as u64;
+        self.entry_mtime = meta.mtime;
 
         self.apply(entry, kind, &parts, &meta, &raw)?;
         // Recorded once applied: until then a non-directory in the way is a lower layer's.
@@ -380,6 +384,10 @@ impl<'a> Extractor<'a> {
     fn make_dir(&mut self, parent: BorrowedFd<'_>, name: &CStr, full: &[u8], raw: &[u8]) -> Result<(), Error> {
         mkdirat(parent, name, Mode::from_bits_truncate(0o755)).map_err(apply_err(raw, "creating a directory"))?;
         self.stats.dirs += 1;
+        // A directory no entry describes gets the time of the entry that needed it, not the
+        // time of unpacking: the same layers give the same tree, in the store or flattened
+        // from the source. An entry for it, or the lower layers' directory, overrides this.
+        self.deferred_dirs.push((full.to_vec(), 0o755, self.entry_mtime));
         if self.merge.is_none() && self.whited_out.contains(full) {
             xattr::set_at(parent, name, self.opts.overlay.opaque(), b"y")
                 .map_err(apply_err(raw, "marking a directory opaque"))?;

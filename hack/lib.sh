@@ -10,9 +10,11 @@ repo_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
 # cargo_out PROFILE: the directory of this workspace's binaries built with PROFILE (debug, release).
 # .cargo/config.toml names the target (every build is static), so cargo puts them under
 # target/<triple>/, not target/.
+# No jq: hack/install uses it on machines that only have a toolchain.
 cargo_out() {
 	local dir
-	dir=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
+	dir=$(cargo metadata --format-version 1 --no-deps --locked | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+	[ -n "$dir" ] || die "cargo metadata did not name the target directory"
 	echo "$dir/${CARGO_BUILD_TARGET:-x86_64-unknown-linux-gnu}/$1"
 }
 
@@ -34,4 +36,13 @@ make_busybox_rootfs() {
 	chmod 1777 "$dir/tmp"
 	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$dir/etc/passwd"
 	printf 'root:x:0:\nnobody:x:65534:\n' >"$dir/etc/group"
+}
+
+# build_release: the release binaries strata and strata-rootfs (workspace release profile), stamped with
+# the commit for `strata --version` (the same value every time for the same tree, so hack/install and
+# hack/demo share one build).
+build_release() {
+	local commit
+	commit=$(git -C "$(repo_root)" describe --always --dirty --abbrev=12 2>/dev/null || true)
+	STRATA_COMMIT=$commit cargo build --release --locked -p strata -p strata-rootfs
 }

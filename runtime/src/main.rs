@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use strata::cli::{Parsed, VERSION, command_help, parse_args, run};
+use strata::cli::{Parsed, command_help, parse_args, run, version_text};
 
 fn main() -> ExitCode {
     strata::phases::mark("main");
@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     let cli = match parse_args(&args) {
         Ok(Parsed::Run(cli)) => cli,
         Ok(Parsed::Version) => {
-            print!("{VERSION}");
+            print!("{}", version_text());
             return ExitCode::SUCCESS;
         }
         Ok(Parsed::Help(text)) => {

@@ -55,6 +55,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         };
         Error::new(kind, e)
     })?;
+    crate::phases::mark("config.json read and parsed");
     let mut plan = Plan::new(&loaded.spec, &bundle).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
     if let Some(p) = plan.process.as_mut() {
         crate::security::adapt_to_host(p).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
@@ -95,6 +96,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         }
         None => None,
     };
+    crate::phases::mark("plan validated, seccomp compiled");
     let mut cgroup = Manager::new(&CgroupRequest {
         cgroups_path: plan.cgroups_path.as_deref(),
         container_id: opts.id.as_str(),
@@ -130,11 +132,13 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     // `exec` takes the container's process defaults and seccomp profile from this copy.
     std::fs::write(dir.file(CONFIG_COPY), &loaded.bytes)
         .map_err(|e| io_error(ErrorKind::Other, format!("write {}", dir.file(CONFIG_COPY).display()), e))?;
+    crate::phases::mark("state dir, creating.json, config copy");
     undo.cgroup = Some(cgroup.state());
     cgroup.create(plan.resources.as_ref()).map_err(Error::from)?;
     // An init cloned into a frozen cgroup would never report ready.
     cgroup.check_not_frozen().map_err(Error::from)?;
     let cgroup_view = cgroup.container_view();
+    crate::phases::mark("cgroups created, resources written");
     let exec_fifo = if opts.foreground { None } else { Some(make_exec_fifo(&dir, &plan)?) };
     // A foreground `run` without a console socket relays the terminal itself.
     let mut console = ConsoleEndpoint::new(opts.console_socket.as_deref(), terminal, opts.foreground)?;
@@ -188,6 +192,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         },
     )
     .map_err(|e| e.context("unable to start container process"))?;
+    crate::phases::mark("init ready");
     let console = console.master_to_relay()?;
 
     if let Some(pid_file) = &opts.pid_file {
@@ -195,6 +200,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     }
     state.phase = Phase::Created;
     dir.save(&state)?;
+    crate::phases::mark("pid file, state.json");
     undo.armed = false;
     Ok(Created { dir, state, init, console })
 }

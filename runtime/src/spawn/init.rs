@@ -60,6 +60,7 @@ pub fn run(mut args: InitArgs<'_>) -> ! {
 
 fn init(args: &mut InitArgs<'_>) -> Result<Infallible, ChildError> {
     let plan = args.plan;
+    crate::phases::mark("init: cloned");
     close_inherited(args);
     // `run` blocks signals in the parent to forward them; the container starts with none
     // blocked. Unblocking an empty set cannot fail in a way that matters.
@@ -68,6 +69,7 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, ChildError> {
     if wait_for(&args.channel)? != ToChild::Go {
         return Err(ChildError::ParentGone);
     }
+    crate::phases::mark("init: go received");
     let mut placement = enter_namespaces(args)?;
     // Like runc and crun: a network namespace the runtime creates gets its loopback up (one
     // joined by path is the caller's to configure).
@@ -81,16 +83,23 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, ChildError> {
     if cgroup2_mount {
         placement.wait(&args.channel)?;
     }
+    crate::phases::mark("init: namespaces, lo up");
     let procfs = procfs::private().map_err(ChildError::Procfs)?;
     nix::unistd::setsid().map_err(ChildError::Setsid)?;
+    crate::phases::mark("init: private procfs, setsid");
     let prepared = build_rootfs(plan, args.cgroups, std::mem::take(&mut args.bind_trees))?;
+    crate::phases::mark("init: rootfs, mounts, devices");
     placement.wait(&args.channel)?;
+    crate::phases::mark("init: placed in cgroups");
     let hook_state = run_create_hooks(plan, &args.channel)?;
+    crate::phases::mark("init: create hooks");
     let terminal = plan.process.as_ref().is_some_and(|p| p.terminal);
     let host_pty =
         if terminal && plan.namespaces.mount == Ns::Host { Some(rootfs::open_host_pty_master()?) } else { None };
     let deferred_dev = enter_root(plan, prepared, args.no_pivot)?;
+    crate::phases::mark("init: pivot_root");
     configure_container(args, procfs.as_fd(), deferred_dev, host_pty)?;
+    crate::phases::mark("init: hostname, sysctl, masked and readonly paths");
 
     let Some(process) = &plan.process else {
         // No process: the container can be created and inspected, and `start` refuses it.
@@ -322,6 +331,7 @@ fn close_inherited(args: &InitArgs<'_>) {
         Some(args.channel.raw()),
         args.exec_fifo.as_ref().map(|f| f.as_raw_fd()),
         args.console_socket.as_ref().map(|f| f.as_raw_fd()),
+        crate::phases::raw_fd(),
     ]
     .into_iter()
     .flatten()

@@ -180,6 +180,7 @@ pub fn spawn_init(req: InitRequest<'_>) -> Result<ChildProcess, Error> {
         parent_joins: &plan.namespaces.parent_joins,
         new_time: (plan.namespaces.time == Ns::New).then_some(plan.time_offsets.as_str()),
     };
+    crate::phases::mark("socketpair, namespace fds, bind sources");
     let (init, cloned_into) = clone_child(how, |cloned_into| {
         init::run(init::InitArgs {
             cgroup: self_placed.then_some((req.cgroup, cloned_into)),
@@ -196,6 +197,7 @@ pub fn spawn_init(req: InitRequest<'_>) -> Result<ChildProcess, Error> {
             bind_trees,
         })
     })?;
+    crate::phases::mark("clone3");
     init.set_up(|init| {
         if plan.namespaces.new_user() {
             write_id_map(init.pid, "uid_map", &plan.uid_map)?;
@@ -208,9 +210,11 @@ pub fn spawn_init(req: InitRequest<'_>) -> Result<ChildProcess, Error> {
             write_oom_score_adj(init.pid, adj)?;
         }
         init.channel.send(&ToChild::Go)?;
+        crate::phases::mark("id maps, go sent");
         if !self_placed {
             req.cgroup.add_process(init.pid, cloned_into)?;
             init.channel.send(&ToChild::Placed)?;
+            crate::phases::mark("cgroup placement by the parent");
         }
         Ok(())
     })

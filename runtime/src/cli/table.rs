@@ -183,7 +183,7 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, UsageError> {
         other => return Err(bad(format!("invalid --log-format {other:?}: text or json"))),
     };
     Ok(Parsed::Run(Cli {
-        root: PathBuf::from(global.value("root").unwrap_or(DEFAULT_ROOT)),
+        root: global.value("root").map(PathBuf::from),
         log: global.value("log").map(str::to_owned),
         log_format,
         debug: global.flag("debug"),
@@ -438,7 +438,7 @@ mod tests {
         assert_eq!((a.bundle, a.id), (PathBuf::from("/b"), "id".to_owned()));
 
         let c = parsed(&["--root", "/run/containerd/runc/default", "kill", "--all", "t2", "15"]);
-        assert_eq!(c.root, PathBuf::from("/run/containerd/runc/default"));
+        assert_eq!(c.root, Some(PathBuf::from("/run/containerd/runc/default")));
         let Command::Kill(k) = c.command else { panic!() };
         assert!(k.all && k.signal == "15");
 

@@ -45,9 +45,19 @@ pub struct InitArgs<'a> {
     pub preserve_fds: u32,
     /// `--no-new-keyring`: keep the caller's session keyring.
     pub no_new_keyring: bool,
-    /// The cgroup to move itself into (and whether clone3 already placed it in the v2 one);
-    /// `None`: the parent places it and says "Placed".
-    pub cgroup: Option<(&'a Manager, bool)>,
+    /// How the child gets into its cgroup.
+    pub placement: CgroupPlacement<'a>,
+}
+
+/// Who puts the container's init into its cgroup.
+#[derive(Debug, Clone, Copy)]
+pub enum CgroupPlacement<'a> {
+    /// The child moves itself (and whether clone3 already placed it in the v2 one).
+    Itself(&'a Manager, bool),
+    /// The parent places it and says "Placed".
+    ByParent,
+    /// Rootless without a cgroup it may write: the container stays in the caller's cgroup.
+    NoCgroup,
 }
 
 /// The child's entry point after `clone3`. Never returns.
@@ -66,6 +76,9 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, ChildError> {
     if wait_for(&args.channel)? != ToChild::Go {
         return Err(ChildError::ParentGone);
     }
+    // A rootless parent cloned this child dumpable, so that it (or newuidmap) could write the id
+    // maps; from here on nothing may open this process's memory or executable (see clone_child).
+    nix::sys::prctl::set_dumpable(false).map_err(ChildError::NonDumpable)?;
     let mut placement = enter_namespaces(args)?;
     // Like runc and crun: a network namespace the runtime creates gets its loopback up (one
     // joined by path is the caller's to configure).
@@ -145,7 +158,7 @@ impl Placement {
 /// the namespaces the clone did not (the cgroup namespace once the child is in its cgroup).
 fn enter_namespaces(args: &mut InitArgs<'_>) -> Result<Placement, ChildError> {
     let plan = args.plan;
-    if let Some((manager, cloned_into)) = args.cgroup {
+    if let CgroupPlacement::Itself(manager, cloned_into) = args.placement {
         manager.enter_self(cloned_into).map_err(ChildError::Cgroup)?;
     }
     if plan.namespaces.new_user() {
@@ -163,7 +176,7 @@ fn enter_namespaces(args: &mut InitArgs<'_>) -> Result<Placement, ChildError> {
     if !early.is_empty() {
         unshare(early).map_err(ChildError::Unshare)?;
     }
-    let placed = args.cgroup.is_some();
+    let placed = !matches!(args.placement, CgroupPlacement::ByParent);
     if placed && new_cgroupns {
         unshare(CloneFlags::CLONE_NEWCGROUP).map_err(ChildError::Unshare)?;
     }

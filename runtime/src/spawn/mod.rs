@@ -4,6 +4,7 @@
 //! See ARCHITECTURE.md.
 
 mod child;
+mod id_map;
 mod init;
 mod join;
 mod process;
@@ -62,13 +63,8 @@ pub enum SpawnError {
     TimeOffsets(#[source] std::io::Error),
     #[error("clone the container process")]
     Clone(#[source] Errno),
-    #[error("write {file} of pid {pid}")]
-    IdMap {
-        file: &'static str,
-        pid: i32,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    IdMap(#[from] id_map::IdMapError),
     #[error(transparent)]
     Cgroup(#[from] crate::cgroup::CgroupError),
     #[error(transparent)]
@@ -125,7 +121,8 @@ pub fn reserve_preserved_fds(preserve_fds: u32) -> Result<(), SpawnError> {
 #[derive(Debug)]
 pub struct InitRequest<'a> {
     pub plan: &'a Plan,
-    pub cgroup: &'a Manager,
+    /// `None`: rootless without a cgroup it may write; the container stays in the caller's.
+    pub cgroup: Option<&'a Manager>,
     pub cgroup_view: &'a ContainerView,
     pub exec_fifo: Option<OwnedFd>,
     pub console_socket: Option<OwnedFd>,
@@ -156,17 +153,27 @@ pub fn spawn_init(req: InitRequest<'_>) -> Result<ChildProcess, Error> {
     // Without a new user namespace the child is root on the host's cgroup files and can move
     // itself (the cheap way, see Manager::enter_self); otherwise the parent writes its pid.
     let self_placed = plan.namespaces.user == Ns::Host;
+    let id_maps = match plan.namespaces.new_user() {
+        true => Some(id_map::IdMaps::plan(&plan.uid_map, &plan.gid_map).map_err(SpawnError::from)?),
+        false => None,
+    };
     let how = CloneOptions {
         channel: Channel::new(parent_end, "container init"),
         flags: plan.namespaces.clone_flags.bits() as u64,
-        cgroup: Some(req.cgroup),
+        cgroup: req.cgroup,
+        dumpable: id_maps.as_ref().is_some_and(id_map::IdMaps::written_by_unprivileged),
         preserve_fds: req.preserve_fds,
         parent_joins: &plan.namespaces.parent_joins,
         new_time: (plan.namespaces.time == Ns::New).then_some(plan.time_offsets.as_str()),
     };
     let (init, cloned_into) = clone_child(how, |cloned_into| {
+        let placement = match req.cgroup {
+            None => init::CgroupPlacement::NoCgroup,
+            Some(m) if self_placed => init::CgroupPlacement::Itself(m, cloned_into),
+            Some(_) => init::CgroupPlacement::ByParent,
+        };
         init::run(init::InitArgs {
-            cgroup: self_placed.then_some((req.cgroup, cloned_into)),
+            placement,
             plan,
             channel: Channel::new(child_end, "parent"),
             exec_fifo: req.exec_fifo,
@@ -180,13 +187,12 @@ pub fn spawn_init(req: InitRequest<'_>) -> Result<ChildProcess, Error> {
         })
     })?;
     init.set_up(|init| {
-        if plan.namespaces.new_user() {
-            write_id_map(init.pid, "uid_map", &plan.uid_map)?;
-            write_id_map(init.pid, "gid_map", &plan.gid_map)?;
+        if let Some(maps) = &id_maps {
+            maps.write(init.pid)?;
         }
         init.channel.send(&ToChild::Go)?;
-        if !self_placed {
-            req.cgroup.add_process(init.pid, cloned_into)?;
+        if let Some(cgroup) = req.cgroup.filter(|_| !self_placed) {
+            cgroup.add_process(init.pid, cloned_into)?;
             init.channel.send(&ToChild::Placed)?;
         }
         Ok(())
@@ -296,6 +302,7 @@ pub fn spawn_join(req: JoinRequest<'_>) -> Result<ChildProcess, Error> {
         channel: Channel::new(parent_end, "exec process"),
         flags: 0,
         cgroup: req.cgroup,
+        dumpable: false,
         preserve_fds: req.preserve_fds,
         parent_joins: &parent_joins,
         new_time: None,
@@ -328,6 +335,11 @@ struct CloneOptions<'a> {
     flags: u64,
     /// The cgroup to clone into (v2, `CLONE_INTO_CGROUP`) when the kernel lets us.
     cgroup: Option<&'a Manager>,
+    /// Clone the child dumpable: a parent without privilege (or newuidmap, acting for it) can
+    /// only write the id maps of a dumpable child (the /proc files of a non-dumpable one belong
+    /// to root). The child makes itself non-dumpable as soon as the maps are written, before
+    /// anything else can exist in its namespaces.
+    dumpable: bool,
     /// `--preserve-fds`: descriptors 3..3+N stay inheritable.
     preserve_fds: u32,
     /// Namespaces the parent enters for its children only (pid, time), left right after the clone.
@@ -348,7 +360,9 @@ fn clone_child(
 ) -> Result<(ChildProcess, bool), SpawnError> {
     check_single_threaded()?;
     crate::sys::process::close_range_cloexec(3u32.saturating_add(how.preserve_fds)).map_err(SpawnError::MarkCloexec)?;
-    become_non_dumpable()?;
+    if !how.dumpable {
+        become_non_dumpable()?;
+    }
     let restore = enter_parent_namespaces(how.parent_joins, how.new_time)?;
     let cgroup_fd = how.cgroup.and_then(Manager::clone_into_fd);
     let mut into_cgroup = cgroup_fd.is_some();
@@ -363,6 +377,9 @@ fn clone_child(
         child(into_cgroup);
     }
     restore.finish()?;
+    if how.dumpable {
+        become_non_dumpable()?;
+    }
     let Forked::Parent { pid, pidfd } = forked.map_err(SpawnError::Clone)? else {
         return Err(SpawnError::Clone(Errno::EINVAL));
     };
@@ -412,14 +429,6 @@ fn flag_of_name(name: &str) -> CloneFlags {
 fn open_ns(path: &Path) -> Result<OwnedFd, SpawnError> {
     nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|source| SpawnError::OpenNamespace { path: path.display().to_string(), source })
-}
-
-fn write_id_map(pid: Pid, file: &'static str, content: &str) -> Result<(), SpawnError> {
-    std::fs::write(format!("/proc/{pid}/{file}"), content).map_err(|source| SpawnError::IdMap {
-        file,
-        pid: pid.as_raw(),
-        source,
-    })
 }
 
 /// Namespaces the parent enters for its children only (pid, time), undone right after clone.

@@ -41,6 +41,7 @@ pub fn mount_all(
     rootfs: &Rootfs,
     steps: &[MountStep],
     cgroups: &ContainerView,
+    in_user_namespace: bool,
 ) -> Result<Option<OwnedFd>, RootfsError> {
     let root = rootfs.fd.as_fd();
     let mut deferred_dev = None;
@@ -54,15 +55,76 @@ pub fn mount_all(
                 if defer_ro {
                     attrs.set &= !MOUNT_ATTR_RDONLY;
                 }
-                let mnt = mount_fs(root, step, fstype, source, attrs)?;
-                if defer_ro {
-                    deferred_dev = Some(mnt);
+                match mount_fs(root, step, fstype, source, attrs) {
+                    Ok(mnt) if defer_ro => deferred_dev = Some(mnt),
+                    Ok(_) => {}
+                    Err(e) if in_user_namespace && refused(&e) => refused_in_user_namespace(root, step, fstype, e)?,
+                    Err(e) => return Err(e),
                 }
             }
-            MountKind::Cgroup => mount_cgroup(root, step, cgroups)?,
+            MountKind::Cgroup => match mount_cgroup(root, step, cgroups) {
+                Err(e) if in_user_namespace && refused(&e) && *cgroups == ContainerView::Unified => {
+                    refused_in_user_namespace(root, step, "cgroup2", e)?
+                }
+                other => other?,
+            },
         }
     }
     Ok(deferred_dev)
+}
+
+/// The kernel refused a new filesystem with EPERM.
+fn refused(e: &RootfsError) -> bool {
+    matches!(
+        e,
+        RootfsError::FsOpen { source: Errno::EPERM, .. }
+            | RootfsError::FsOption { source: Errno::EPERM, .. }
+            | RootfsError::FsMount { source: Errno::EPERM, .. }
+    )
+}
+
+/// In a user namespace the kernel mounts some filesystems only for namespaces that namespace
+/// owns: sysfs needs its own network namespace, mqueue its own IPC namespace, cgroup2 its own
+/// cgroup namespace. Without them (the usual rootless configs, runc's `spec --rootless` among
+/// them) what the host has is bound instead, read-only for sysfs and cgroup2, as crun does
+/// (runc 1.1 only for cgroup2); an mqueue the host has none of to bind is left out with a
+/// warning (POSIX message queues still work, only their file view is missing); any other
+/// filesystem keeps the kernel's error.
+fn refused_in_user_namespace(
+    root: BorrowedFd<'_>,
+    step: &MountStep,
+    fstype: &str,
+    refused: RootfsError,
+) -> Result<(), RootfsError> {
+    let (source, read_only) = match fstype {
+        "sysfs" => ("/sys", true),
+        "cgroup2" => ("/sys/fs/cgroup", true),
+        "mqueue" => ("/dev/mqueue", false),
+        _ => return Err(refused),
+    };
+    crate::logging::debug(&format!("{refused}: binding the host's {source} instead"));
+    let mut attrs = step.attrs;
+    attrs.set |= MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    if read_only {
+        attrs.set |= MOUNT_ATTR_RDONLY;
+    }
+    let bind = MountStep {
+        kind: MountKind::Bind { source: source.into(), recursive: true },
+        attrs,
+        data: Vec::new(),
+        copy_up: false,
+        ..step.clone()
+    };
+    match mount_bind(root, &bind, Path::new(source), true) {
+        Err(e) if fstype == "mqueue" => {
+            crate::logging::warn(&format!(
+                "{refused}: not permitted in a user namespace without its own IPC namespace, and the host has no {source} to bind instead ({e}): {} left out",
+                step.destination
+            ));
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 fn check_proc_destination(step: &MountStep) -> Result<(), RootfsError> {

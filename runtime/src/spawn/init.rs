@@ -192,7 +192,7 @@ fn build_rootfs(plan: &Plan, cgroups: &ContainerView) -> Result<Option<(rootfs::
     }
     rootfs::set_root_propagation(plan.rootfs_propagation, &plan.rootfs)?;
     let root = rootfs::bind_rootfs(&plan.rootfs)?;
-    let deferred_dev = rootfs::mount_all(&root, &plan.mounts, cgroups)?;
+    let deferred_dev = rootfs::mount_all(&root, &plan.mounts, cgroups, plan.namespaces.user != Ns::Host)?;
     rootfs::create_devices(root.fd.as_fd(), plan, plan.namespaces.user != Ns::Host)?;
     Ok(Some((root, deferred_dev)))
 }

@@ -164,6 +164,7 @@ pub fn spawn_init(req: InitRequest<'_>) -> Result<ChildProcess, Error> {
         dumpable: id_maps.as_ref().is_some_and(id_map::IdMaps::written_by_unprivileged),
         preserve_fds: req.preserve_fds,
         parent_joins: &plan.namespaces.parent_joins,
+        stay_in_joins: false,
         new_time: (plan.namespaces.time == Ns::New).then_some(plan.time_offsets.as_str()),
     };
     let (init, cloned_into) = clone_child(how, |cloned_into| {
@@ -294,6 +295,18 @@ pub fn spawn_join(req: JoinRequest<'_>) -> Result<ChildProcess, Error> {
     for name in order.iter().filter(|n| req.namespaces.iter().any(|m| m == *n)) {
         join_fds.push((flag_of_name(name), open_ns(&ns_path(name))?));
     }
+    // Without privilege the parent cannot enter the container's pid namespace for its child: the
+    // namespace belongs to the container's user namespace, where only a process inside has
+    // capabilities. The parent goes in there first, for good (as the user namespace's owner it
+    // may), and the child inherits it.
+    let mut in_container_user_namespace = false;
+    if !nix::unistd::geteuid().is_root()
+        && let Some(i) = join_fds.iter().position(|(flag, _)| *flag == CloneFlags::CLONE_NEWUSER)
+    {
+        let (_, user) = join_fds.remove(i);
+        setns(user.as_fd(), CloneFlags::CLONE_NEWUSER).map_err(|e| SpawnError::ParentSetns("user", e))?;
+        in_container_user_namespace = true;
+    }
     let mut parent_joins = Vec::new();
     for name in ["pid", "time"].iter().filter(|n| req.namespaces.iter().any(|m| m == *n)) {
         parent_joins.push((flag_of_name(name), ns_path(name)));
@@ -305,6 +318,9 @@ pub fn spawn_join(req: JoinRequest<'_>) -> Result<ChildProcess, Error> {
         dumpable: false,
         preserve_fds: req.preserve_fds,
         parent_joins: &parent_joins,
+        // The host's namespaces are out of reach from inside the container's user namespace;
+        // the parent clones nothing else.
+        stay_in_joins: in_container_user_namespace,
         new_time: None,
     };
     let (child, cloned_into) = clone_child(how, |_| {
@@ -344,6 +360,8 @@ struct CloneOptions<'a> {
     preserve_fds: u32,
     /// Namespaces the parent enters for its children only (pid, time), left right after the clone.
     parent_joins: &'a [(CloneFlags, PathBuf)],
+    /// Do not leave them.
+    stay_in_joins: bool,
     /// A new time namespace, with these offsets, also created for the children only.
     new_time: Option<&'a str>,
 }
@@ -376,7 +394,9 @@ fn clone_child(
         drop(restore);
         child(into_cgroup);
     }
-    restore.finish()?;
+    if !how.stay_in_joins {
+        restore.finish()?;
+    }
     if how.dumpable {
         become_non_dumpable()?;
     }

@@ -61,10 +61,7 @@ impl Host {
 
     /// Inside a user namespace: any uid_map but the initial namespace's identity map of every id.
     pub fn in_user_namespace(&self) -> bool {
-        self.uid_map.as_deref().is_some_and(|m| {
-            let fields: Vec<&str> = m.split_whitespace().collect();
-            fields != ["0", "0", "4294967295"]
-        })
+        self.uid_map.as_deref().is_some_and(crate::sys::userns::is_partial_map)
     }
 
     pub fn rootless(&self, flag: RootlessFlag) -> bool {

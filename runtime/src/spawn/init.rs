@@ -192,8 +192,11 @@ fn build_rootfs(plan: &Plan, cgroups: &ContainerView) -> Result<Option<(rootfs::
     }
     rootfs::set_root_propagation(plan.rootfs_propagation, &plan.rootfs)?;
     let root = rootfs::bind_rootfs(&plan.rootfs)?;
-    let deferred_dev = rootfs::mount_all(&root, &plan.mounts, cgroups, plan.namespaces.user != Ns::Host)?;
-    rootfs::create_devices(root.fd.as_fd(), plan, plan.namespaces.user != Ns::Host)?;
+    // In a user namespace, the container's own or the one the runtime runs in (rootless podman),
+    // the kernel refuses mknod and some filesystems: devices are bound, those filesystems too.
+    let in_user_namespace = plan.namespaces.user != Ns::Host || crate::sys::userns::running_in_user_namespace();
+    let deferred_dev = rootfs::mount_all(&root, &plan.mounts, cgroups, in_user_namespace)?;
+    rootfs::create_devices(root.fd.as_fd(), plan, in_user_namespace)?;
     Ok(Some((root, deferred_dev)))
 }
 

@@ -299,13 +299,11 @@ pub fn spawn_join(req: JoinRequest<'_>) -> Result<ChildProcess, Error> {
     // namespace belongs to the container's user namespace, where only a process inside has
     // capabilities. The parent goes in there first, for good (as the user namespace's owner it
     // may), and the child inherits it.
-    let mut in_container_user_namespace = false;
     if !nix::unistd::geteuid().is_root()
         && let Some(i) = join_fds.iter().position(|(flag, _)| *flag == CloneFlags::CLONE_NEWUSER)
     {
         let (_, user) = join_fds.remove(i);
         setns(user.as_fd(), CloneFlags::CLONE_NEWUSER).map_err(|e| SpawnError::ParentSetns("user", e))?;
-        in_container_user_namespace = true;
     }
     let mut parent_joins = Vec::new();
     for name in ["pid", "time"].iter().filter(|n| req.namespaces.iter().any(|m| m == *n)) {
@@ -318,9 +316,10 @@ pub fn spawn_join(req: JoinRequest<'_>) -> Result<ChildProcess, Error> {
         dumpable: false,
         preserve_fds: req.preserve_fds,
         parent_joins: &parent_joins,
-        // The host's namespaces are out of reach from inside the container's user namespace;
-        // the parent clones nothing else.
-        stay_in_joins: in_container_user_namespace,
+        // The parent clones nothing else, and going back may not be allowed: a runtime in a user
+        // namespace (rootless podman's) has no capability over the pid namespace it started in,
+        // which belongs to the namespace above, nor has one that entered the container's.
+        stay_in_joins: true,
         new_time: None,
     };
     let (child, cloned_into) = clone_child(how, |_| {

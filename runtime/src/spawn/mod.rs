@@ -63,10 +63,19 @@ pub enum SpawnError {
     TimeOffsets(#[source] std::io::Error),
     #[error("clone the container process")]
     Clone(#[source] Errno),
+    #[error("write oom_score_adj {value} of pid {pid}")]
+    OomScoreAdj {
+        value: i32,
+        pid: i32,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     IdMap(#[from] id_map::IdMapError),
     #[error(transparent)]
     Cgroup(#[from] crate::cgroup::CgroupError),
+    #[error(transparent)]
+    BindSource(#[from] crate::rootfs::RootfsError),
     #[error(transparent)]
     Channel(#[from] protocol::ChannelError),
     #[error("container init exited before it was ready ({0})")]
@@ -150,6 +159,15 @@ pub fn spawn_init(req: InitRequest<'_>) -> Result<ChildProcess, Error> {
     for (flag, path) in &plan.namespaces.child_joins {
         join_fds.push((*flag, open_ns(path)?));
     }
+    // The mapped root of a new user namespace may not reach what host root can: bind sources
+    // are opened now, as runc and crun do. A caller without privilege can neither clone trees of
+    // its mount namespace nor reach more than the container's root will.
+    let privileged = nix::unistd::geteuid().is_root();
+    let bind_trees = if privileged && plan.namespaces.new_user() && plan.namespaces.mount != Ns::Host {
+        crate::rootfs::BindTrees::open(&plan.mounts).map_err(SpawnError::from)?
+    } else {
+        crate::rootfs::BindTrees::default()
+    };
     // Without a new user namespace the child is root on the host's cgroup files and can move
     // itself (the cheap way, see Manager::enter_self); otherwise the parent writes its pid.
     let self_placed = plan.namespaces.user == Ns::Host;
@@ -185,11 +203,18 @@ pub fn spawn_init(req: InitRequest<'_>) -> Result<ChildProcess, Error> {
             join_fds,
             preserve_fds: req.preserve_fds,
             no_new_keyring: req.no_new_keyring,
+            bind_trees,
         })
     })?;
     init.set_up(|init| {
         if let Some(maps) = &id_maps {
             maps.write(init.pid)?;
+        }
+        // The parent's, before the child enters its user namespace: lowering the score needs
+        // CAP_SYS_RESOURCE in the initial user namespace, which the mapped root never has (runc
+        // writes it in nsexec before any namespace exists, for the same reason).
+        if let Some(adj) = plan.process.as_ref().and_then(|p| p.oom_score_adj) {
+            write_oom_score_adj(init.pid, adj)?;
         }
         init.channel.send(&ToChild::Go)?;
         if let Some(cgroup) = req.cgroup.filter(|_| !self_placed) {
@@ -448,6 +473,14 @@ fn flag_of_name(name: &str) -> CloneFlags {
 fn open_ns(path: &Path) -> Result<OwnedFd, SpawnError> {
     nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|source| SpawnError::OpenNamespace { path: path.display().to_string(), source })
+}
+
+fn write_oom_score_adj(pid: Pid, value: i32) -> Result<(), SpawnError> {
+    std::fs::write(format!("/proc/{pid}/oom_score_adj"), value.to_string()).map_err(|source| SpawnError::OomScoreAdj {
+        value,
+        pid: pid.as_raw(),
+        source,
+    })
 }
 
 /// Namespaces the parent enters for its children only (pid, time), undone right after clone.

@@ -56,7 +56,7 @@ pub enum Step {
     Hooks,
     /// The session, the pty and the console socket.
     Terminal,
-    /// Hostname, domainname, sysctl, oom_score_adj, session keyring.
+    /// Hostname, domainname, sysctl, session keyring.
     Settings,
     /// AppArmor profile, SELinux label.
     Lsm,

@@ -229,11 +229,25 @@ impl ChildProcess {
     /// The parent's part of the setup, right after the clone (id maps, cgroup placement, "Go");
     /// a failure kills the child.
     fn set_up(self, parent_part: impl FnOnce(&ChildProcess) -> Result<(), SpawnError>) -> Result<Self, Error> {
-        if let Err(e) = parent_part(&self) {
-            self.kill();
-            return Err(e.into());
+        let Err(e) = parent_part(&self) else { return Ok(self) };
+        // The child does not wait for every message (it builds its rootfs while the parent places
+        // it): one that failed meanwhile has closed its end, and the failure record it sent before
+        // is what went wrong, not the parent's "broken pipe".
+        let closed = matches!(e, SpawnError::Channel(protocol::ChannelError::Send(_, Errno::EPIPE)));
+        let reported = if closed { self.failure_sent_before_exit() } else { None };
+        self.kill();
+        Err(reported.unwrap_or_else(|| e.into()))
+    }
+
+    /// The failure record a child that closed its end sent last, if any.
+    fn failure_sent_before_exit(&self) -> Option<Error> {
+        loop {
+            match self.channel.recv::<ToParent>() {
+                Ok(Some(ToParent::Failed(failure))) => return Some(failure.into_error()),
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => return None,
+            }
         }
-        Ok(self)
     }
 
     /// Drive the child until it is ready. `hooks` runs the prestart and createRuntime hooks when

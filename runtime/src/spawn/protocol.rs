@@ -205,7 +205,10 @@ impl Channel {
         let n = loop {
             match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Ok(n) => break n,
-                Err(Errno::EINTR) => continue,
+                // The peer closed its end before reading all we sent (a child that failed while
+                // the parent was still placing it): the kernel reports that once, ahead of what
+                // the peer sent before it closed, which the next recv returns, then end of file.
+                Err(Errno::EINTR | Errno::ECONNRESET) => continue,
                 Err(e) => return Err(ChannelError::Recv(self.peer, e)),
             }
         };

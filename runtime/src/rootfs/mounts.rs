@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 use std::ffi::CString;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -18,8 +18,8 @@ use crate::cgroup::ContainerView;
 use crate::plan::mounts::Attrs;
 use crate::plan::{MountKind, MountStep, Propagation};
 use crate::sys::mount::{
-    FsContext, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MountAttr, OPEN_TREE_CLONE,
-    mount_setattr, move_mount_fd, open_tree,
+    FsContext, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MountAttr,
+    OPEN_TREE_CLONE, mount_setattr, move_mount_fd, open_tree,
 };
 
 /// Destinations under /proc that may be overmounted (what lxcfs-style setups need).
@@ -122,6 +122,7 @@ fn refused_in_user_namespace(
         attrs,
         data: Vec::new(),
         copy_up: false,
+        idmap: None,
         ..step.clone()
     };
     match clone_source(Path::new(source), true).and_then(|tree| mount_bind(root, &bind, tree)) {
@@ -158,6 +159,29 @@ pub(super) fn clone_source(source: &Path, recursive: bool) -> Result<OwnedFd, Ro
     }
     open_tree(crate::sys::at_fdcwd(), &src, flags)
         .map_err(|e| RootfsError::BindSource { path: source.to_owned(), source: e })
+}
+
+/// Make a detached tree idmapped with the mapping of `userns`.
+pub(super) fn set_idmap(
+    tree: BorrowedFd<'_>,
+    userns: BorrowedFd<'_>,
+    recursive: bool,
+    step: &MountStep,
+    source: &Path,
+) -> Result<(), RootfsError> {
+    let mut flags = libc::AT_EMPTY_PATH as u32;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    let attr =
+        MountAttr { attr_set: MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: userns.as_raw_fd() as u64 };
+    mount_setattr(tree, c"", flags, &attr).map_err(|errno| RootfsError::IdMap {
+        dest: step.destination.clone(),
+        source_path: source.to_owned(),
+        // EINVAL: the filesystem does not do idmapped mounts (or the tree is idmapped already).
+        unsupported: errno == Errno::EINVAL,
+        source: errno,
+    })
 }
 
 fn mount_bind(root: BorrowedFd<'_>, step: &MountStep, tree: OwnedFd) -> Result<(), RootfsError> {
@@ -329,6 +353,7 @@ fn mount_cgroup(root: BorrowedFd<'_>, step: &MountStep, view: &ContainerView) ->
                     no_symlinks: true,
                     copy_up: false,
                     cleared: 0,
+                    idmap: None,
                 };
                 mount_bind(root, &sub, clone_source(&h.host_dir, false)?)?;
                 if h.name.contains(',') {

@@ -38,6 +38,42 @@ pub enum IdMapError {
     },
     #[error("rootless: {helper} {args} failed ({status}): {stderr}")]
     HelperFailed { helper: &'static str, args: String, status: String, stderr: String },
+    #[error("create a user namespace for an idmapped mount")]
+    MountNamespace(#[source] nix::errno::Errno),
+    #[error("open the user namespace of pid {pid} for an idmapped mount")]
+    OpenMountNamespace {
+        pid: i32,
+        #[source]
+        source: nix::errno::Errno,
+    },
+}
+
+/// A user namespace with these maps, for `mount_setattr(MOUNT_ATTR_IDMAP)`: made by a child that
+/// does nothing but exist until its namespace is opened, then is killed and reaped. The caller
+/// must be single-threaded (a fork).
+pub fn mapped_user_namespace(uid_map: &str, gid_map: &str) -> Result<std::os::fd::OwnedFd, IdMapError> {
+    use crate::sys::process::{Forked, clone3_fork};
+    let forked = clone3_fork(libc::CLONE_NEWUSER as u64, None).map_err(IdMapError::MountNamespace)?;
+    let Forked::Parent { pid, pidfd: _pidfd } = forked else {
+        // The child: its namespace is all that is wanted of it; SIGKILL ends it.
+        loop {
+            nix::unistd::pause();
+        }
+    };
+    let maps =
+        IdMaps { uid_map: uid_map.to_owned(), gid_map: gid_map.to_owned(), how: How::Direct { deny_setgroups: false } };
+    let opened = maps.write(pid).and_then(|()| {
+        nix::fcntl::open(
+            format!("/proc/{pid}/ns/user").as_str(),
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|source| IdMapError::OpenMountNamespace { pid: pid.as_raw(), source })
+    });
+    // Our own child, not yet reaped: the pid cannot have been reused.
+    let _gone = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    let _reaped = nix::sys::wait::waitpid(pid, None);
+    opened
 }
 
 /// How the maps of one user namespace get written.

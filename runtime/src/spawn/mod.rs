@@ -163,11 +163,14 @@ pub fn spawn_init(req: InitRequest<'_>) -> Result<ChildProcess, Error> {
     // are opened now, as runc and crun do. A caller without privilege can neither clone trees of
     // its mount namespace nor reach more than the container's root will.
     let privileged = nix::unistd::geteuid().is_root();
-    let bind_trees = if privileged && plan.namespaces.new_user() && plan.namespaces.mount != Ns::Host {
-        crate::rootfs::BindTrees::open(&plan.mounts).map_err(SpawnError::from)?
+    let all_binds = privileged && plan.namespaces.new_user() && plan.namespaces.mount != Ns::Host;
+    let idmap_namespaces = idmapped_mount_namespaces(plan)?;
+    let bind_trees = if all_binds || idmap_namespaces.iter().any(Option::is_some) {
+        crate::rootfs::BindTrees::open(&plan.mounts, all_binds, &idmap_namespaces).map_err(SpawnError::from)?
     } else {
         crate::rootfs::BindTrees::default()
     };
+    drop(idmap_namespaces);
     // Without a new user namespace the child is root on the host's cgroup files and can move
     // itself (the cheap way, see Manager::enter_self); otherwise the parent writes its pid.
     let self_placed = plan.namespaces.user == Ns::Host;
@@ -223,6 +226,39 @@ pub fn spawn_init(req: InitRequest<'_>) -> Result<ChildProcess, Error> {
         }
         Ok(())
     })
+}
+
+/// For each idmapped mount step, a user namespace with its mapping (steps with the same mapping
+/// share one); `None` for the other steps.
+fn idmapped_mount_namespaces(plan: &Plan) -> Result<Vec<Option<OwnedFd>>, SpawnError> {
+    let mut made: Vec<(&str, &str, OwnedFd)> = Vec::new();
+    let mut out = Vec::with_capacity(plan.mounts.len());
+    for step in &plan.mounts {
+        let Some(idmap) = step.idmap.as_ref().filter(|_| plan.namespaces.mount != Ns::Host) else {
+            out.push(None);
+            continue;
+        };
+        let (uid, gid) = (idmap.uid_map.as_str(), idmap.gid_map.as_str());
+        let existing = made.iter().find(|(u, g, _)| *u == uid && *g == gid);
+        let fd = match existing {
+            Some((_, _, fd)) => {
+                fd.try_clone().map_err(|e| SpawnError::from(id_map::IdMapError::MountNamespace(errno_of(&e))))?
+            }
+            None => {
+                let fd = id_map::mapped_user_namespace(uid, gid)?;
+                let copy =
+                    fd.try_clone().map_err(|e| SpawnError::from(id_map::IdMapError::MountNamespace(errno_of(&e))))?;
+                made.push((uid, gid, fd));
+                copy
+            }
+        };
+        out.push(Some(fd));
+    }
+    Ok(out)
+}
+
+fn errno_of(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 impl ChildProcess {

@@ -191,7 +191,7 @@ ls_net() { grep -vE '^[0-9]+:|not a shared mount' <<<"$1" | tr '\n' ' ' | sed 's
 @test "rootless podman run of a missing executable: the runtime's error reaches the user, exit 127" {
 	run -127 rpm run --rm --network none "$IMAGE" /nonexistent/cmd
 	assert_contains "$output" "$RT_NAME"
-	assert_contains "$output" "exec: \"/nonexistent/cmd\""
+	assert_contains "$output" "/nonexistent/cmd" # runc and strata: exec: "/nonexistent/cmd"; crun: executable file `/nonexistent/cmd`
 	assert_contains "$output" "no such file or directory"
 }
 

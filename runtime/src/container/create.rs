@@ -105,11 +105,13 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         systemd: false,
     })
     .map_err(Error::from)?;
-    let mut cgroup = if opts.rootless && !cgroup.delegated() {
-        warn_without_cgroup(plan.resources.as_ref());
-        None
-    } else {
-        Some(cgroup)
+    let mut cgroup = match (opts.rootless, cgroup.delegated()) {
+        (false, _) => Some(cgroup),
+        (true, true) => Some(cgroup.without_device_rules()),
+        (true, false) => {
+            warn_without_cgroup(plan.resources.as_ref());
+            None
+        }
     };
 
     let dir = ContainerDir::create(&opts.root, &opts.id)?;

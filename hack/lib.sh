@@ -26,3 +26,12 @@ make_busybox_rootfs() {
 	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$dir/etc/passwd"
 	printf 'root:x:0:\nnobody:x:65534:\n' >"$dir/etc/group"
 }
+
+# build_release: the release binaries strata and strata-rootfs (workspace release profile), stamped with
+# the commit for `strata --version` (the same value every time for the same tree, so hack/install and
+# hack/demo share one build).
+build_release() {
+	local commit
+	commit=$(git -C "$(repo_root)" describe --always --dirty --abbrev=12 2>/dev/null || true)
+	STRATA_COMMIT=$commit cargo build --release --locked -p strata -p strata-rootfs
+}

@@ -265,25 +265,18 @@ impl ChildProcess {
     /// The parent's part of the setup, right after the clone (id maps, cgroup placement, "Go");
     /// a failure kills the child.
     fn set_up(self, parent_part: impl FnOnce(&ChildProcess) -> Result<(), SpawnError>) -> Result<Self, Error> {
-        let Err(e) = parent_part(&self) else { return Ok(self) };
-        // The child does not wait for every message (it builds its rootfs while the parent places
-        // it): one that failed meanwhile has closed its end, and the failure record it sent before
-        // is what went wrong, not the parent's "broken pipe".
-        let closed = matches!(e, SpawnError::Channel(protocol::ChannelError::Send(_, Errno::EPIPE)));
-        let reported = if closed { self.failure_sent_before_exit() } else { None };
-        self.kill();
-        Err(reported.unwrap_or_else(|| e.into()))
-    }
-
-    /// The failure record a child that closed its end sent last, if any.
-    fn failure_sent_before_exit(&self) -> Option<Error> {
-        loop {
-            match self.channel.recv::<ToParent>() {
-                Ok(Some(ToParent::Failed(failure))) => return Some(failure.into_error()),
-                Ok(Some(_)) => continue,
-                Ok(None) | Err(_) => return None,
-            }
+        if let Err(e) = parent_part(&self) {
+            // The child may have failed first (a device it could not make while the parent was
+            // still placing it): then the parent's own error is only the echo ("broken pipe",
+            // "no such process") and the child's record, already queued, is the cause.
+            let cause = match self.channel.try_recv::<ToParent>() {
+                Ok(Some(ToParent::Failed(failure))) => failure.into_error(),
+                _ => e.into(),
+            };
+            self.kill();
+            return Err(cause);
         }
+        Ok(self)
     }
 
     /// Drive the child until it is ready. `hooks` runs the prestart and createRuntime hooks when

@@ -199,6 +199,22 @@ impl Channel {
         }
     }
 
+    /// A message already queued, without waiting: `Ok(None)` when there is none (or the peer is
+    /// gone without one).
+    pub fn try_recv<T: DeserializeOwned>(&self) -> Result<Option<T>, ChannelError> {
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let n = loop {
+            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(n) => break n,
+                // See recv: a reset comes once, ahead of what the peer sent before it closed.
+                Err(Errno::EINTR | Errno::ECONNRESET) => continue,
+                Err(Errno::EAGAIN) => return Ok(None),
+                Err(e) => return Err(ChannelError::Recv(self.peer, e)),
+            }
+        };
+        self.decode(&buf[..n])
+    }
+
     /// The next message, or `None` when the peer closed its end (exited).
     pub fn recv<T: DeserializeOwned>(&self) -> Result<Option<T>, ChannelError> {
         let mut buf = vec![0u8; MAX_MESSAGE];

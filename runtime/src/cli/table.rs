@@ -18,7 +18,13 @@ use Kind::{Flag, Multi, Value};
 /// The options before the command. `--help` and `--version` may come anywhere among them, as
 /// with runc (urfave/cli): `strata --root X --version`.
 pub static GLOBAL: [Opt; 9] = [
-    opt("root", None, Value, "DIR", "root directory for container state (default /run/strata)"),
+    opt(
+        "root",
+        None,
+        Value,
+        "DIR",
+        "root directory for container state (default /run/strata; rootless: $XDG_RUNTIME_DIR/strata)",
+    ),
     opt("log", None, Value, "FILE", "write logs to FILE instead of stderr"),
     opt("log-format", None, Value, "text|json", "log format (default text)"),
     opt("debug", None, Flag, "", "enable debug logging"),

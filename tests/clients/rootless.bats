@@ -192,7 +192,7 @@ ls_net() { grep -vE '^[0-9]+:|not a shared mount' <<<"$1" | tr '\n' ' ' | sed 's
 	run -127 rpm run --rm --network none "$IMAGE" /nonexistent/cmd
 	assert_contains "$output" "$RT_NAME"
 	assert_contains "$output" "/nonexistent/cmd" # runc and strata: exec: "/nonexistent/cmd"; crun: executable file `/nonexistent/cmd`
-	assert_contains "$output" "no such file or directory"
+	assert_contains "${output,,}" "no such file or directory" # crun: "No such file or directory"
 }
 
 # The runtime run directly by the user.

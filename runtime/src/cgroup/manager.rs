@@ -86,6 +86,8 @@ pub struct Manager {
     created: Vec<PathBuf>,
     /// Controllers the cgroup2 root offers (its cgroup.controllers), read when first needed.
     v2_available: OnceCell<Vec<String>>,
+    /// Apply `linux.resources.devices` (false for a rootless container, see `without_device_rules`).
+    device_rules: bool,
 }
 
 impl Manager {
@@ -114,11 +116,26 @@ impl Manager {
                 unified: m.unified,
             })
             .collect();
-        Ok(Self { hierarchies, v2: None, created: Vec::new(), v2_available: OnceCell::new() })
+        Ok(Self { hierarchies, v2: None, created: Vec::new(), v2_available: OnceCell::new(), device_rules: true })
     }
 
     pub fn from_state(state: &CgroupState) -> Self {
-        Self { hierarchies: state.hierarchies.clone(), v2: None, created: Vec::new(), v2_available: OnceCell::new() }
+        Self {
+            hierarchies: state.hierarchies.clone(),
+            v2: None,
+            created: Vec::new(),
+            v2_available: OnceCell::new(),
+            device_rules: true,
+        }
+    }
+
+    /// A rootless container's cgroup gets no device rules, as with runc and crun: its caller may
+    /// not load the v2 device filter (BPF needs privilege in the initial user namespace), nor
+    /// write a v1 devices cgroup, and in its user namespace the container has no node but the
+    /// host's, bound and guarded by their own permissions.
+    pub fn without_device_rules(mut self) -> Self {
+        self.device_rules = false;
+        self
     }
 
     pub fn state(&self) -> CgroupState {
@@ -129,7 +146,7 @@ impl Manager {
     /// rules, and keep the v2 directory open. Everything is checked before the first mkdir; on
     /// failure the directories made here are removed again.
     pub fn create(&mut self, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
-        let plan = resources::plan(resources, self, true)?;
+        let plan = resources::plan(resources, self, self.device_rules)?;
         let result = self.create_planned(&plan, resources);
         if result.is_err() {
             self.v2 = None;
@@ -537,13 +554,22 @@ fn enable_controllers(
     if missing.is_empty() {
         return Ok(present);
     }
-    let all = missing.iter().map(|c| format!("+{c}")).collect::<Vec<_>>().join(" ");
     let rel = h.dir.strip_prefix(&h.mount).unwrap_or(Path::new(""));
     let mut ancestor = h.mount.clone();
     for part in rel.components() {
         let d = CgroupDir::new(ancestor.clone());
+        ancestor.push(part);
+        // Only what this level does not enable yet: a delegated subtree's owner may write its
+        // own levels, not those above it, where the controllers are on already.
+        let enabled = d.read("cgroup.subtree_control").unwrap_or_default();
+        let missing_here: Vec<&&String> =
+            missing.iter().filter(|c| !enabled.split_whitespace().any(|e| e == c.as_str())).collect();
+        if missing_here.is_empty() {
+            continue;
+        }
+        let all = missing_here.iter().map(|c| format!("+{c}")).collect::<Vec<_>>().join(" ");
         if d.write_raw("cgroup.subtree_control", &all).is_err() {
-            for c in &missing {
+            for c in &missing_here {
                 // One at a time, so one controller that cannot be enabled here does not keep
                 // the others out; which ones the container needs is checked below.
                 if let Err(e) = d.write_raw("cgroup.subtree_control", &format!("+{c}"))
@@ -553,7 +579,6 @@ fn enable_controllers(
                 }
             }
         }
-        ancestor.push(part);
     }
     present = read()?;
     if let Some(c) = needed.iter().find(|c| !present.iter().any(|p| p == *c)) {

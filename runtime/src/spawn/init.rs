@@ -47,9 +47,19 @@ pub struct InitArgs<'a> {
     pub no_new_keyring: bool,
     /// Bind sources the parent opened before the user namespace existed.
     pub bind_trees: rootfs::BindTrees,
-    /// The cgroup to move itself into (and whether clone3 already placed it in the v2 one);
-    /// `None`: the parent places it and says "Placed".
-    pub cgroup: Option<(&'a Manager, bool)>,
+    /// How the child gets into its cgroup.
+    pub placement: CgroupPlacement<'a>,
+}
+
+/// Who puts the container's init into its cgroup.
+#[derive(Debug, Clone, Copy)]
+pub enum CgroupPlacement<'a> {
+    /// The child moves itself (and whether clone3 already placed it in the v2 one).
+    Itself(&'a Manager, bool),
+    /// The parent places it and says "Placed".
+    ByParent,
+    /// Rootless without a cgroup it may write: the container stays in the caller's cgroup.
+    NoCgroup,
 }
 
 /// The child's entry point after `clone3`. Never returns.
@@ -70,6 +80,9 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, ChildError> {
         return Err(ChildError::ParentGone);
     }
     crate::phases::mark("init: go received");
+    // A rootless parent cloned this child dumpable, so that it (or newuidmap) could write the id
+    // maps; from here on nothing may open this process's memory or executable (see clone_child).
+    nix::sys::prctl::set_dumpable(false).map_err(ChildError::NonDumpable)?;
     let mut placement = enter_namespaces(args)?;
     // Like runc and crun: a network namespace the runtime creates gets its loopback up (one
     // joined by path is the caller's to configure).
@@ -156,7 +169,7 @@ impl Placement {
 /// the namespaces the clone did not (the cgroup namespace once the child is in its cgroup).
 fn enter_namespaces(args: &mut InitArgs<'_>) -> Result<Placement, ChildError> {
     let plan = args.plan;
-    if let Some((manager, cloned_into)) = args.cgroup {
+    if let CgroupPlacement::Itself(manager, cloned_into) = args.placement {
         manager.enter_self(cloned_into).map_err(ChildError::Cgroup)?;
     }
     if plan.namespaces.new_user() {
@@ -174,7 +187,7 @@ fn enter_namespaces(args: &mut InitArgs<'_>) -> Result<Placement, ChildError> {
     if !early.is_empty() {
         unshare(early).map_err(ChildError::Unshare)?;
     }
-    let placed = args.cgroup.is_some();
+    let placed = !matches!(args.placement, CgroupPlacement::ByParent);
     if placed && new_cgroupns {
         unshare(CloneFlags::CLONE_NEWCGROUP).map_err(ChildError::Unshare)?;
     }
@@ -194,8 +207,11 @@ fn build_rootfs(
     }
     rootfs::set_root_propagation(plan.rootfs_propagation, &plan.rootfs)?;
     let root = rootfs::bind_rootfs(&plan.rootfs)?;
-    let deferred_dev = rootfs::mount_all(&root, &plan.mounts, cgroups, bind_trees)?;
-    rootfs::create_devices(root.fd.as_fd(), plan, plan.namespaces.user != Ns::Host)?;
+    // In a user namespace, the container's own or the one the runtime runs in (rootless podman),
+    // the kernel refuses mknod and some filesystems: devices are bound, those filesystems too.
+    let in_user_namespace = plan.namespaces.user != Ns::Host || crate::sys::userns::running_in_user_namespace();
+    let deferred_dev = rootfs::mount_all(&root, &plan.mounts, cgroups, bind_trees, in_user_namespace)?;
+    rootfs::create_devices(root.fd.as_fd(), plan, in_user_namespace)?;
     Ok(Some((root, deferred_dev)))
 }
 

@@ -57,6 +57,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         };
         Error::new(kind, e)
     })?;
+    crate::phases::mark("config.json read and parsed");
     let mut plan = Plan::new(&loaded.spec, &bundle).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
     let in_user_namespace = plan.namespaces.user != Ns::Host;
     if let Some(p) = plan.process.as_mut() {
@@ -98,6 +99,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         }
         None => None,
     };
+    crate::phases::mark("plan validated, seccomp compiled");
     let cgroup = Manager::new(&CgroupRequest {
         cgroups_path: plan.cgroups_path.as_deref(),
         container_id: opts.id.as_str(),
@@ -141,6 +143,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     // `exec` takes the container's process defaults and seccomp profile from this copy.
     std::fs::write(dir.file(CONFIG_COPY), &loaded.bytes)
         .map_err(|e| io_error(ErrorKind::Other, format!("write {}", dir.file(CONFIG_COPY).display()), e))?;
+    crate::phases::mark("state dir, creating.json, config copy");
     let cgroup_view = match cgroup.as_mut() {
         Some(cgroup) => {
             undo.cgroup = Some(cgroup.state());
@@ -151,6 +154,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         }
         None => Manager::caller_view().map_err(Error::from)?,
     };
+    crate::phases::mark("cgroups created, resources written");
     let exec_fifo = if opts.foreground { None } else { Some(make_exec_fifo(&dir, &plan)?) };
     // A foreground `run` without a console socket relays the terminal itself.
     let mut console = ConsoleEndpoint::new(opts.console_socket.as_deref(), terminal, opts.foreground)?;
@@ -204,6 +208,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         },
     )
     .map_err(|e| e.context("unable to start container process"))?;
+    crate::phases::mark("init ready");
     let console = console.master_to_relay()?;
 
     if let Some(pid_file) = &opts.pid_file {
@@ -211,6 +216,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     }
     state.phase = Phase::Created;
     dir.save(&state)?;
+    crate::phases::mark("pid file, state.json");
     undo.armed = false;
     Ok(Created { dir, state, init, console })
 }

@@ -70,6 +70,7 @@ pub fn run(mut args: InitArgs<'_>) -> ! {
 
 fn init(args: &mut InitArgs<'_>) -> Result<Infallible, ChildError> {
     let plan = args.plan;
+    crate::phases::mark("init: cloned");
     close_inherited(args);
     // `run` blocks signals in the parent to forward them; the container starts with none
     // blocked. Unblocking an empty set cannot fail in a way that matters.
@@ -78,6 +79,7 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, ChildError> {
     if wait_for(&args.channel)? != ToChild::Go {
         return Err(ChildError::ParentGone);
     }
+    crate::phases::mark("init: go received");
     // A rootless parent cloned this child dumpable, so that it (or newuidmap) could write the id
     // maps; from here on nothing may open this process's memory or executable (see clone_child).
     nix::sys::prctl::set_dumpable(false).map_err(ChildError::NonDumpable)?;
@@ -94,16 +96,23 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, ChildError> {
     if cgroup2_mount {
         placement.wait(&args.channel)?;
     }
+    crate::phases::mark("init: namespaces, lo up");
     let procfs = procfs::private().map_err(ChildError::Procfs)?;
     nix::unistd::setsid().map_err(ChildError::Setsid)?;
+    crate::phases::mark("init: private procfs, setsid");
     let prepared = build_rootfs(plan, args.cgroups, std::mem::take(&mut args.bind_trees))?;
+    crate::phases::mark("init: rootfs, mounts, devices");
     placement.wait(&args.channel)?;
+    crate::phases::mark("init: placed in cgroups");
     let hook_state = run_create_hooks(plan, &args.channel)?;
+    crate::phases::mark("init: create hooks");
     let terminal = plan.process.as_ref().is_some_and(|p| p.terminal);
     let host_pty =
         if terminal && plan.namespaces.mount == Ns::Host { Some(rootfs::open_host_pty_master()?) } else { None };
     let deferred_dev = enter_root(plan, prepared, args.no_pivot)?;
+    crate::phases::mark("init: pivot_root");
     configure_container(args, procfs.as_fd(), deferred_dev, host_pty)?;
+    crate::phases::mark("init: hostname, sysctl, masked and readonly paths");
 
     let Some(process) = &plan.process else {
         // No process: the container can be created and inspected, and `start` refuses it.
@@ -338,6 +347,7 @@ fn close_inherited(args: &InitArgs<'_>) {
         Some(args.channel.raw()),
         args.exec_fifo.as_ref().map(|f| f.as_raw_fd()),
         args.console_socket.as_ref().map(|f| f.as_raw_fd()),
+        crate::phases::raw_fd(),
     ]
     .into_iter()
     .flatten()

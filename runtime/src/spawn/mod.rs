@@ -188,6 +188,7 @@ pub fn spawn_init(req: InitRequest<'_>) -> Result<ChildProcess, Error> {
         stay_in_joins: false,
         new_time: (plan.namespaces.time == Ns::New).then_some(plan.time_offsets.as_str()),
     };
+    crate::phases::mark("socketpair, namespace fds, bind sources");
     let (init, cloned_into) = clone_child(how, |cloned_into| {
         let placement = match req.cgroup {
             None => init::CgroupPlacement::NoCgroup,
@@ -209,6 +210,7 @@ pub fn spawn_init(req: InitRequest<'_>) -> Result<ChildProcess, Error> {
             bind_trees,
         })
     })?;
+    crate::phases::mark("clone3");
     init.set_up(|init| {
         if let Some(maps) = &id_maps {
             maps.write(init.pid)?;
@@ -220,9 +222,11 @@ pub fn spawn_init(req: InitRequest<'_>) -> Result<ChildProcess, Error> {
             write_oom_score_adj(init.pid, adj)?;
         }
         init.channel.send(&ToChild::Go)?;
+        crate::phases::mark("id maps, go sent");
         if let Some(cgroup) = req.cgroup.filter(|_| !self_placed) {
             cgroup.add_process(init.pid, cloned_into)?;
             init.channel.send(&ToChild::Placed)?;
+            crate::phases::mark("cgroup placement by the parent");
         }
         Ok(())
     })

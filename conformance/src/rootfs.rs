@@ -109,6 +109,16 @@ pub fn clone_tree(from: &Path, to: &Path) {
 
 /// Sets the extended attribute `name` of `path` (not following a symlink); the test fails if it cannot.
 #[track_caller]
+/// Like [`set_xattr`], but `false` where the filesystem has no such xattrs (user.* on tmpfs before
+/// Linux 6.6, as in the cgroup v2 guest's kernel).
+pub fn try_set_xattr(path: &Path, name: &str, value: &str) -> bool {
+    match crate::sys::set_xattr(path, name, value.as_bytes()) {
+        Ok(()) => true,
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => false,
+        Err(e) => panic!("set xattr {name} on {}: {e}", path.display()),
+    }
+}
+
 pub fn set_xattr(path: &Path, name: &str, value: &str) {
     crate::sys::set_xattr(path, name, value.as_bytes()).or_fail(format!("set xattr {name} on {}", path.display()));
 }

@@ -13,9 +13,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::os::fd::{AsFd, BorrowedFd};
 
-use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::stat::{Mode, fchmod, futimens};
 use nix::sys::time::TimeSpec;
 
 use super::{Error, apply_err};
@@ -42,13 +40,7 @@ impl<'a> MergedTree<'a> {
     /// there (or no longer a directory) was replaced by a later layer: nothing to set.
     pub fn finish(self) -> Result<(), Error> {
         for (path, (mode, mtime)) in self.dirs {
-            let fd = match open_beneath(self.root, &path, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
-                Ok(fd) => fd,
-                Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => continue,
-                Err(e) => return Err(apply_err(&path, "reopening a directory")(e)),
-            };
-            fchmod(&fd, Mode::from_bits_retain(mode)).map_err(apply_err(&path, "setting the mode"))?;
-            futimens(&fd, &mtime, &mtime).map_err(apply_err(&path, "setting the times"))?;
+            super::set_dir_mode_and_times(self.root, &path, mode, mtime)?;
         }
         Ok(())
     }

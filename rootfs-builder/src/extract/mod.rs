@@ -769,17 +769,22 @@ impl<'a> Extractor<'a> {
             return Ok(());
         }
         for (path, mode, mtime) in std::mem::take(&mut self.deferred_dirs) {
-            let fd = match open_beneath(self.root, &path, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
-                Ok(fd) => fd,
-                // Replaced by a non-directory later in the layer: that entry's metadata stands.
-                Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => continue,
-                Err(e) => return Err(apply_err(&path, "reopening a directory")(e)),
-            };
-            fchmod(&fd, Mode::from_bits_retain(mode)).map_err(apply_err(&path, "setting the mode"))?;
-            futimens(&fd, &mtime, &mtime).map_err(apply_err(&path, "setting the times"))?;
+            set_dir_mode_and_times(self.root, &path, mode, mtime)?;
         }
         Ok(())
     }
+}
+
+/// A directory's mode and times, set once everything below it is written. A directory that is no
+/// longer there (or no longer a directory) was replaced later: that entry's metadata stands.
+fn set_dir_mode_and_times(root: BorrowedFd<'_>, path: &[u8], mode: u32, mtime: TimeSpec) -> Result<(), Error> {
+    let fd = match open_beneath(root, path, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => return Ok(()),
+        Err(e) => return Err(apply_err(path, "reopening a directory")(e)),
+    };
+    fchmod(&fd, Mode::from_bits_retain(mode)).map_err(apply_err(path, "setting the mode"))?;
+    futimens(&fd, &mtime, &mtime).map_err(apply_err(path, "setting the times"))
 }
 
 /// The path of `name` in the directory `parent`.

@@ -90,8 +90,29 @@ fn assert_cleaned_up(t: &Test, b: &Bundle, id: &str, point: &str, complete: bool
     assert!(!info.contains(&bundle), "crash at {point}: a mount under the bundle is left on the host");
 }
 
-fn strace_inject(point: &Point, follow: bool) -> Vec<String> {
-    let mut v: Vec<String> = ["strace", "-o", "/dev/null", "-qq"].iter().map(|s| s.to_string()).collect();
+/// The bundle's parent cgroup made beforehand: otherwise whether `create` has to make it depends on
+/// what tests running alongside did, and the n-th call of a traced run is not the n-th of the next.
+fn make_parent_cgroup(b: &Bundle) {
+    traces::make_cgroup_parent(b.spec["linux"]["cgroupsPath"].as_str().or_fail("cgroupsPath"));
+}
+
+/// The runtime was killed where the point says. A `create` that succeeded made fewer such calls than
+/// the traced run: the crash was never tested, and the calls it made say why.
+#[track_caller]
+fn assert_injected(out: &Outcome, point: &str, trace: &std::path::Path) {
+    if out.success() {
+        let calls = fs::read_to_string(trace).unwrap_or_default();
+        let name = point.split('#').next().unwrap_or(point);
+        let made: Vec<&str> = calls.lines().filter(|l| l.contains(&format!("{name}("))).collect();
+        panic!(
+            "crash at {point}: create was not killed (it made fewer calls than the traced run); its {name} calls:\n{}",
+            made.join("\n")
+        );
+    }
+}
+
+fn strace_inject(point: &Point, follow: bool, trace: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = vec!["strace".into(), "-o".into(), trace.display().to_string(), "-qq".into()];
     if follow {
         // -D: strace is not the runtime's parent, so `create` returns when the runtime does even if a
         // traced init lives on.
@@ -108,6 +129,7 @@ fn create_killed_at_every_runtime_step_is_cleaned_up() {
         let mut b = t.bundle();
         b.args(&["sleep", "30"]);
         b.write();
+        make_parent_cgroup(&b);
         let trace = t.path("trace");
         let id = t.new_id();
         t.cmd(&["create", "--bundle"])
@@ -119,12 +141,15 @@ fn create_killed_at_every_runtime_step_is_cleaned_up() {
         t.cmd(&["delete", "--force"]).arg(&id).run().ok();
         let points = crash_points(&fs::read_to_string(&trace).or_fail("read the trace"), false, |_| true);
         assert!(points.len() > 50, "too few system calls traced: {points:?}");
+        let injected = t.path("injected-trace");
         for point in &points {
             let id = t.new_id();
-            let wrapper = strace_inject(point, false);
+            let wrapper = strace_inject(point, false, &injected);
             let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
-            t.cmd(&["create", "--bundle"]).arg(&b.dir).arg(&id).via(&wrapper).run();
-            assert_cleaned_up(t, &b, &id, &format!("{}#{}", point.name, point.nth), point.complete);
+            let out = t.cmd(&["create", "--bundle"]).arg(&b.dir).arg(&id).via(&wrapper).run();
+            let label = format!("{}#{}", point.name, point.nth);
+            assert_injected(&out, &label, &injected);
+            assert_cleaned_up(t, &b, &id, &label, point.complete);
         }
     });
 }
@@ -137,6 +162,7 @@ fn create_with_init_killed_at_every_setup_step_is_cleaned_up() {
         let mut b = t.bundle();
         b.args(&["sleep", "30"]);
         b.write();
+        make_parent_cgroup(&b);
         let trace = t.path("trace");
         let id = t.new_id();
         // System calls only the init makes (the runtime process never does, so an injection cannot hit it).
@@ -152,12 +178,14 @@ fn create_with_init_killed_at_every_setup_step_is_cleaned_up() {
         let text = fs::read_to_string(&trace).or_fail("read the trace");
         let points = crash_points(&text, true, |_| true);
         assert!(points.len() > 20, "too few init steps traced: {text}");
+        let injected = t.path("injected-trace");
         for point in &points {
             let id = t.new_id();
-            let wrapper = strace_inject(point, true);
+            let wrapper = strace_inject(point, true, &injected);
             let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
             let out = t.cmd(&["create", "--bundle"]).arg(&b.dir).arg(&id).via(&wrapper).run();
             let label = format!("init {}#{}", point.name, point.nth);
+            assert_injected(&out, &label, &injected);
             if !out.success() {
                 assert!(!t.root().join(&id).exists(), "{label}: the failed create left its state directory");
             }

@@ -54,6 +54,7 @@ mod manager;
 mod path;
 mod resources;
 mod stats;
+pub(crate) mod systemd;
 mod update;
 
 pub use convert::{blkio_weight_to_io_weight, shares_to_weight, swap_to_v2};

@@ -9,7 +9,7 @@ use crate::container::{delete as delete_mod, exec as exec_mod, kill as kill_mod,
 use crate::error::Error;
 use crate::error::ErrorKind;
 
-fn options(root: &Path, a: &CreateArgs, foreground: bool) -> Result<CreateOptions, Error> {
+fn options(root: &Path, a: &CreateArgs, foreground: bool, systemd_cgroup: bool) -> Result<CreateOptions, Error> {
     let id = parse_id(&a.id)?;
     Ok(CreateOptions {
         root: root.to_owned(),
@@ -21,19 +21,20 @@ fn options(root: &Path, a: &CreateArgs, foreground: bool) -> Result<CreateOption
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
         foreground,
+        systemd_cgroup,
     })
 }
 
-pub fn create(root: &Path, a: &CreateArgs) -> Result<(), Error> {
-    create_container(&options(root, a, false)?).map(drop)
+pub fn create(root: &Path, a: &CreateArgs, systemd_cgroup: bool) -> Result<(), Error> {
+    create_container(&options(root, a, false, systemd_cgroup)?).map(drop)
 }
 
 pub fn start(root: &Path, id: &str) -> Result<(), Error> {
     start_mod::start(root, &parse_id(id)?)
 }
 
-pub fn run(root: &Path, a: &RunArgs) -> Result<i32, Error> {
-    run_mod::run(&options(root, &a.create, !a.detach)?, a.detach, a.keep)
+pub fn run(root: &Path, a: &RunArgs, systemd_cgroup: bool) -> Result<i32, Error> {
+    run_mod::run(&options(root, &a.create, !a.detach, systemd_cgroup)?, a.detach, a.keep)
 }
 
 pub fn kill(root: &Path, a: &KillArgs) -> Result<(), Error> {

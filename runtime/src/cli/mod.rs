@@ -35,7 +35,7 @@ pub struct Cli {
     pub log_format: LogFormat,
     /// Enable debug logging
     pub debug: bool,
-    /// Use systemd to manage cgroups (not supported yet)
+    /// Use systemd to manage cgroups (a transient unit per container)
     pub systemd_cgroup: bool,
     /// Rootless mode: true, false or auto
     pub rootless: Option<String>,
@@ -243,18 +243,12 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         LogFormat::Json => logging::Format::Json,
     };
     logging::init(cli.log.as_deref(), format, cli.debug).map_err(|e| Error::new(ErrorKind::Other, e))?;
-    if cli.systemd_cgroup {
-        return Err(Error::msg(
-            ErrorKind::Unsupported,
-            "the systemd cgroup driver (--systemd-cgroup) is not supported yet",
-        ));
-    }
     ignored::check_rootless(cli.rootless.as_deref())?;
     let root = &cli.root;
     match cli.command {
-        Command::Create(a) => lifecycle::create(root, &a).map(|()| 0),
+        Command::Create(a) => lifecycle::create(root, &a, cli.systemd_cgroup).map(|()| 0),
         Command::Start(a) => lifecycle::start(root, &a.id).map(|()| 0),
-        Command::Run(a) => lifecycle::run(root, &a),
+        Command::Run(a) => lifecycle::run(root, &a, cli.systemd_cgroup),
         // runc's exit code for a runtime failure of exec is 255 (the process's own otherwise).
         Command::Exec(a) => Ok(lifecycle::exec(root, &a).unwrap_or_else(|e| {
             logging::error(&e.chain());

@@ -31,6 +31,8 @@ pub struct CreateOptions {
     pub preserve_fds: u32,
     /// `run` in the foreground: no exec fifo, the caller starts the process itself.
     pub foreground: bool,
+    /// `--systemd-cgroup`: the cgroup is a transient systemd unit.
+    pub systemd_cgroup: bool,
 }
 
 /// A created container: its init waits for `start` (or, for `run`, for the caller).
@@ -98,8 +100,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     let mut cgroup = Manager::new(&CgroupRequest {
         cgroups_path: plan.cgroups_path.as_deref(),
         container_id: opts.id.as_str(),
-        // The CLI refuses --systemd-cgroup until the systemd driver exists.
-        systemd: false,
+        systemd: opts.systemd_cgroup,
     })
     .map_err(Error::from)?;
 

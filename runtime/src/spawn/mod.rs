@@ -155,7 +155,8 @@ pub fn spawn_init(req: InitRequest<'_>) -> Result<ChildProcess, Error> {
     }
     // Without a new user namespace the child is root on the host's cgroup files and can move
     // itself (the cheap way, see Manager::enter_self); otherwise the parent writes its pid.
-    let self_placed = plan.namespaces.user == Ns::Host;
+    // Under the systemd driver, systemd places it when the parent starts the unit.
+    let self_placed = plan.namespaces.user == Ns::Host && !req.cgroup.placed_by_parent();
     let how = CloneOptions {
         channel: Channel::new(parent_end, "container init"),
         flags: plan.namespaces.clone_flags.bits() as u64,

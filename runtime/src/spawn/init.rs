@@ -48,6 +48,9 @@ pub struct InitArgs<'a> {
     /// The cgroup to move itself into (and whether clone3 already placed it in the v2 one);
     /// `None`: the parent places it and says "Placed".
     pub cgroup: Option<(&'a Manager, bool)>,
+    /// The cgroup directories are made only once the parent placed the child (the systemd
+    /// driver: systemd makes the unit's with the child in it): a v1 cgroup mount must wait too.
+    pub cgroup_made_late: bool,
 }
 
 /// The child's entry point after `clone3`. Never returns.
@@ -73,10 +76,10 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, ChildError> {
         crate::sys::net::set_link_up(c"lo").map_err(ChildError::Loopback)?;
     }
     // Wait for the cgroup placement before a cgroup2 mount (it shows the cgroup namespace, whose
-    // root must be the container's cgroup); otherwise build the rootfs while the parent waits.
-    let cgroup2_mount = matches!(args.cgroups, ContainerView::Unified)
-        && plan.mounts.iter().any(|m| matches!(m.kind, crate::plan::MountKind::Cgroup));
-    if cgroup2_mount {
+    // root must be the container's cgroup) or a v1 one of directories not made yet; otherwise
+    // build the rootfs while the parent waits.
+    let cgroup_mount = plan.mounts.iter().any(|m| matches!(m.kind, crate::plan::MountKind::Cgroup));
+    if cgroup_mount && (matches!(args.cgroups, ContainerView::Unified) || args.cgroup_made_late) {
         placement.wait(&args.channel)?;
     }
     let procfs = procfs::private().map_err(ChildError::Procfs)?;

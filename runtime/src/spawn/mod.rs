@@ -178,6 +178,7 @@ pub fn spawn_init(req: InitRequest<'_>) -> Result<ChildProcess, Error> {
             join_fds,
             preserve_fds: req.preserve_fds,
             no_new_keyring: req.no_new_keyring,
+            cgroup_made_late: req.cgroup.placed_by_parent(),
         })
     })?;
     init.set_up(|init| {
@@ -199,10 +200,24 @@ impl ChildProcess {
     /// a failure kills the child.
     fn set_up(self, parent_part: impl FnOnce(&ChildProcess) -> Result<(), SpawnError>) -> Result<Self, Error> {
         if let Err(e) = parent_part(&self) {
+            // A child that is gone may have said why first: its report is the cause (our error
+            // is then a broken pipe, or a cgroup that vanished with its last process).
+            if self.has_exited()
+                && let Ok(Some(ToParent::Failed(failure))) = self.channel.recv::<ToParent>()
+            {
+                self.kill();
+                return Err(failure.into_error());
+            }
             self.kill();
             return Err(e.into());
         }
         Ok(self)
+    }
+
+    /// Whether the child has exited already (its pidfd is readable), without waiting.
+    fn has_exited(&self) -> bool {
+        let mut fds = [nix::poll::PollFd::new(self.pidfd.as_fd(), nix::poll::PollFlags::POLLIN)];
+        nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).is_ok_and(|n| n > 0)
     }
 
     /// Drive the child until it is ready. `hooks` runs the prestart and createRuntime hooks when

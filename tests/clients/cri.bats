@@ -129,9 +129,21 @@ remove_pods() {
 	[ -z "$left" ] || { fail "containerd still has: $left"; rc=1; }
 	for d in /sys/fs/cgroup/*/"$CGROUP_PARENT"/*/; do
 		[ -d "$d" ] || continue
-		rmdir "$d" 2>/dev/null || { fail "cgroup left behind under $d: $(ls -d "$d"*/)"; rc=1; }
+		rmdir "$d" 2>/dev/null || { fail "cgroup left behind under $d: $(describe_cgroups "$d"*/)"; rc=1; }
 	done
 	return "$rc"
+}
+
+# describe_cgroups DIR...: what a leftover cgroup holds, when it was made and what containerd logged about it
+# (a leftover cgroup once appeared after its pod was removed: this says which call made it).
+describe_cgroups() {
+	local d id
+	for d in "$@"; do
+		id=$(basename "$d")
+		printf '%s (made %s, now %s; procs: %s)\n' "$d" "$(stat -c %y "$d")" "$(date '+%F %T.%N')" \
+			"$(tr '\n' ' ' <"$d/cgroup.procs" 2>&1)"
+		grep -F "${id:0:12}" "$CRI_DIR/containerd.log" | tail -n 8
+	done
 }
 
 # Every test: its pods are stopped and removed, and strata must have no state, cgroup, pod network namespace,

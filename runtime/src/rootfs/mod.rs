@@ -2,6 +2,7 @@
 //! mount namespace: propagation, the rootfs bind, each mount onto an fd resolved inside the root,
 //! `/dev`, `pivot_root`, then masked and read-only paths.
 
+mod bind_trees;
 mod copyup;
 mod data_page;
 mod dev;
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 
 use nix::errno::Errno;
 
+pub use bind_trees::BindTrees;
 pub use dev::{create_devices, open_host_pty_master, open_pty_master};
 pub use mounts::mount_all;
 pub use paths::{mask_paths, readonly_paths, remount_readonly};

@@ -10,6 +10,7 @@ use nix::errno::Errno;
 use nix::sys::stat::fstat;
 use nix::sys::statvfs::{FsFlags, fstatvfs};
 
+use super::bind_trees::BindTrees;
 use super::resolve::{Leaf, ensure_in_root};
 use super::{Rootfs, RootfsError};
 use super::{copyup, data_page};
@@ -37,18 +38,26 @@ const PROC_ALLOWED: [&str; 10] = [
 
 /// Mount every step in order. Returns the `/dev` mount when it must become read-only only after
 /// the runtime has populated it.
+/// `trees`: bind sources the parent already opened (see [`BindTrees`]); the others are opened here.
 pub fn mount_all(
     rootfs: &Rootfs,
     steps: &[MountStep],
     cgroups: &ContainerView,
+    mut trees: BindTrees,
 ) -> Result<Option<OwnedFd>, RootfsError> {
     let root = rootfs.fd.as_fd();
     let mut deferred_dev = None;
-    for step in steps {
+    for (index, step) in steps.iter().enumerate() {
         check_proc_destination(step)?;
         let defer_ro = step.dest == Path::new("dev") && step.attrs.readonly();
         match &step.kind {
-            MountKind::Bind { source, recursive } => mount_bind(root, step, source, *recursive)?,
+            MountKind::Bind { source, recursive } => {
+                let tree = match trees.take(index) {
+                    Some(tree) => tree,
+                    None => clone_source(source, *recursive)?,
+                };
+                mount_bind(root, step, tree)?
+            }
             MountKind::Fs { fstype, source } => {
                 let mut attrs = step.attrs;
                 if defer_ro {
@@ -77,15 +86,19 @@ fn check_proc_destination(step: &MountStep) -> Result<(), RootfsError> {
     Err(RootfsError::InsideProc { dest: step.destination.clone() })
 }
 
-fn mount_bind(root: BorrowedFd<'_>, step: &MountStep, source: &Path, recursive: bool) -> Result<(), RootfsError> {
+/// A detached copy of the bind source's mount (with what is mounted below it when `recursive`).
+pub(super) fn clone_source(source: &Path, recursive: bool) -> Result<OwnedFd, RootfsError> {
     let src = CString::new(source.as_os_str().as_encoded_bytes())
         .map_err(|_| RootfsError::BindSource { path: source.to_owned(), source: Errno::EINVAL })?;
     let mut flags = OPEN_TREE_CLONE;
     if recursive {
         flags |= libc::AT_RECURSIVE as u32;
     }
-    let tree = open_tree(crate::sys::at_fdcwd(), &src, flags)
-        .map_err(|e| RootfsError::BindSource { path: source.to_owned(), source: e })?;
+    open_tree(crate::sys::at_fdcwd(), &src, flags)
+        .map_err(|e| RootfsError::BindSource { path: source.to_owned(), source: e })
+}
+
+fn mount_bind(root: BorrowedFd<'_>, step: &MountStep, tree: OwnedFd) -> Result<(), RootfsError> {
     let leaf = if fstat(tree.as_fd()).map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR).unwrap_or(true) {
         Leaf::Dir
     } else {
@@ -255,7 +268,7 @@ fn mount_cgroup(root: BorrowedFd<'_>, step: &MountStep, view: &ContainerView) ->
                     copy_up: false,
                     cleared: 0,
                 };
-                mount_bind(root, &sub, &h.host_dir, false)?;
+                mount_bind(root, &sub, clone_source(&h.host_dir, false)?)?;
                 if h.name.contains(',') {
                     for part in h.name.split(',') {
                         let link = step.dest.join(part.trim_start_matches("name="));

@@ -59,8 +59,6 @@ pub(super) enum ChildError {
     Domainname(#[source] Errno),
     #[error("write sysctl {0}")]
     Sysctl(String, #[source] Errno),
-    #[error("write oom_score_adj {0}")]
-    OomScoreAdj(i32, #[source] Errno),
     #[error("send the pty master to the console socket")]
     ConsoleSocket(#[source] Errno),
     #[error("set up the terminal")]
@@ -86,7 +84,6 @@ impl ChildError {
             | ChildError::Unshare(e)
             | ChildError::Hostname(e)
             | ChildError::Sysctl(_, e)
-            | ChildError::OomScoreAdj(_, e)
             | ChildError::Execve(_, e) => kind_of_errno(*e),
             _ => ErrorKind::Other,
         }
@@ -104,11 +101,9 @@ impl ChildError {
             ChildError::Rootfs(_) => Step::Rootfs,
             ChildError::Hook(_) => Step::Hooks,
             ChildError::Setsid(_) | ChildError::ConsoleSocket(_) | ChildError::Terminal(_) => Step::Terminal,
-            ChildError::Hostname(_)
-            | ChildError::Domainname(_)
-            | ChildError::Sysctl(..)
-            | ChildError::OomScoreAdj(..)
-            | ChildError::Keyring(_) => Step::Settings,
+            ChildError::Hostname(_) | ChildError::Domainname(_) | ChildError::Sysctl(..) | ChildError::Keyring(_) => {
+                Step::Settings
+            }
             ChildError::Lsm(_) => Step::Lsm,
             ChildError::Process(_) | ChildError::ResetSignals(_) => Step::Process,
             ChildError::Seccomp(_) => Step::Seccomp,

@@ -45,6 +45,8 @@ pub struct InitArgs<'a> {
     pub preserve_fds: u32,
     /// `--no-new-keyring`: keep the caller's session keyring.
     pub no_new_keyring: bool,
+    /// Bind sources the parent opened before the user namespace existed.
+    pub bind_trees: rootfs::BindTrees,
     /// The cgroup to move itself into (and whether clone3 already placed it in the v2 one);
     /// `None`: the parent places it and says "Placed".
     pub cgroup: Option<(&'a Manager, bool)>,
@@ -84,7 +86,7 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, ChildError> {
     }
     let procfs = procfs::private().map_err(ChildError::Procfs)?;
     nix::unistd::setsid().map_err(ChildError::Setsid)?;
-    let prepared = build_rootfs(plan, args.cgroups)?;
+    let prepared = build_rootfs(plan, args.cgroups, std::mem::take(&mut args.bind_trees))?;
     placement.wait(&args.channel)?;
     let hook_state = run_create_hooks(plan, &args.channel)?;
     let terminal = plan.process.as_ref().is_some_and(|p| p.terminal);
@@ -176,13 +178,17 @@ fn enter_namespaces(args: &mut InitArgs<'_>) -> Result<Placement, ChildError> {
 /// The root filesystem, before pivot_root: the rootfs bound onto itself, every mount, /dev.
 /// Without a mount namespace of its own the container runs in the caller's filesystem, as with
 /// runc: nothing is mounted.
-fn build_rootfs(plan: &Plan, cgroups: &ContainerView) -> Result<Option<(rootfs::Rootfs, Option<OwnedFd>)>, ChildError> {
+fn build_rootfs(
+    plan: &Plan,
+    cgroups: &ContainerView,
+    bind_trees: rootfs::BindTrees,
+) -> Result<Option<(rootfs::Rootfs, Option<OwnedFd>)>, ChildError> {
     if plan.namespaces.mount == Ns::Host {
         return Ok(None);
     }
     rootfs::set_root_propagation(plan.rootfs_propagation, &plan.rootfs)?;
     let root = rootfs::bind_rootfs(&plan.rootfs)?;
-    let deferred_dev = rootfs::mount_all(&root, &plan.mounts, cgroups)?;
+    let deferred_dev = rootfs::mount_all(&root, &plan.mounts, cgroups, bind_trees)?;
     rootfs::create_devices(root.fd.as_fd(), plan, plan.namespaces.user != Ns::Host)?;
     Ok(Some((root, deferred_dev)))
 }
@@ -238,7 +244,7 @@ fn enter_root(
 }
 
 /// Inside the new root: terminal, hostname, sysctl, read-only and masked paths, personality,
-/// oom_score_adj, session keyring. `host_pty`: the terminal without a mount namespace, opened
+/// session keyring (oom_score_adj is the parent's: see `spawn_init`). `host_pty`: the terminal without a mount namespace, opened
 /// before the root changed (nothing is mounted then: no /dev/console either).
 fn configure_container(
     args: &mut InitArgs<'_>,
@@ -284,10 +290,6 @@ fn configure_container(
     if let Some(p) = plan.personality {
         crate::sys::process::personality(p).map_err(ProcessError::Personality)?;
     }
-    if let Some(adj) = plan.process.as_ref().and_then(|p| p.oom_score_adj) {
-        procfs::write(procfs, "self/oom_score_adj", adj.to_string().as_bytes())
-            .map_err(|e| ChildError::OomScoreAdj(adj, e))?;
-    }
     if !args.no_new_keyring {
         match crate::sys::process::join_new_session_keyring() {
             // Kernels without keys (or seccomp profiles that hide keyctl) are fine, as in runc.
@@ -326,7 +328,8 @@ fn close_inherited(args: &InitArgs<'_>) {
     ]
     .into_iter()
     .flatten()
-    .chain(args.join_fds.iter().map(|(_, fd)| fd.as_raw_fd()));
+    .chain(args.join_fds.iter().map(|(_, fd)| fd.as_raw_fd()))
+    .chain(args.bind_trees.raw_fds());
     close_all_but(own, args.preserve_fds);
 }
 

@@ -62,6 +62,13 @@ pub enum SpawnError {
     TimeOffsets(#[source] std::io::Error),
     #[error("clone the container process")]
     Clone(#[source] Errno),
+    #[error("write oom_score_adj {value} of pid {pid}")]
+    OomScoreAdj {
+        value: i32,
+        pid: i32,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("write {file} of pid {pid}")]
     IdMap {
         file: &'static str,
@@ -71,6 +78,8 @@ pub enum SpawnError {
     },
     #[error(transparent)]
     Cgroup(#[from] crate::cgroup::CgroupError),
+    #[error(transparent)]
+    BindSource(#[from] crate::rootfs::RootfsError),
     #[error(transparent)]
     Channel(#[from] protocol::ChannelError),
     #[error("container init exited before it was ready ({0})")]
@@ -153,6 +162,13 @@ pub fn spawn_init(req: InitRequest<'_>) -> Result<ChildProcess, Error> {
     for (flag, path) in &plan.namespaces.child_joins {
         join_fds.push((*flag, open_ns(path)?));
     }
+    // The mapped root of a new user namespace may not reach what host root can: bind sources
+    // are opened now, as runc and crun do.
+    let bind_trees = if plan.namespaces.new_user() && plan.namespaces.mount != Ns::Host {
+        crate::rootfs::BindTrees::open(&plan.mounts).map_err(SpawnError::from)?
+    } else {
+        crate::rootfs::BindTrees::default()
+    };
     // Without a new user namespace the child is root on the host's cgroup files and can move
     // itself (the cheap way, see Manager::enter_self); otherwise the parent writes its pid.
     // Under the systemd driver, systemd places it when the parent starts the unit.
@@ -179,12 +195,19 @@ pub fn spawn_init(req: InitRequest<'_>) -> Result<ChildProcess, Error> {
             preserve_fds: req.preserve_fds,
             no_new_keyring: req.no_new_keyring,
             cgroup_made_late: req.cgroup.placed_by_parent(),
+            bind_trees,
         })
     })?;
     init.set_up(|init| {
         if plan.namespaces.new_user() {
             write_id_map(init.pid, "uid_map", &plan.uid_map)?;
             write_id_map(init.pid, "gid_map", &plan.gid_map)?;
+        }
+        // The parent's, before the child enters its user namespace: lowering the score needs
+        // CAP_SYS_RESOURCE in the initial user namespace, which the mapped root never has (runc
+        // writes it in nsexec before any namespace exists, for the same reason).
+        if let Some(adj) = plan.process.as_ref().and_then(|p| p.oom_score_adj) {
+            write_oom_score_adj(init.pid, adj)?;
         }
         init.channel.send(&ToChild::Go)?;
         if !self_placed {
@@ -200,24 +223,17 @@ impl ChildProcess {
     /// a failure kills the child.
     fn set_up(self, parent_part: impl FnOnce(&ChildProcess) -> Result<(), SpawnError>) -> Result<Self, Error> {
         if let Err(e) = parent_part(&self) {
-            // A child that is gone may have said why first: its report is the cause (our error
-            // is then a broken pipe, or a cgroup that vanished with its last process).
-            if self.has_exited()
-                && let Ok(Some(ToParent::Failed(failure))) = self.channel.recv::<ToParent>()
-            {
-                self.kill();
-                return Err(failure.into_error());
-            }
+            // The child may have failed first (a device it could not make while the parent was
+            // still placing it): then the parent's own error is only the echo ("broken pipe",
+            // "no such process") and the child's record, already queued, is the cause.
+            let cause = match self.channel.try_recv::<ToParent>() {
+                Ok(Some(ToParent::Failed(failure))) => failure.into_error(),
+                _ => e.into(),
+            };
             self.kill();
-            return Err(e.into());
+            return Err(cause);
         }
         Ok(self)
-    }
-
-    /// Whether the child has exited already (its pidfd is readable), without waiting.
-    fn has_exited(&self) -> bool {
-        let mut fds = [nix::poll::PollFd::new(self.pidfd.as_fd(), nix::poll::PollFlags::POLLIN)];
-        nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).is_ok_and(|n| n > 0)
     }
 
     /// Drive the child until it is ready. `hooks` runs the prestart and createRuntime hooks when
@@ -433,6 +449,14 @@ fn open_ns(path: &Path) -> Result<OwnedFd, SpawnError> {
 fn write_id_map(pid: Pid, file: &'static str, content: &str) -> Result<(), SpawnError> {
     std::fs::write(format!("/proc/{pid}/{file}"), content).map_err(|source| SpawnError::IdMap {
         file,
+        pid: pid.as_raw(),
+        source,
+    })
+}
+
+fn write_oom_score_adj(pid: Pid, value: i32) -> Result<(), SpawnError> {
+    std::fs::write(format!("/proc/{pid}/oom_score_adj"), value.to_string()).map_err(|source| SpawnError::OomScoreAdj {
+        value,
         pid: pid.as_raw(),
         source,
     })

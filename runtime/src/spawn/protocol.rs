@@ -56,7 +56,7 @@ pub enum Step {
     Hooks,
     /// The session, the pty and the console socket.
     Terminal,
-    /// Hostname, domainname, sysctl, oom_score_adj, session keyring.
+    /// Hostname, domainname, sysctl, session keyring.
     Settings,
     /// AppArmor profile, SELinux label.
     Lsm,
@@ -200,6 +200,21 @@ impl Channel {
     }
 
     /// The next message, or `None` when the peer closed its end (exited).
+    /// A message already queued, without waiting: `Ok(None)` when there is none (or the peer is
+    /// gone without one).
+    pub fn try_recv<T: DeserializeOwned>(&self) -> Result<Option<T>, ChannelError> {
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let n = loop {
+            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(n) => break n,
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => return Ok(None),
+                Err(e) => return Err(ChannelError::Recv(self.peer, e)),
+            }
+        };
+        self.decode(&buf[..n])
+    }
+
     pub fn recv<T: DeserializeOwned>(&self) -> Result<Option<T>, ChannelError> {
         let mut buf = vec![0u8; MAX_MESSAGE];
         let n = loop {

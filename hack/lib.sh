@@ -57,3 +57,12 @@ make_oci_archive() {
 	tar -C "$dir" -cf "$out" oci-layout index.json blobs
 	rm -rf "$dir"
 }
+
+# build_release: the release binaries strata and strata-rootfs (workspace release profile), stamped with
+# the commit for `strata --version` (the same value every time for the same tree, so hack/install and
+# hack/demo share one build).
+build_release() {
+	local commit
+	commit=$(git -C "$(repo_root)" describe --always --dirty --abbrev=12 2>/dev/null || true)
+	STRATA_COMMIT=$commit cargo build --release --locked -p strata -p strata-rootfs
+}

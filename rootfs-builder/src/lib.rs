@@ -1,6 +1,7 @@
 //! `strata-rootfs`: container images (OCI layout, OCI archive, `docker save`) into OCI runtime
 //! bundles over a content-addressed layer store with overlayfs.
 
+pub mod args;
 pub mod bundle;
 pub mod commit;
 pub mod digest;

@@ -2,14 +2,14 @@
 
 use std::process::ExitCode;
 
-use strata::cli::{Parsed, VERSION, command_help, parse_args, run};
+use strata::cli::{Parsed, command_help, parse_args, run, version_text};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cli = match parse_args(&args) {
         Ok(Parsed::Run(cli)) => cli,
         Ok(Parsed::Version) => {
-            print!("{VERSION}");
+            print!("{}", version_text());
             return ExitCode::SUCCESS;
         }
         Ok(Parsed::Help(text)) => {

@@ -24,12 +24,16 @@ pub struct Opt {
     pub kind: Kind,
     pub value: &'static str,
     pub help: &'static str,
+    /// Accepted but left out of `--help`, man pages and completions: internal to one client.
+    pub hidden: bool,
 }
 
 #[derive(Debug)]
 pub struct Cmd {
     pub name: &'static str,
     pub about: &'static str,
+    /// More about the command, for `COMMAND --help` and its man page (as runc's help has).
+    pub details: &'static str,
     pub opts: &'static [Opt],
     /// Positional arguments, all required, in order.
     pub positionals: &'static [&'static str],
@@ -168,52 +172,96 @@ pub fn parse(
     Ok(m)
 }
 
+/// `-h, --help`, listed with every command's options.
+static HELP: Opt =
+    Opt { long: "help", short: Some('h'), kind: Kind::Flag, value: "", help: "print help", hidden: false };
+
+/// The options shown to a person: hidden ones left out.
+pub fn visible(opts: &[Opt]) -> impl Iterator<Item = &Opt> {
+    opts.iter().filter(|o| !o.hidden)
+}
+
+/// The left column of an option's help line: `-b, --bundle DIR`.
+pub fn option_synopsis(o: &Opt) -> String {
+    let short = o.short.map_or_else(|| "    ".to_owned(), |c| format!("-{c}, "));
+    match o.kind {
+        Kind::Flag => format!("{short}--{}", o.long),
+        Kind::Value | Kind::Multi => format!("{short}--{} {}", o.long, o.value),
+    }
+}
+
+/// Two columns, the second starting at the same place on every line.
+fn columns(rows: &[(String, &str)], out: &mut String) {
+    let width = rows.iter().map(|(left, _)| left.len()).max().unwrap_or(0);
+    for (left, right) in rows {
+        let line = format!("  {left:<width$}  {right}");
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+}
+
+/// Words filled into lines of at most `width` columns (a longer word gets a line of its own).
+fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line_len = 0;
+    for word in text.split_whitespace() {
+        if line_len > 0 && line_len + 1 + word.len() > width {
+            out.push('\n');
+            line_len = 0;
+        } else if line_len > 0 {
+            out.push(' ');
+            line_len += 1;
+        }
+        out.push_str(word);
+        line_len += word.len();
+    }
+    out
+}
+
+/// The usage line's arguments of a command: ` [OPTIONS] <ID> [SIGNAL]`.
+pub fn usage_args(c: &Cmd) -> String {
+    let mut out = String::new();
+    if visible(c.opts).next().is_some() {
+        out.push_str(" [OPTIONS]");
+    }
+    for p in c.positionals {
+        out.push_str(&format!(" <{p}>"));
+    }
+    if let Some(p) = c.optional {
+        out.push_str(&format!(" [{p}]"));
+    }
+    if let Some(t) = c.trailing {
+        out.push_str(&format!(" [{t}...]"));
+    }
+    out
+}
+
 /// The help text of a command (or of the program when `cmd` is None).
 pub fn help(program_opts: &[Opt], commands: &[Cmd], cmd: Option<&Cmd>) -> String {
     let mut out = String::new();
-    let opts_text = |opts: &[Opt], out: &mut String| {
-        for o in opts {
-            let short = o.short.map_or_else(|| "    ".to_owned(), |c| format!("-{c}, "));
-            let value = match o.kind {
-                Kind::Flag => String::new(),
-                Kind::Value | Kind::Multi => format!(" {}", o.value),
-            };
-            let left = format!("  {short}--{}{value}", o.long);
-            out.push_str(&format!("{left:<36} {}\n", o.help));
-        }
+    let option_rows = |opts: &[Opt]| -> Vec<(String, &'static str)> {
+        visible(opts).chain(cmd.map(|_| &HELP)).map(|o| (option_synopsis(o), o.help)).collect()
     };
     match cmd {
         None => {
             out.push_str("strata is a fast, runc-compatible OCI container runtime\n\n");
             out.push_str("Usage: strata [OPTIONS] COMMAND [ARGS...]\n\nCommands:\n");
-            for c in commands {
-                out.push_str(&format!("  {:<10} {}\n", c.name, c.about));
-            }
+            let rows: Vec<_> = commands.iter().map(|c| (c.name.to_owned(), c.about)).collect();
+            columns(&rows, &mut out);
             out.push_str("\nOptions:\n");
-            opts_text(program_opts, &mut out);
+            columns(&option_rows(program_opts), &mut out);
         }
         Some(c) => {
             out.push_str(c.about);
+            if !c.details.is_empty() {
+                out.push_str("\n\n");
+                out.push_str(&wrap(c.details, 80));
+            }
             out.push_str("\n\nUsage: strata ");
             out.push_str(c.name);
-            if !c.opts.is_empty() {
-                out.push_str(" [OPTIONS]");
-            }
-            for p in c.positionals {
-                out.push_str(&format!(" <{p}>"));
-            }
-            if let Some(p) = c.optional {
-                out.push_str(&format!(" [{p}]"));
-            }
-            if let Some(t) = c.trailing {
-                out.push_str(&format!(" [{t}...]"));
-            }
-            out.push('\n');
-            if !c.opts.is_empty() {
-                out.push_str("\nOptions:\n");
-                opts_text(c.opts, &mut out);
-            }
-            out.push_str("  -h, --help                           Print help\n");
+            out.push_str(&usage_args(c));
+            out.push_str("\n\nOptions:\n");
+            columns(&option_rows(c.opts), &mut out);
         }
     }
     out
@@ -224,14 +272,28 @@ mod tests {
     use super::*;
 
     static OPTS: [Opt; 3] = [
-        Opt { long: "bundle", short: Some('b'), kind: Kind::Value, value: "DIR", help: "" },
-        Opt { long: "detach", short: Some('d'), kind: Kind::Flag, value: "", help: "" },
-        Opt { long: "env", short: Some('e'), kind: Kind::Multi, value: "K=V", help: "" },
+        Opt { long: "bundle", short: Some('b'), kind: Kind::Value, value: "DIR", help: "", hidden: false },
+        Opt { long: "detach", short: Some('d'), kind: Kind::Flag, value: "", help: "", hidden: false },
+        Opt { long: "env", short: Some('e'), kind: Kind::Multi, value: "K=V", help: "", hidden: false },
     ];
-    static EXEC: Cmd =
-        Cmd { name: "exec", about: "", opts: &OPTS, positionals: &["ID"], optional: None, trailing: Some("COMMAND") };
-    static KILL: Cmd =
-        Cmd { name: "kill", about: "", opts: &OPTS, positionals: &["ID"], optional: Some("SIGNAL"), trailing: None };
+    static EXEC: Cmd = Cmd {
+        name: "exec",
+        about: "",
+        details: "",
+        opts: &OPTS,
+        positionals: &["ID"],
+        optional: None,
+        trailing: Some("COMMAND"),
+    };
+    static KILL: Cmd = Cmd {
+        name: "kill",
+        about: "",
+        details: "",
+        opts: &OPTS,
+        positionals: &["ID"],
+        optional: Some("SIGNAL"),
+        trailing: None,
+    };
 
     fn v(args: &[&str]) -> Vec<String> {
         args.iter().map(|s| s.to_string()).collect()

@@ -7,7 +7,7 @@ use crate::error::{Error, ErrorKind};
 pub fn print() -> Result<(), Error> {
     let doc = json!({
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": "1.2.1",
+        "ociVersionMax": crate::container::info::STATE_OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": [
             "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "lazytime", "mand",

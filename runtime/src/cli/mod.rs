@@ -1,14 +1,15 @@
 //! The runc-compatible command line: same subcommands, flags, defaults and exit codes.
 //! Accepted-but-ignored runc flags are listed in [`ignored`] with the reason.
 
-mod args;
+pub mod args;
 mod default_config;
 mod features;
 mod ignored;
 mod lifecycle;
 mod query;
 mod resources;
-mod table;
+pub mod table;
+mod version;
 
 use std::path::PathBuf;
 
@@ -16,7 +17,8 @@ use crate::container::id::ContainerId;
 use crate::error::{Error, ErrorKind};
 use crate::logging;
 
-pub use table::{Parsed, VERSION, parse_args};
+pub use table::{Parsed, parse_args};
+pub use version::text as version_text;
 
 pub const DEFAULT_ROOT: &str = "/run/strata";
 

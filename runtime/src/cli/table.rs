@@ -6,7 +6,12 @@ use super::args::{Cmd, Kind, Matches, Opt, UsageError, help, parse};
 use super::*;
 
 const fn opt(long: &'static str, short: Option<char>, kind: Kind, value: &'static str, help: &'static str) -> Opt {
-    Opt { long, short, kind, value, help }
+    Opt { long, short, kind, value, help, hidden: false }
+}
+
+/// An option one client passes that is no business of a person: parsed, never shown.
+const fn hidden(long: &'static str, kind: Kind, value: &'static str) -> Opt {
+    Opt { long, short: None, kind, value, help: "", hidden: true }
 }
 use Kind::{Flag, Multi, Value};
 
@@ -62,7 +67,7 @@ static EXEC_OPTS: [Opt; 17] = [
     opt("preserve-fds", None, Value, "N", "pass N additional file descriptors to the process"),
     opt("cgroup", None, Multi, "PATH", "run in a sub-cgroup of the container (not supported yet)"),
     opt("ignore-paused", None, Flag, "", "allow exec in a paused container"),
-    opt("tty-size", None, Value, "ROWS,COLS", "hidden"),
+    hidden("tty-size", Value, "ROWS,COLS"),
 ];
 
 static KILL_OPTS: [Opt; 1] = [opt("all", Some('a'), Flag, "", "send the signal to all processes in the container")];
@@ -82,22 +87,22 @@ static SPEC_OPTS: [Opt; 2] = [
 ];
 static UPDATE_OPTS: [Opt; 19] = [
     opt("resources", Some('r'), Value, "FILE", "linux.resources JSON (- for stdin)"),
-    opt("blkio-weight", None, Value, "N", ""),
-    opt("cpu-period", None, Value, "N", ""),
-    opt("cpu-quota", None, Value, "N", ""),
-    opt("cpu-burst", None, Value, "N", ""),
-    opt("cpu-share", None, Value, "N", ""),
-    opt("cpu-rt-period", None, Value, "N", ""),
-    opt("cpu-rt-runtime", None, Value, "N", ""),
-    opt("cpu-idle", None, Value, "N", ""),
-    opt("cpuset-cpus", None, Value, "LIST", ""),
-    opt("cpuset-mems", None, Value, "LIST", ""),
-    opt("memory", None, Value, "SIZE", ""),
-    opt("memory-reservation", None, Value, "SIZE", ""),
-    opt("memory-swap", None, Value, "SIZE", ""),
-    opt("kernel-memory", None, Value, "SIZE", ""),
-    opt("kernel-memory-tcp", None, Value, "SIZE", ""),
-    opt("pids-limit", None, Value, "N", ""),
+    opt("blkio-weight", None, Value, "N", "block IO weight (10-1000)"),
+    opt("cpu-period", None, Value, "N", "CPU CFS period in microseconds"),
+    opt("cpu-quota", None, Value, "N", "CPU CFS quota in microseconds per period"),
+    opt("cpu-burst", None, Value, "N", "CPU CFS burst in microseconds"),
+    opt("cpu-share", None, Value, "N", "CPU shares (a relative weight)"),
+    opt("cpu-rt-period", None, Value, "N", "CPU real-time period in microseconds"),
+    opt("cpu-rt-runtime", None, Value, "N", "CPU real-time runtime in microseconds per period"),
+    opt("cpu-idle", None, Value, "N", "1 makes the cgroup SCHED_IDLE (cgroup v2)"),
+    opt("cpuset-cpus", None, Value, "LIST", "CPUs the container may use (0-3, 0,1)"),
+    opt("cpuset-mems", None, Value, "LIST", "memory nodes the container may use"),
+    opt("memory", None, Value, "SIZE", "memory limit (bytes, or with a k, m or g suffix)"),
+    opt("memory-reservation", None, Value, "SIZE", "memory soft limit"),
+    opt("memory-swap", None, Value, "SIZE", "memory plus swap limit (-1: unlimited)"),
+    opt("kernel-memory", None, Value, "SIZE", "kernel memory limit (cgroup v1, deprecated)"),
+    opt("kernel-memory-tcp", None, Value, "SIZE", "kernel TCP buffer limit (cgroup v1, deprecated)"),
+    opt("pids-limit", None, Value, "N", "maximum number of processes (-1: unlimited)"),
     opt("l3-cache-schema", None, Value, "SCHEMA", "Intel RDT (not supported)"),
     opt("mem-bw-schema", None, Value, "SCHEMA", "Intel RDT (not supported)"),
 ];
@@ -108,7 +113,59 @@ const fn cmd(
     opts: &'static [Opt],
     positionals: &'static [&'static str],
 ) -> Cmd {
-    Cmd { name, about, opts, positionals, optional: None, trailing: None }
+    Cmd { name, about, details: details(name), opts, positionals, optional: None, trailing: None }
+}
+
+/// What each command does beyond its one line, in the words a person needs to use it.
+const fn details(name: &str) -> &'static str {
+    match name.as_bytes() {
+        b"create" => {
+            "Sets up the container the bundle's config.json describes (namespaces, mounts, cgroup, \
+             credentials) and leaves its process waiting just before the user's program; start runs \
+             it. The ID must be unique in the state directory (--root)."
+        }
+        b"start" => "Runs the user's program in a container that create made.",
+        b"run" => {
+            "Creates and starts a container. In the foreground (no --detach) strata relays the \
+             process's terminal if it has one, forwards signals to it, exits with its status, and \
+             deletes the container unless --keep is given."
+        }
+        b"exec" => {
+            "Runs another process in a running container: COMMAND, or the process.json given with \
+             --process. In the foreground strata exits with the process's status (255 when the \
+             process could not be started)."
+        }
+        b"state" => "Prints the container's state as JSON: id, status, pid, bundle, creation time and more.",
+        b"kill" => {
+            "Sends SIGNAL (a name such as TERM or SIGTERM, or a number) to the container's init \
+             process, or with --all to every process in its cgroup."
+        }
+        b"delete" => {
+            "Removes what create made (its cgroup, its state directory). A container still running \
+             is refused unless --force is given, which kills it first (SIGKILL)."
+        }
+        b"list" => "Lists the containers of the state directory (--root); --quiet prints only their ids.",
+        b"pause" => "Freezes every process of the container (the cgroup freezer); resume thaws them.",
+        b"resume" => "Thaws the processes of a container that pause froze.",
+        b"ps" => {
+            "Runs ps(1) with PS-ARGS (default -ef) and keeps the container's processes; with \
+             --format json prints their host pids."
+        }
+        b"events" => {
+            "Prints the container's resource statistics and OOM notifications as JSON lines, every \
+             --interval until the container is gone; --stats prints the statistics once."
+        }
+        b"update" => {
+            "Changes the container's cgroup limits, from a linux.resources JSON document \
+             (--resources) or from the flags."
+        }
+        b"spec" => "Writes a default config.json into the bundle directory, as runc spec does.",
+        b"features" => {
+            "Prints the runtime-spec features document: what this build supports (spec versions, \
+             hooks, mount options, namespaces, capabilities, cgroup, seccomp)."
+        }
+        _ => "",
+    }
 }
 
 pub static COMMANDS: [Cmd; 16] = [
@@ -143,8 +200,6 @@ pub enum Parsed {
     Version,
     Run(Cli),
 }
-
-pub const VERSION: &str = concat!("strata version ", env!("CARGO_PKG_VERSION"), "\nspec: 1.2.1\n");
 
 fn find(name: &str) -> Option<&'static Cmd> {
     COMMANDS.iter().find(|c| c.name == name)
@@ -473,5 +528,34 @@ mod tests {
             matches!(parse(&["create"]), Err(e) if e.message == "missing argument ID" && e.command == Some("create"))
         );
         assert!(matches!(parse(&["--log-format", "xml", "list"]), Err(e) if e.message.contains("xml")));
+    }
+
+    /// Where the second column of a help line starts: after the first run of two spaces that
+    /// follows the left column.
+    fn second_column(line: &str) -> Option<usize> {
+        let left = line.trim_start().len();
+        let indent = line.len() - left;
+        line[indent..].find("  ").map(|i| indent + i + line[indent + i..].len() - line[indent + i..].trim_start().len())
+    }
+
+    #[test]
+    fn help_hides_internal_flags_and_aligns_columns() {
+        for cmd in COMMANDS.iter().map(Some).chain([None]) {
+            let text = help(&GLOBAL, &COMMANDS, cmd);
+            assert!(!text.contains("tty-size"), "{text}");
+            for section in text.split("\n\n") {
+                let rows: Vec<_> = section.lines().filter(|l| l.starts_with("  ")).collect();
+                let starts: std::collections::BTreeSet<_> = rows.iter().map(|l| second_column(l)).collect();
+                assert!(starts.len() <= 1 && !starts.contains(&None), "{starts:?} in\n{section}");
+            }
+        }
+        assert!(find("exec").unwrap().opts.iter().any(|o| o.long == "tty-size" && o.hidden));
+        let kill = help(&GLOBAL, &COMMANDS, find("kill"));
+        assert!(
+            kill.lines().all(|l| l.len() <= 80) && kill.contains("--all to every process in its cgroup."),
+            "{kill}"
+        );
+        let c = parsed(&["exec", "--tty-size", "24,80", "c1", "sh"]);
+        assert!(matches!(c.command, Command::Exec(_)));
     }
 }

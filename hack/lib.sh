@@ -7,6 +7,17 @@ need_root() { [ "$(id -u)" = 0 ] || die "$0 must run as root (it creates namespa
 
 repo_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
 
+# cargo_out PROFILE: the directory of this workspace's binaries built with PROFILE (debug, release).
+# .cargo/config.toml names the target (every build is static), so cargo puts them under
+# target/<triple>/, not target/.
+# No jq: hack/install uses it on machines that only have a toolchain.
+cargo_out() {
+	local dir
+	dir=$(cargo metadata --format-version 1 --no-deps --locked | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+	[ -n "$dir" ] || die "cargo metadata did not name the target directory"
+	echo "$dir/${CARGO_BUILD_TARGET:-x86_64-unknown-linux-gnu}/$1"
+}
+
 with_cargo() { export PATH="$HOME/.cargo/bin:$PATH"; command -v cargo >/dev/null || die "cargo not found: run hack/install-deps"; }
 
 # make_busybox_rootfs DIR: a minimal rootfs from Debian's busybox-static (applet symlinks,

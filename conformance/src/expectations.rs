@@ -251,6 +251,36 @@ pub const DEVIATIONS: &[Deviation] = &[
         test: "lsm_refusal_names_the_profile_or_label",
         reason: "runc refuses an AppArmor profile or SELinux label it cannot apply, but names only the LSM (\"apparmor failed to apply profile: write /proc/self/attr/exec: invalid argument\", \"selinux label is specified in config, but selinux is disabled or not supported\")",
     },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "idmapped_bind_mount_shows_the_callers_file_as_roots",
+        reason: "runc 1.1.5 ignores mounts[].uidMappings/gidMappings and the idmap/ridmap options (idmapped mounts came with runc 1.2)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "idmapped_bind_mount_shows_roots_file_as_the_users",
+        reason: "runc 1.1.5 ignores mounts[].uidMappings/gidMappings and the idmap/ridmap options (idmapped mounts came with runc 1.2)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "idmap_option_takes_the_containers_user_namespace_mapping",
+        reason: "runc 1.1.5 ignores mounts[].uidMappings/gidMappings and the idmap/ridmap options (idmapped mounts came with runc 1.2)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "idmap_of_a_non_bind_mount_is_refused",
+        reason: "runc 1.1.5 ignores mounts[].uidMappings/gidMappings and the idmap/ridmap options (idmapped mounts came with runc 1.2)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "idmap_without_mappings_or_user_namespace_is_refused",
+        reason: "runc 1.1.5 ignores mounts[].uidMappings/gidMappings and the idmap/ridmap options (idmapped mounts came with runc 1.2)",
+    },
+    Deviation {
+        runtime: RuntimeKind::Runc,
+        test: "idmap_on_a_filesystem_without_support_says_so",
+        reason: "runc 1.1.5 ignores mounts[].uidMappings/gidMappings and the idmap/ridmap options (idmapped mounts came with runc 1.2)",
+    },
 ];
 
 /// Why `test` is expected to fail on `kind`, if it is.

@@ -221,7 +221,9 @@ fn runtime_binary_unreachable_during_exec() {
     spec_test("runtime_binary_unreachable_during_exec", |t| {
         let (copy, original) = private_runtime(t);
         let mut b = t.bundle();
-        b.probe(&["grab-exe", "8"]);
+        // Scans until told to stop (at most 120 s): four execs held 300 ms each by strace take
+        // seconds in an emulated guest, and the container must outlive them.
+        b.probe(&["grab-exe", "120"]);
         let c = t.start(&b);
         c.wait_for_output("scanning");
         for _ in 0..4 {
@@ -250,6 +252,7 @@ fn runtime_binary_unreachable_during_exec() {
             }
             out.ok();
         }
+        t.cmd(&["exec"]).arg(&c.id).args(&["touch", "/dev/grab-exe.stop"]).run().ok();
         c.wait_success();
         let report = c.json();
         let saw_runtime = report["denied"].as_array().is_some_and(|a| !a.is_empty())

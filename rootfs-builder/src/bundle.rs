@@ -265,7 +265,12 @@ fn build(
     json.push(b'\n');
     let rec_path = rec.dir.join(RECORD_FILE);
     fs::write(&rec_path, json).map_err(|e| Error::Create(path_str(&rec_path), e))?;
-    store.put_bundle(&rec)?;
+    // The store has this record since before anything was made; it changes only when the layers
+    // needed an inner overlay. (ext4 starts writing a file's data back when a rename replaces
+    // it: a second write of the same record cost a synchronous flush on a disk store.)
+    if !rec.inner_mounts.is_empty() {
+        store.put_bundle(&rec)?;
+    }
     Ok(rec)
 }
 

@@ -63,18 +63,26 @@ pub fn flatten_image(store: &Store, image: &ImageRecord, dir: &Path) -> Result<S
         flatten_into(&view, dest.as_fd())
     })();
     if res.is_err() {
-        if created {
-            store.remove_best_effort(dir);
-        } else if let Ok(fd) =
-            nix::fcntl::open(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        {
-            // Cleaning up after the error being reported; what remains is the user's empty dir.
-            if let Err(e) = fsutil::clear_dir(fd.as_fd()) {
-                store.warn(Warning::new(format!("could not empty {} again", dir.display()), e));
-            }
-        }
+        undo_dest(dir, created, &|w| store.warn(w));
     }
     res
+}
+
+/// After a failed flatten into `dir`: remove it if it was `created` for it, else empty it again
+/// (it was an empty directory of the caller's). Cleaning up after the error being reported, so
+/// what cannot be removed is only a warning.
+pub fn undo_dest(dir: &Path, created: bool, warn: &dyn Fn(Warning)) {
+    let what = || format!("could not remove what was written to {}", dir.display());
+    if created {
+        // std's remove_dir_all does not follow symlinks in the tree.
+        if let Err(e) = fs::remove_dir_all(dir) {
+            warn(Warning::new(what(), e));
+        }
+    } else if let Err(e) = nix::fcntl::open(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .and_then(|fd| fsutil::clear_dir(fd.as_fd()))
+    {
+        warn(Warning::new(what(), e));
+    }
 }
 
 /// Create `dir` or check that it is empty; true when created here.

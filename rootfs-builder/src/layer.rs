@@ -156,10 +156,6 @@ impl LayerJob<'_> {
         Error::Prepare { index: self.index, path: path.to_path_buf(), source }
     }
 
-    fn read_err(&self, source: io::Error) -> Error {
-        Error::ReadLayer { index: self.index, what: self.layer.path.clone(), source }
-    }
-
     /// Stream `src` into `work/diff` (and `work/blob`), check every digest, and rename `work`
     /// into the store.
     fn unpack_into(&self, src: Stream<'_>, src_size: Option<u64>, work: &Path) -> Result<LayerRecord, Error> {
@@ -175,8 +171,8 @@ impl LayerJob<'_> {
         let raw = DigestReader::new(Tee { inner: src, out: blob_file }, alg)
             .with_progress(Box::new(move |done| progress.event(&Event::Bytes { id: &id, done })));
 
-        let streamed = self.stream(raw, diff_fd)?;
-        self.check(&streamed)?;
+        let streamed = stream_layer(self.layer, self.index, raw, |tar| self.extract(tar, &diff_fd))?;
+        check(self.layer, self.index, &streamed)?;
         let Streamed { compression, blob, blob_size, stats, diff_id, tar_size } = streamed;
 
         let blob_path = self.store.blob_path(&blob);
@@ -210,56 +206,8 @@ impl LayerJob<'_> {
         Ok(rec)
     }
 
-    /// Decompression (and the blob's digest) on a second thread, unpacking on this one.
-    fn stream<R: Read + Send>(&self, mut raw: DigestReader<R>, diff_fd: File) -> Result<Streamed, Error> {
-        let (produced, extracted) = std::thread::scope(|scope| {
-            let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(8);
-            let known = self.layer.compression;
-            let producer = scope.spawn(move || {
-                let res = decompress(&mut raw, known, &tx);
-                if let Err(e) = &res
-                    && tx.send(Err(io::Error::new(e.kind(), e.to_string()))).is_err()
-                {
-                    // The unpacking side has stopped already; it reports its own error.
-                }
-                drop(tx);
-                // Whatever happened, hash the whole blob: a digest mismatch explains most failures.
-                let drained = raw.drain();
-                (res, drained, raw.finish())
-            });
-            let tar_stream =
-                DigestReader::new(ChannelReader { rx, cur: Vec::new(), pos: 0 }, self.layer.diff_id.algorithm());
-            let extracted = self.extract(tar_stream, &diff_fd);
-            (producer.join(), extracted)
-        });
-        let (compression, drained, (blob, blob_size)) =
-            produced.map_err(|_| self.read_err(io::Error::other("the decompression thread panicked")))?;
-        if let Some(expected) = &self.layer.digest
-            && drained.is_ok()
-            && blob != *expected
-        {
-            return Err(Error::DigestMismatch { index: self.index, expected: expected.clone(), actual: blob });
-        }
-        let compression = compression.map_err(|e| self.read_err(e))?;
-        let (stats, (diff_id, tar_size)) = match extracted {
-            Ok(v) => v,
-            Err(Failure::Unpack(e)) => {
-                return Err(Error::Unpack { index: self.index, what: self.layer.path.clone(), source: e });
-            }
-            Err(Failure::Read(e)) => return Err(self.read_err(e)),
-            Err(Failure::LowerFailed) => return Err(Error::LowerFailed { index: self.index }),
-        };
-        drained.map_err(|e| self.read_err(e))?;
-        Ok(Streamed { compression, blob, blob_size, stats, diff_id, tar_size })
-    }
-
-    /// Unpack the tar stream into `diff_fd`; the stream is dropped before this returns, so a
-    /// producer blocked on a full channel always finishes.
-    fn extract(
-        &self,
-        mut tar_stream: DigestReader<ChannelReader>,
-        diff_fd: &File,
-    ) -> Result<(extract::Stats, (Digest, u64)), Failure> {
+    /// Unpack the tar stream into `diff_fd`.
+    fn extract(&self, tar_stream: &mut TarStream, diff_fd: &File) -> Result<extract::Stats, Failure> {
         // The layers below, opened only if the archive leaves out a parent directory.
         let lower_view: OnceCell<Option<MergedView>> = OnceCell::new();
         let lower_failed = std::cell::Cell::new(false);
@@ -281,40 +229,95 @@ impl LayerJob<'_> {
         };
         let extract_opts =
             extract::Options { overlay: self.overlay, lower: if self.lower.is_empty() { None } else { Some(&lookup) } };
-        let stats = extract::apply_layer(&mut tar_stream, diff_fd.as_fd(), &extract_opts).map_err(Failure::Unpack)?;
+        let stats = extract::apply_layer(tar_stream, diff_fd.as_fd(), &extract_opts).map_err(Failure::Unpack)?;
         if lower_failed.get() {
             return Err(Failure::LowerFailed);
         }
-        tar_stream.drain().map_err(Failure::Read)?;
-        Ok((stats, tar_stream.finish()))
-    }
-
-    /// Size and diff_id against what the image says (the digest is checked as it streams).
-    fn check(&self, s: &Streamed) -> Result<(), Error> {
-        if let Some(expected) = self.layer.size
-            && expected != s.blob_size
-        {
-            return Err(Error::SizeMismatch { index: self.index, expected, actual: s.blob_size });
-        }
-        if s.diff_id != self.layer.diff_id {
-            return Err(Error::DiffIdMismatch {
-                index: self.index,
-                expected: self.layer.diff_id.clone(),
-                actual: s.diff_id.clone(),
-            });
-        }
-        Ok(())
+        Ok(stats)
     }
 }
 
+/// The uncompressed layer (a tar) as its consumer reads it, hashed for the diff_id.
+pub type TarStream = DigestReader<ChannelReader>;
+
 /// What one pass over a layer blob found.
-struct Streamed {
-    compression: Compression,
-    blob: Digest,
-    blob_size: u64,
-    stats: extract::Stats,
-    diff_id: Digest,
-    tar_size: u64,
+#[derive(Debug)]
+pub struct Streamed {
+    pub compression: Compression,
+    pub blob: Digest,
+    pub blob_size: u64,
+    pub stats: extract::Stats,
+    pub diff_id: Digest,
+    pub tar_size: u64,
+}
+
+/// One pass over the blob of `layer` (the `index`th of its image), read through `raw` (which
+/// hashes it): decompression on a second thread, `unpack` consuming the tar on this one, the tar
+/// hashed as it goes. The blob's digest is checked here; size and diff_id by [`check`].
+pub fn stream_layer<R: Read + Send>(
+    layer: &LayerSource,
+    index: usize,
+    mut raw: DigestReader<R>,
+    unpack: impl FnOnce(&mut TarStream) -> Result<extract::Stats, Failure>,
+) -> Result<Streamed, Error> {
+    let read_err = |source| Error::ReadLayer { index, what: layer.path.clone(), source };
+    let (produced, extracted) = std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(8);
+        let known = layer.compression;
+        let producer = scope.spawn(move || {
+            let res = decompress(&mut raw, known, &tx);
+            if let Err(e) = &res
+                && tx.send(Err(io::Error::new(e.kind(), e.to_string()))).is_err()
+            {
+                // The unpacking side has stopped already; it reports its own error.
+            }
+            drop(tx);
+            // Whatever happened, hash the whole blob: a digest mismatch explains most failures.
+            let drained = raw.drain();
+            (res, drained, raw.finish())
+        });
+        // The stream is dropped before the producer is joined, so a producer blocked on a full
+        // channel always finishes.
+        let extracted = {
+            let mut tar_stream =
+                DigestReader::new(ChannelReader { rx, cur: Vec::new(), pos: 0 }, layer.diff_id.algorithm());
+            unpack(&mut tar_stream).and_then(|stats| {
+                tar_stream.drain().map_err(Failure::Read)?;
+                Ok((stats, tar_stream.finish()))
+            })
+        };
+        (producer.join(), extracted)
+    });
+    let (compression, drained, (blob, blob_size)) =
+        produced.map_err(|_| read_err(io::Error::other("the decompression thread panicked")))?;
+    if let Some(expected) = &layer.digest
+        && drained.is_ok()
+        && blob != *expected
+    {
+        return Err(Error::DigestMismatch { index, expected: expected.clone(), actual: blob });
+    }
+    let compression = compression.map_err(read_err)?;
+    let (stats, (diff_id, tar_size)) = match extracted {
+        Ok(v) => v,
+        Err(Failure::Unpack(e)) => return Err(Error::Unpack { index, what: layer.path.clone(), source: e }),
+        Err(Failure::Read(e)) => return Err(read_err(e)),
+        Err(Failure::LowerFailed) => return Err(Error::LowerFailed { index }),
+    };
+    drained.map_err(read_err)?;
+    Ok(Streamed { compression, blob, blob_size, stats, diff_id, tar_size })
+}
+
+/// Size and diff_id against what the image says (the digest is checked as it streams).
+pub fn check(layer: &LayerSource, index: usize, s: &Streamed) -> Result<(), Error> {
+    if let Some(expected) = layer.size
+        && expected != s.blob_size
+    {
+        return Err(Error::SizeMismatch { index, expected, actual: s.blob_size });
+    }
+    if s.diff_id != layer.diff_id {
+        return Err(Error::DiffIdMismatch { index, expected: layer.diff_id.clone(), actual: s.diff_id.clone() });
+    }
+    Ok(())
 }
 
 /// Decompress what `raw` yields (sniffing the compression when the source does not say) and
@@ -360,7 +363,8 @@ fn decompress<R: Read>(
 const CHUNK: usize = 256 * 1024;
 
 /// The receiving end of [`decompress`], as a reader.
-struct ChannelReader {
+#[derive(Debug)]
+pub struct ChannelReader {
     rx: mpsc::Receiver<io::Result<Vec<u8>>>,
     cur: Vec<u8>,
     pos: usize,
@@ -385,7 +389,9 @@ impl Read for ChannelReader {
     }
 }
 
-enum Failure {
+/// Why the consumer of a layer's tar stopped.
+#[derive(Debug)]
+pub enum Failure {
     Unpack(extract::Error),
     Read(io::Error),
     LowerFailed,

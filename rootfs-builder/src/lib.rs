@@ -9,6 +9,7 @@ pub mod error_chain;
 pub mod export;
 pub mod extract;
 pub mod flatten;
+pub mod flatten_source;
 pub mod fsutil;
 pub mod gc;
 pub mod inuse;

@@ -57,6 +57,13 @@ impl Case {
     /// Like [`Case::rejected`] where the first `good` layers are fine (and stay stored).
     fn rejected_after(&self, layers: &[Vec<Entry>], expect: &str, good: usize) {
         let src = self.image(layers);
+        // A flatten streams the layers into its destination: the same refusal, nothing left.
+        let out = self.scratch.join("refused-flat");
+        let err = self.tool.fails(&["flatten", &src, out.to_str().unwrap()]);
+        assert!(err.contains(expect), "flatten: expected an error containing {expect:?}, got: {err}");
+        assert!(!out.exists(), "a refused flatten left its destination behind");
+        assert!(self.tool.layer_dirs().is_empty(), "a flatten from a source stored layers");
+        self.assert_victim_intact();
         let err = self.tool.fails(&["pull", &src]);
         assert!(err.contains(expect), "expected an error containing {expect:?}, got: {err}");
         assert_eq!(self.tool.layer_dirs().len(), good, "a rejected layer was stored: {:?}", self.tool.layer_dirs());
@@ -112,6 +119,25 @@ fn hardlinks_leaving_the_layer_are_rejected() {
     c.rejected(&[vec![symlink("s", c.victim()), hardlink("h", "s/secret")]], "symlink");
     c.rejected(&[vec![dir("d"), hardlink("h", "d")]], "hardlink to a directory");
     c.rejected(&[vec![whiteout("gone"), hardlink("h", "gone")]], "not a file of this layer");
+    // A flatten applies every layer onto one tree: a lower layer's file is there, and still
+    // not this layer's to link.
+    c.rejected_after(&[vec![file("lower", "l")], vec![hardlink("h", "lower")]], "not a file of this layer", 1);
+}
+
+#[test]
+fn lower_symlinks_are_hidden_never_followed() {
+    let c = Case::new("lower-symlinks");
+    // Each layer applied onto the tree of the layers below (a flatten from a source): a path of
+    // this layer replaces a lower symlink in its way with a directory, as the overlay shows it.
+    let lower = || vec![symlink("s", c.victim())];
+    let flat = c.accepted(&[lower(), vec![file("s/pwned", "x")]]);
+    assert_eq!(names(&flat.join("s")), vec!["pwned"]);
+    fs::remove_dir_all(&flat).unwrap();
+    let flat = c.accepted(&[lower(), vec![whiteout("s/secret")]]);
+    assert!(flat.join("s").is_dir() && names(&flat.join("s")).is_empty());
+    fs::remove_dir_all(&flat).unwrap();
+    let flat = c.accepted(&[lower(), vec![opaque("s"), file("s/new", "n")]]);
+    assert_eq!(names(&flat.join("s")), vec!["new"]);
 }
 
 #[test]

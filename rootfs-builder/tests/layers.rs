@@ -387,3 +387,115 @@ fn parents_left_out_of_a_layer_keep_the_lower_metadata() {
     let m = fs::metadata(flat.join("new/dir")).unwrap();
     assert_eq!((m.uid(), m.mode() & 0o7777), (0, 0o755), "a parent no layer has is 0755 root");
 }
+
+#[test]
+fn a_flatten_from_a_source_writes_the_merged_view_once_and_stores_nothing() {
+    require_root();
+    let s = Scratch::new("streamed");
+    let t = Tool::new(&s);
+    let img = Image::new()
+        .layer(&[
+            dir("cfg").xattr("user.lower", b"1"),
+            file("cfg/conf", "c1").owner(1000, 1000),
+            dir("keep"),
+            file("keep/a", "a"),
+            file("keep/b", "b"),
+            dir("gone"),
+            file("gone/x", "x"),
+            dir("gone/sub"),
+            file("gone/sub/y", "y"),
+            dir("op").owner(5, 5).mode(0o750),
+            file("op/old", "old"),
+            dir("op/sub"),
+            file("op/sub/old2", "o"),
+            dir("op2"),
+            file("op2/old", "old"),
+            symlink("sl", "keep"),
+            file("f2d", "file"),
+            dir("d2f"),
+            file("d2f/x", "x"),
+            dir("data").xattr("user.lower", b"d"),
+            file("data/orig", "orig"),
+            hardlink("data/l1", "data/orig"),
+            dir("wd"),
+            file("wd/lower", "l"),
+            dir("mt").mtime(1_600_000_000).owner(3, 4).mode(0o711),
+            file("mt/a", "a"),
+        ])
+        .layer(&[
+            dir("cfg").xattr("user.upper", b"2"),
+            whiteout("gone"),
+            dir("op"),
+            opaque("op"),
+            file("op/new", "n"),
+            dir("op/sub"),
+            file("op/sub/new2", "n2"),
+            dir("op2"),
+            file("op2/new", "n"),
+            opaque("op2"),
+            dir("sl").mtime(1_500_000_000),
+            file("sl/inside", "i"),
+            dir("f2d"),
+            file("f2d/c", "c"),
+            file("d2f", "now a file"),
+            file("data/new", "new").owner(7, 8),
+            hardlink("data/l2", "data/new"),
+            file("wd/new", "n"),
+            whiteout("wd"),
+            file("mt/b", "b"),
+        ])
+        .layer(&[
+            whiteout("keep/a"),
+            dir("cfg").xattr("user.top", b"3"),
+            file("cfg/conf", "c3").mode(0o600),
+            dir("gone"),
+            file("gone/again", "g"),
+        ]);
+    let src = oci_layout(&s.join("img"), &img, "latest");
+
+    // Streamed from the source (nothing stored), compared with an overlay bundle of the image.
+    let flat = flatten_and_compare(&t, &s, &src);
+    let streamed = snapshot(&flat, SNAP);
+    // Nothing of this image was in the store before the bundle pulled it.
+    let fresh = Tool { store: s.join("untouched-store"), env: Vec::new() };
+    let again = s.join("again");
+    fresh.ok(&["flatten", &src, again.to_str().unwrap()]);
+    assert!(fresh.layer_dirs().is_empty(), "a flatten from a source stored layers: {:?}", fresh.layer_dirs());
+    assert!(names(&fresh.store.join("images")).is_empty(), "a flatten from a source recorded the image");
+    assert!(names(&fresh.store.join("blobs/sha256")).is_empty(), "a flatten from a source stored blobs");
+    // The store's copy (the image is stored now) gives the very same tree.
+    let from_store = s.join("from-store");
+    t.ok(&["flatten", &image_id(&img), from_store.to_str().unwrap()]);
+    assert_same_tree(&streamed, &snapshot(&from_store, SNAP), "streamed flatten vs flatten from the store");
+
+    let tree = &streamed;
+    let xattrs: Vec<&String> = tree["cfg"].xattrs.keys().collect();
+    assert_eq!(xattrs, vec!["user.top"], "a directory shows its top layer's attributes only");
+    assert!(tree["data"].xattrs.is_empty(), "a layer's parent directory left out shows no lower attributes");
+    let conf = fs::metadata(flat.join("cfg/conf")).unwrap();
+    assert_eq!((read(&flat.join("cfg/conf")), conf.uid(), conf.mode() & 0o7777), ("c3".into(), 0, 0o600));
+    assert_eq!(names(&flat.join("keep")), vec!["b"]);
+    assert_eq!(names(&flat.join("gone")), vec!["again"], "a whited-out directory came back with content");
+    assert_eq!(names(&flat.join("op")), vec!["new", "sub"]);
+    assert_eq!(names(&flat.join("op/sub")), vec!["new2"], "opaque directory shows lower content below it");
+    assert_eq!(names(&flat.join("op2")), vec!["new"], "opaque marker after the layer's own entries");
+    let op = fs::metadata(flat.join("op")).unwrap();
+    assert_eq!((op.uid(), op.mode() & 0o7777), (0, 0o755), "the upper directory entry's metadata");
+    assert!(flat.join("sl").is_dir() && !fs::symlink_metadata(flat.join("sl")).unwrap().is_symlink());
+    assert_eq!(names(&flat.join("sl")), vec!["inside"], "a lower symlink was followed");
+    assert_eq!(read(&flat.join("f2d/c")), "c");
+    assert_eq!(read(&flat.join("d2f")), "now a file");
+    assert_eq!(names(&flat.join("data")), vec!["l1", "l2", "new", "orig"]);
+    let ino = |p: &str| fs::metadata(flat.join(p)).unwrap().ino();
+    assert_eq!(ino("data/new"), ino("data/l2"), "hardlink of the upper layer lost");
+    let new = fs::metadata(flat.join("data/new")).unwrap();
+    assert_eq!((new.uid(), new.gid(), new.nlink()), (7, 8, 2));
+    assert_eq!(ino("data/orig"), ino("data/l1"), "hardlink of the lower layer lost");
+    assert_eq!(names(&flat.join("wd")), vec!["new"], "a whiteout after its layer's own directory content");
+    let mt = fs::metadata(flat.join("mt")).unwrap();
+    assert_eq!(
+        (mt.mtime(), mt.uid(), mt.gid(), mt.mode() & 0o7777),
+        (1_600_000_000, 3, 4, 0o711),
+        "a directory an upper layer only writes into keeps its metadata"
+    );
+}

@@ -733,3 +733,42 @@ impl Drop for ShortDir {
         let _ = fs::remove_dir_all(&self.0);
     }
 }
+
+#[test]
+fn flatten_of_a_registry_image_streams_it_and_refuses_a_corrupt_blob() {
+    require_root();
+    let s = Scratch::new("reg-flatten");
+    let reg = Registry::start(&s.join("registry"), Guard::Plain);
+    let img = Image::new()
+        .layer(&[dir("etc"), file("etc/a", "a"), file("etc/gone", "g"), dir("o"), file("o/old", "o")])
+        .layer_with(&[whiteout("etc/gone"), dir("o"), opaque("o"), file("o/new", "n")], Comp::Zstd);
+    reg.seed(&layout_of(&s, "img", &img), "img:1", &[]);
+    let reference = format!("docker://{}/img:1", reg.addr());
+    let t = tool(&s);
+    let streamed = s.join("streamed");
+    t.ok(&["--tls-verify=false", "flatten", &reference, streamed.to_str().unwrap()]);
+    assert!(t.layer_dirs().is_empty(), "a flatten from a registry stored layers: {:?}", t.layer_dirs());
+    assert_eq!(names(&streamed.join("etc")), vec!["a"]);
+    assert_eq!(names(&streamed.join("o")), vec!["new"]);
+    // The same tree as a pull and a flatten from the store.
+    t.ok(&["--tls-verify=false", "pull", &reference]);
+    let stored = s.join("stored");
+    t.ok(&["flatten", &image_id(&img), stored.to_str().unwrap()]);
+    let opts = SnapOpts { dir_mtimes: true, xattrs: true };
+    assert_same_tree(&snapshot(&streamed, opts), &snapshot(&stored, opts), "streamed from the registry vs the store");
+
+    // A corrupted blob: refused after streaming, and the destination is gone again.
+    let c = Image::new().layer(&[file("c", "to be corrupted")]);
+    reg.seed(&layout_of(&s, "c", &c), "c:1", &[]);
+    let blob = digest(&Comp::Gzip.compress(&c.layers[0].0));
+    let path = reg.blob_file(&blob);
+    let mut bytes = fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs::write(&path, bytes).unwrap();
+    let out = s.join("corrupt");
+    let err =
+        t.fails(&["--tls-verify=false", "flatten", &format!("docker://{}/c:1", reg.addr()), out.to_str().unwrap()]);
+    assert!(err.contains("does not match its digest"), "{err}");
+    assert!(!out.exists(), "a refused flatten left its destination");
+}

@@ -6,6 +6,7 @@ pub mod container;
 pub mod error;
 pub mod hooks;
 pub mod logging;
+pub mod phases;
 pub mod plan;
 pub mod rootfs;
 pub mod security;

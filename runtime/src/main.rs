@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use strata::cli::{Parsed, command_help, parse_args, run, version_text};
 
 fn main() -> ExitCode {
+    strata::phases::mark("main");
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cli = match parse_args(&args) {
         Ok(Parsed::Run(cli)) => cli,

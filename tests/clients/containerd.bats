@@ -302,3 +302,13 @@ assert_removed() { # assert_removed ID
 	assert_eq "$(task_field execfail status)" RUNNING
 	assert_eq "$(strata_status "$STRATA_ROOT" execfail)" running "strata's status"
 }
+
+# Not a check: the numbers for hack/test-clients' closing table and hack/bench-engines.
+@test "timings: ctr run --rm" {
+	local i t0
+	for ((i = 0; i < ${STRATA_CLIENTS_ROUNDS:-3}; i++)); do
+		t0=$EPOCHREALTIME
+		c_run --rm "$IMAGE" "timed-$i" true
+		record_timing "ctr run --rm" "$t0" "$EPOCHREALTIME"
+	done
+}

@@ -322,3 +322,24 @@ assert_removed() { # assert_removed NAME ID
 	assert_contains "$output" to-stdout
 	assert_contains "$output" to-stderr
 }
+
+# Not a check: the numbers for hack/test-clients' closing table and hack/bench-engines (STRATA_CLIENTS_ROUNDS
+# rounds; the STRATA_CLIENTS_PARALLEL containers started at once only when asked for).
+@test "timings: podman run --rm, and containers started in parallel" {
+	local i t0 n=${STRATA_CLIENTS_PARALLEL:-0} pids=() pid
+	for ((i = 0; i < ${STRATA_CLIENTS_ROUNDS:-3}; i++)); do
+		t0=$EPOCHREALTIME
+		pm run --rm "$IMAGE" true
+		record_timing "podman run --rm" "$t0" "$EPOCHREALTIME"
+	done
+	((n > 0)) || return 0
+	t0=$EPOCHREALTIME
+	for ((i = 0; i < n; i++)); do
+		pm run --rm "$IMAGE" true &
+		pids+=("$!")
+	done
+	for pid in "${pids[@]}"; do
+		wait "$pid" || fail "one of the $n parallel podman run --rm failed"
+	done
+	record_timing "podman run --rm, $n at once (until the last is done)" "$t0" "$EPOCHREALTIME"
+}

@@ -31,6 +31,9 @@ struct Caught {
 /// (`denied`), which binaries were opened (`opened`, with device and inode numbers), whether one was
 /// written (`written`) and how writing failed otherwise (`write_errors`), and which descriptors, cwd
 /// or root of those processes could be reached (`reached`).
+/// Created (inside the container) to end the scan before its deadline.
+pub const STOP_FILE: &str = "/dev/grab-exe.stop";
+
 pub fn grab_exe(rest: &[String]) -> Result<Value, String> {
     let seconds: u64 = match rest {
         [s] => s.parse().map_err(|_| format!("usage: grab-exe SECONDS, got {s:?}"))?,
@@ -51,7 +54,10 @@ pub fn grab_exe(rest: &[String]) -> Result<Value, String> {
     let mut write_errors: Vec<Value> = Vec::new();
     let mut reached: Vec<Value> = Vec::new();
     let mut announced = false;
-    while Instant::now() < deadline && written.is_none() {
+    // The test may end the scan early (once its own work is done): a deadline long enough for an
+    // emulated guest would otherwise keep every fast run waiting.
+    let stop = std::path::Path::new(STOP_FILE);
+    while Instant::now() < deadline && written.is_none() && !stop.exists() {
         for pid in pids().into_iter().filter(|p| *p != me) {
             match File::open(format!("/proc/{pid}/exe")) {
                 Ok(file) => {

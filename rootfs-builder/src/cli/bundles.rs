@@ -7,10 +7,10 @@ use serde_json::json;
 use strata_rootfs::digest::Digest;
 use strata_rootfs::source::Compression;
 use strata_rootfs::usage;
-use strata_rootfs::{bundle, commit, flatten};
+use strata_rootfs::{bundle, commit, flatten, flatten_source, pull};
 
 use super::display::human;
-use super::{Error, Global, image_id, print_json};
+use super::{Error, Global, Source, image_id, print_json, resolve_source, stored};
 
 pub fn bundle(g: &Global, image: &str, dir: &Path, args: bundle::Options) -> Result<(), Error> {
     let store = g.store()?;
@@ -25,12 +25,27 @@ pub fn bundle(g: &Global, image: &str, dir: &Path, args: bundle::Options) -> Res
     Ok(())
 }
 
+/// From the store when it holds the image; else streamed from the source into `dir`, which
+/// writes each byte once and leaves the store as it was.
 pub fn flatten(g: &Global, image: &str, dir: &Path) -> Result<(), Error> {
     let store = g.store()?;
     let _lock = store.lock_shared()?;
-    let id = image_id(g, &store, image)?;
-    let rec = store.image(&id)?;
-    let stats = flatten::flatten_image(&store, &rec, dir)?;
+    let (id, stats) = match resolve_source(g, image)? {
+        Some(Source { resolved, .. }) if !stored(&store, &resolved)? => {
+            let progress = g.pull_options(1)?.progress;
+            let stats = flatten_source::flatten_resolved(&resolved, dir, &progress, &|w| store.warn(w))?;
+            (resolved.config_digest, stats)
+        }
+        Some(Source { resolved, name }) => {
+            // Already stored: import records the reference, and reads no layer.
+            let id = pull::import(&store, &resolved, &name, &g.pull_options(1)?)?.id;
+            (id.clone(), flatten::flatten_image(&store, &store.image(&id)?, dir)?)
+        }
+        None => {
+            let id = image_id(g, &store, image)?;
+            (id.clone(), flatten::flatten_image(&store, &store.image(&id)?, dir)?)
+        }
+    };
     if g.json {
         print_json(&json!({ "id": id, "dir": dir, "files": stats.files, "bytes": stats.bytes }));
     } else if !g.quiet {

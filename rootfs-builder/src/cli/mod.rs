@@ -14,13 +14,15 @@ use std::path::PathBuf;
 use strata_rootfs::digest::Digest;
 use strata_rootfs::error_chain::chain;
 use strata_rootfs::extract::OverlayXattrs;
+use strata_rootfs::layer::chain_ids;
 use strata_rootfs::registry::auth::{self, AuthFiles, Credentials};
 use strata_rootfs::registry::client::{self, Access};
 use strata_rootfs::registry::conf::{self, Registries};
+use strata_rootfs::registry::fetch;
 use strata_rootfs::registry::reference::{self, Parsed};
-use strata_rootfs::source::{Platform, SourceSpec, platform};
+use strata_rootfs::source::{self, Platform, Resolved, SourceSpec, platform};
 use strata_rootfs::store::{self, Store};
-use strata_rootfs::{bundle, commit, flatten, gc, pull, push};
+use strata_rootfs::{bundle, commit, flatten, flatten_source, gc, pull, push};
 
 pub use bundles::{CommitArgs, bundle, bundles, commit, flatten, rm};
 pub use images::{gc, images, inspect, rmi, tag};
@@ -38,6 +40,8 @@ pub enum Error {
     Bundle(#[from] bundle::Error),
     #[error(transparent)]
     Flatten(#[from] flatten::Error),
+    #[error(transparent)]
+    FlattenSource(#[from] flatten_source::Error),
     #[error(transparent)]
     Gc(#[from] gc::Error),
     #[error(transparent)]
@@ -177,6 +181,40 @@ fn find_stored(store: &Store, arg: &str) -> Result<Digest, Error> {
             _ => Err(e.into()),
         },
     }
+}
+
+/// An image found in a source (a local one or a registry), its layers not read yet.
+struct Source {
+    resolved: Resolved,
+    /// Where it came from, as the store records it.
+    name: String,
+}
+
+/// The image an argument names when it is a source; `None` for a name in the store.
+fn resolve_source(g: &Global, arg: &str) -> Result<Option<Source>, Error> {
+    let platform = g.pull_options(1)?.platform;
+    Ok(match classify(arg) {
+        Named::Local(spec) => Some(Source {
+            resolved: source::resolve(&spec, &platform).map_err(pull::Error::from)?,
+            name: spec.path.display().to_string(),
+        }),
+        Named::Registry(r) => {
+            let fetched = fetch::resolve(&g.access()?, r, &platform).map_err(pull::Error::from)?;
+            Some(Source { resolved: fetched.resolved, name: fetched.source })
+        }
+        Named::Store(_) => None,
+    })
+}
+
+/// Whether the store holds every layer of `resolved`.
+fn stored(store: &Store, resolved: &Resolved) -> Result<bool, Error> {
+    let diff_ids: Vec<Digest> = resolved.layers.iter().map(|l| l.diff_id.clone()).collect();
+    for chain in chain_ids(&diff_ids) {
+        if store.layer(&chain)?.is_none() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// The image an argument names: imported first when it is a source (a registry with

@@ -10,7 +10,10 @@
 //! whiteout only hides lower layers: an entry of the same layer stays (a directory of the same
 //! layer is made opaque instead, which hides exactly the lower content).
 
+mod merge;
 pub mod path;
+
+pub use merge::MergedTree;
 
 use std::collections::HashSet;
 use std::ffi::{CStr, CString};
@@ -126,23 +129,19 @@ pub enum Error {
 /// the process should not create files meanwhile.
 pub fn apply_layer<R: Read>(reader: R, dest: BorrowedFd<'_>, opts: &Options<'_>) -> Result<Stats, Error> {
     let _umask = fsutil::UmaskGuard::zero();
-    let mut ex = Extractor {
-        root: dest,
-        ids: fsutil::creator_ids(),
-        opts: *opts,
-        cache: None,
-        whited_out: HashSet::new(),
-        deferred_dirs: Vec::new(),
-        buf: vec![0; 256 * 1024],
-        stats: Stats::default(),
-    };
-    let mut archive = tar::Archive::new(reader);
-    for entry in archive.entries().map_err(Error::ReadArchive)? {
-        let mut entry = entry.map_err(Error::ReadArchive)?;
-        ex.entry(&mut entry)?;
-    }
-    ex.finish()?;
-    Ok(ex.stats)
+    let ex = Extractor::new(dest, *opts, None);
+    ex.run(reader)
+}
+
+/// Apply the layer tar read from `reader` onto `tree`, which holds the layers below it applied
+/// the same way: the result is the merged view of all of them, as overlayfs would show it (see
+/// [`merge`]). The same names are refused as by [`apply_layer`]; [`MergedTree::finish`] sets
+/// the directories' modes and times once the last layer is applied.
+pub fn apply_layer_merged<R: Read>(reader: R, tree: &mut MergedTree<'_>) -> Result<Stats, Error> {
+    let _umask = fsutil::UmaskGuard::zero();
+    let root = tree.root;
+    let ex = Extractor::new(root, Options::default(), Some(merge::LayerMerge::new(tree)));
+    ex.run(reader)
 }
 
 /// Ownership, permissions, time and attributes of one entry.
@@ -169,6 +168,10 @@ struct Extractor<'a> {
     deferred_dirs: Vec<(Vec<u8>, u32, TimeSpec)>,
     buf: Vec<u8>,
     stats: Stats,
+    /// Set when applying onto a merged tree rather than unpacking in overlay form.
+    merge: Option<merge::LayerMerge<'a>>,
+    /// The time of the entry being applied.
+    entry_mtime: TimeSpec,
 }
 
 fn lossy(b: &[u8]) -> String {
@@ -179,7 +182,7 @@ fn rejected(path: &[u8], reason: impl Into<String>) -> Error {
     Error::Rejected { path: lossy(path), reason: reason.into() }
 }
 
-fn apply_err<'p>(path: &'p [u8], op: &'static str) -> impl FnOnce(Errno) -> Error + 'p {
+pub(super) fn apply_err<'p>(path: &'p [u8], op: &'static str) -> impl FnOnce(Errno) -> Error + 'p {
     move |source| Error::Apply { path: lossy(path), op, source }
 }
 
@@ -198,7 +201,32 @@ fn parse_pax_time(v: &str) -> Option<TimeSpec> {
     }
 }
 
-impl Extractor<'_> {
+impl<'a> Extractor<'a> {
+    fn new(root: BorrowedFd<'a>, opts: Options<'a>, merge: Option<merge::LayerMerge<'a>>) -> Self {
+        Extractor {
+            root,
+            ids: fsutil::creator_ids(),
+            opts,
+            cache: None,
+            whited_out: HashSet::new(),
+            deferred_dirs: Vec::new(),
+            buf: vec![0; 256 * 1024],
+            stats: Stats::default(),
+            merge,
+            entry_mtime: TimeSpec::new(0, 0),
+        }
+    }
+
+    fn run<R: Read>(mut self, reader: R) -> Result<Stats, Error> {
+        let mut archive = tar::Archive::new(reader);
+        for entry in archive.entries().map_err(Error::ReadArchive)? {
+            let mut entry = entry.map_err(Error::ReadArchive)?;
+            self.entry(&mut entry)?;
+        }
+        self.finish()?;
+        Ok(self.stats)
+    }
+
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), Error> {
         let kind = entry.header().entry_type();
         if matches!(
@@ -212,27 +240,48 @@ impl Extractor<'_> {
         let parts = path::components(&raw).map_err(|e| rejected(&raw, e.reason()))?;
         let meta = self.meta(entry, &raw)?;
         self.stats.xattrs += meta.xattrs.len() as u64;
+        self.entry_mtime = meta.mtime;
 
+        self.apply(entry, kind, &parts, &meta, &raw)?;
+        // Recorded once applied: until then a non-directory in the way is a lower layer's.
+        if let Some(m) = &mut self.merge
+            && let Some((name, parent)) = parts.split_last()
+        {
+            m.note_parent(parent, &raw)?;
+            if !name.starts_with(b".wh.") {
+                m.ours.insert(path::join(&parts));
+            }
+        }
+        Ok(())
+    }
+
+    fn apply<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        kind: EntryType,
+        parts: &[&[u8]],
+        meta: &Meta,
+        raw: &[u8],
+    ) -> Result<(), Error> {
         if let Some((name, parent)) = parts.split_last()
             && let Some(hidden) = name.strip_prefix(b".wh.")
         {
-            return self.whiteout(parent, hidden, &raw);
+            return self.whiteout(parent, hidden, raw);
         }
 
         match kind {
-            EntryType::Directory => self.directory(&parts, &meta, &raw),
+            EntryType::Directory => self.directory(parts, meta, raw),
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                let (name, parent) =
-                    parts.split_last().ok_or_else(|| rejected(&raw, "the layer root is not a file"))?;
-                self.regular(parent, name, &meta, entry, &raw)
+                let (name, parent) = parts.split_last().ok_or_else(|| rejected(raw, "the layer root is not a file"))?;
+                self.regular(parent, name, meta, entry, raw)
             }
             EntryType::Symlink | EntryType::Link | EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 let (name, parent) =
-                    parts.split_last().ok_or_else(|| rejected(&raw, "the layer root must be a directory"))?;
+                    parts.split_last().ok_or_else(|| rejected(raw, "the layer root must be a directory"))?;
                 let link = entry.link_name_bytes().map(|l| l.into_owned());
-                self.special(kind, parent, name, &meta, link, entry.header(), &raw)
+                self.special(kind, parent, name, meta, link, entry.header(), raw)
             }
-            other => Err(rejected(&raw, format!("unsupported tar entry type {:?}", other.as_byte() as char))),
+            other => Err(rejected(raw, format!("unsupported tar entry type {:?}", other.as_byte() as char))),
         }
     }
 
@@ -301,6 +350,11 @@ impl Extractor<'_> {
                     self.implicit_dir_meta(cur.as_fd(), &name, &here, raw)?;
                 }
                 Some(st) if fsutil::is_dir(&st) => {}
+                Some(_) if self.merge.as_ref().is_some_and(|m| !m.is_ours(&here)) => {
+                    // A lower layer's non-directory, hidden by this layer's directory.
+                    self.remove_existing(cur.as_fd(), &name, &here, raw)?;
+                    self.make_dir(cur.as_fd(), &name, &here, raw)?;
+                }
                 Some(st) if fsutil::is_whiteout(&st) => {
                     // The whiteout hid the lower one: this is a new directory, default metadata.
                     unlinkat(cur.as_fd(), name.as_c_str(), UnlinkatFlags::NoRemoveDir)
@@ -330,7 +384,11 @@ impl Extractor<'_> {
     fn make_dir(&mut self, parent: BorrowedFd<'_>, name: &CStr, full: &[u8], raw: &[u8]) -> Result<(), Error> {
         mkdirat(parent, name, Mode::from_bits_truncate(0o755)).map_err(apply_err(raw, "creating a directory"))?;
         self.stats.dirs += 1;
-        if self.whited_out.contains(full) {
+        // A directory no entry describes gets the time of the entry that needed it, not the
+        // time of unpacking: the same layers give the same tree, in the store or flattened
+        // from the source. An entry for it, or the lower layers' directory, overrides this.
+        self.deferred_dirs.push((full.to_vec(), 0o755, self.entry_mtime));
+        if self.merge.is_none() && self.whited_out.contains(full) {
             xattr::set_at(parent, name, self.opts.overlay.opaque(), b"y")
                 .map_err(apply_err(raw, "marking a directory opaque"))?;
         }
@@ -356,7 +414,10 @@ impl Extractor<'_> {
     }
 
     /// Remove whatever is at `name` so an entry of another kind can take its place.
-    fn remove_existing(&mut self, parent: BorrowedFd<'_>, name: &CStr, raw: &[u8]) -> Result<(), Error> {
+    fn remove_existing(&mut self, parent: BorrowedFd<'_>, name: &CStr, full: &[u8], raw: &[u8]) -> Result<(), Error> {
+        if let Some(m) = &mut self.merge {
+            m.forget(full);
+        }
         match unlinkat(parent, name, UnlinkatFlags::NoRemoveDir) {
             Ok(()) | Err(Errno::ENOENT) => Ok(()),
             Err(Errno::EISDIR) => {
@@ -370,6 +431,9 @@ impl Extractor<'_> {
 
     fn whiteout(&mut self, parent_parts: &[&[u8]], hidden: &[u8], raw: &[u8]) -> Result<(), Error> {
         let parent = self.parent(parent_parts, raw)?;
+        if self.merge.is_some() {
+            return self.merged_whiteout(parent.as_fd(), parent_parts, hidden, raw);
+        }
         if hidden == b".wh..opq" {
             self.stats.whiteouts += 1;
             return xattr::set_at(parent.as_fd(), c".", self.opts.overlay.opaque(), b"y")
@@ -397,6 +461,44 @@ impl Extractor<'_> {
         }
     }
 
+    /// A whiteout or opaque marker applied to a merged tree: what the layers below put there
+    /// goes; what this layer has stays.
+    fn merged_whiteout(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        parent_parts: &[&[u8]],
+        hidden: &[u8],
+        raw: &[u8],
+    ) -> Result<(), Error> {
+        let parent_path = path::join(parent_parts);
+        let Some(m) = self.merge.as_mut() else { return Ok(()) };
+        if hidden == b".wh..opq" {
+            self.stats.whiteouts += 1;
+            self.cache = None;
+            return m.prune_lower(self.root, &parent_path, raw);
+        }
+        if hidden.starts_with(b".wh.") {
+            return Ok(());
+        }
+        if hidden.is_empty() || hidden == b"." || hidden == b".." {
+            return Err(rejected(raw, "whiteout of an invalid name"));
+        }
+        self.stats.whiteouts += 1;
+        let name = cstring(hidden).ok_or_else(|| rejected(raw, "path holds a NUL byte"))?;
+        let mut full = parent_parts.to_vec();
+        full.push(hidden);
+        let full = path::join(&full);
+        let Some(st) = lstat_at(parent, &name).map_err(apply_err(raw, "inspecting the whited-out entry"))? else {
+            return Ok(());
+        };
+        self.cache = None;
+        if !m.is_ours(&full) {
+            m.forget(&full);
+            return fsutil::remove_all_at(parent, &name).map_err(apply_err(raw, "removing a whited-out entry"));
+        }
+        if fsutil::is_dir(&st) { m.prune_lower(self.root, &full, raw) } else { Ok(()) }
+    }
+
     fn directory(&mut self, parts: &[&[u8]], meta: &Meta, raw: &[u8]) -> Result<(), Error> {
         let full = path::join(parts);
         let (parent, name) = match parts.split_last() {
@@ -414,8 +516,18 @@ impl Extractor<'_> {
                     Err(Errno::EEXIST) => {
                         let st = lstat_at(parent.as_fd(), &name).map_err(apply_err(raw, "inspecting an entry"))?;
                         if !st.as_ref().is_some_and(fsutil::is_dir) {
-                            self.remove_existing(parent.as_fd(), &name, raw)?;
+                            self.remove_existing(parent.as_fd(), &name, &full, raw)?;
                             self.make_dir(parent.as_fd(), &name, &full, raw)?;
+                        } else if self.merge.is_some() {
+                            // overlayfs shows this layer's directory inode: its attributes only.
+                            for key in xattr::list_at(parent.as_fd(), &name)
+                                .map_err(apply_err(raw, "listing extended attributes"))?
+                            {
+                                if !meta.xattrs.iter().any(|(k, _)| *k == key) {
+                                    xattr::remove_at(parent.as_fd(), &name, &key)
+                                        .map_err(apply_err(raw, "removing an extended attribute"))?;
+                                }
+                            }
                         }
                     }
                     Err(e) => return Err(apply_err(raw, "creating a directory")(e)),
@@ -462,7 +574,7 @@ impl Extractor<'_> {
         let fd = match create() {
             Ok(fd) => fd,
             Err(Errno::EEXIST) => {
-                self.remove_existing(parent.as_fd(), &name, raw)?;
+                self.remove_existing(parent.as_fd(), &name, &child_path(parent_parts, name.to_bytes()), raw)?;
                 create().map_err(apply_err(raw, "creating a file"))?
             }
             Err(e) => return Err(apply_err(raw, "creating a file")(e)),
@@ -540,7 +652,7 @@ impl Extractor<'_> {
         match create() {
             Ok(()) => {}
             Err(Errno::EEXIST) => {
-                self.remove_existing(parent.as_fd(), &name, raw)?;
+                self.remove_existing(parent.as_fd(), &name, &child_path(parent_parts, name_bytes), raw)?;
                 create().map_err(apply_err(raw, "creating the entry"))?;
             }
             Err(e) => return Err(apply_err(raw, "creating the entry")(e)),
@@ -600,6 +712,10 @@ impl Extractor<'_> {
             }
             Err(e) => return Err(apply_err(raw, "opening the hardlink target's directory")(e)),
         };
+        if self.merge.as_ref().is_some_and(|m| !m.is_ours(&path::join(&target))) {
+            // The tree also holds the layers below: only this layer's names are linkable.
+            return Err(not_here());
+        }
         let tname = cstring(tname).ok_or_else(|| rejected(raw, "path holds a NUL byte"))?;
         match lstat_at(tdir.as_fd(), &tname).map_err(apply_err(raw, "inspecting the hardlink target"))? {
             None => return Err(not_here()),
@@ -621,7 +737,7 @@ impl Extractor<'_> {
                 {
                     return Ok(());
                 }
-                self.remove_existing(parent, name, raw)?;
+                self.remove_existing(parent, name, &child_path(parent_parts, name_bytes), raw)?;
                 link_it().map_err(apply_err(raw, "creating a hardlink"))
             }
             Err(e) => Err(apply_err(raw, "creating a hardlink")(e)),
@@ -645,6 +761,13 @@ impl Extractor<'_> {
     /// read-only mode would stop the writing. In archive order, so a duplicate's last entry wins.
     fn finish(&mut self) -> Result<(), Error> {
         self.cache = None;
+        if let Some(m) = &mut self.merge {
+            // Applied after the last layer (later layers write into these directories).
+            for (path, mode, mtime) in std::mem::take(&mut self.deferred_dirs) {
+                m.dirs.insert(path, (mode, mtime));
+            }
+            return Ok(());
+        }
         for (path, mode, mtime) in std::mem::take(&mut self.deferred_dirs) {
             let fd = match open_beneath(self.root, &path, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
                 Ok(fd) => fd,
@@ -657,6 +780,13 @@ impl Extractor<'_> {
         }
         Ok(())
     }
+}
+
+/// The path of `name` in the directory `parent`.
+fn child_path(parent: &[&[u8]], name: &[u8]) -> Vec<u8> {
+    let mut full = parent.to_vec();
+    full.push(name);
+    path::join(&full)
 }
 
 #[cfg(test)]

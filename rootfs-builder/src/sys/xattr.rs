@@ -62,3 +62,13 @@ pub fn list_at(dir: BorrowedFd<'_>, name: &CStr) -> nix::Result<Vec<CString>> {
     };
     Ok(buf[..len].split(|b| *b == 0).filter(|s| !s.is_empty()).filter_map(|s| CString::new(s).ok()).collect())
 }
+
+/// `lremovexattr` on `name` inside `dir`; an attribute already gone is not an error.
+pub fn remove_at(dir: BorrowedFd<'_>, name: &CStr, key: &CStr) -> nix::Result<()> {
+    let path = proc_path(dir, name);
+    // SAFETY: `path` and `key` are NUL-terminated strings that outlive the call.
+    match check(unsafe { libc::lremovexattr(path.as_ptr(), key.as_ptr()) } as _) {
+        Ok(_) | Err(nix::errno::Errno::ENODATA) => Ok(()),
+        Err(e) => Err(e),
+    }
+}

@@ -99,6 +99,8 @@ pub struct Manager {
     pending_unit: Option<PendingUnit>,
     /// The unit's Description, until `create` takes it.
     unit_description: String,
+    /// Apply `linux.resources.devices` (false for a rootless container, see `without_device_rules`).
+    device_rules: bool,
 }
 
 /// What `create` prepared for a unit that can only be started once the init exists.
@@ -157,11 +159,21 @@ impl Manager {
             bus: RefCell::new(None),
             pending_unit: None,
             unit_description: String::new(),
+            device_rules: true,
         }
     }
 
     pub fn from_state(state: &CgroupState) -> Self {
         Self::from_parts(state.hierarchies.clone(), state.systemd.clone())
+    }
+
+    /// A rootless container's cgroup gets no device rules, as with runc and crun: its caller may
+    /// not load the v2 device filter (BPF needs privilege in the initial user namespace), nor
+    /// write a v1 devices cgroup, and in its user namespace the container has no node but the
+    /// host's, bound and guarded by their own permissions.
+    pub fn without_device_rules(mut self) -> Self {
+        self.device_rules = false;
+        self
     }
 
     pub fn state(&self) -> CgroupState {
@@ -202,12 +214,12 @@ impl Manager {
     /// unit properties, and [`Manager::add_process`] starts the unit with the init's pid, then
     /// writes the files.
     pub fn create(&mut self, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
-        let plan = resources::plan(resources, self, true)?;
+        let plan = resources::plan(resources, self, self.device_rules)?;
         if self.systemd.is_some() {
             let v2 = self.pure_v2();
             let mut properties = systemd::properties::accounting(v2);
             if let Some(r) = resources {
-                properties.extend(systemd::properties::for_resources(r, v2, true)?);
+                properties.extend(systemd::properties::for_resources(r, v2, self.device_rules)?);
             }
             self.pending_unit = Some(PendingUnit {
                 description: std::mem::take(&mut self.unit_description),
@@ -280,7 +292,7 @@ impl Manager {
     fn start_unit(&self, pending: &PendingUnit, unit: &SystemdUnit, pid: Pid) -> Result<(), CgroupError> {
         let pid_u32 = u32::try_from(pid.as_raw()).unwrap_or_default();
         self.with_bus(|conn| systemd::start(conn, unit, pid_u32, &pending.description, pending.properties.clone()))?;
-        let plan = resources::plan(pending.resources.as_ref(), self, true)?;
+        let plan = resources::plan(pending.resources.as_ref(), self, self.device_rules)?;
         let mut created = Vec::new();
         self.create_planned(&plan, pending.resources.as_ref(), &mut created)?;
         self.join(pid, false, "cgroup.procs", &pid.as_raw().to_string())
@@ -666,13 +678,22 @@ fn enable_controllers(
     if missing.is_empty() {
         return Ok(present);
     }
-    let all = missing.iter().map(|c| format!("+{c}")).collect::<Vec<_>>().join(" ");
     let rel = h.dir.strip_prefix(&h.mount).unwrap_or(Path::new(""));
     let mut ancestor = h.mount.clone();
     for part in rel.components() {
         let d = CgroupDir::new(ancestor.clone());
+        ancestor.push(part);
+        // Only what this level does not enable yet: a delegated subtree's owner may write its
+        // own levels, not those above it, where the controllers are on already.
+        let enabled = d.read("cgroup.subtree_control").unwrap_or_default();
+        let missing_here: Vec<&&String> =
+            missing.iter().filter(|c| !enabled.split_whitespace().any(|e| e == c.as_str())).collect();
+        if missing_here.is_empty() {
+            continue;
+        }
+        let all = missing_here.iter().map(|c| format!("+{c}")).collect::<Vec<_>>().join(" ");
         if d.write_raw("cgroup.subtree_control", &all).is_err() {
-            for c in &missing {
+            for c in &missing_here {
                 // One at a time, so one controller that cannot be enabled here does not keep
                 // the others out; which ones the container needs is checked below.
                 if let Err(e) = d.write_raw("cgroup.subtree_control", &format!("+{c}"))
@@ -682,7 +703,6 @@ fn enable_controllers(
                 }
             }
         }
-        ancestor.push(part);
     }
     present = read()?;
     if let Some(c) = needed.iter().find(|c| !present.iter().any(|p| p == *c)) {

@@ -39,6 +39,9 @@
 //! | unified                | the cgroup2 directory when there is one, else an error | written as given, last    |
 //! | devices                | devices.deny / devices.allow           | eBPF device filter ([`devices`])          |
 //!
+//! Rootless: the container gets a cgroup only where the caller may write one ([`Manager::delegated`]);
+//! otherwise it stays in the caller's cgroup and its `cgroup` mount shows that ([`Manager::caller_view`]).
+//!
 //! `update` writes the fields present in the partial resources it gets and leaves the rest;
 //! like runc it does not touch devices.
 
@@ -53,6 +56,7 @@ mod layout;
 mod manager;
 mod path;
 mod resources;
+mod rootless;
 mod stats;
 pub(crate) mod systemd;
 mod update;

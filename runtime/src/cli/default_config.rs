@@ -49,11 +49,13 @@ pub fn default_config(rootless: bool) -> Value {
         spec["linux"]["resources"] = Value::Null;
         spec["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
         spec["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
-        spec["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}, {"type": "user"}]);
+        // runc's rootless default: no network namespace (nothing to connect it to without
+        // privilege), no cgroup namespace, the cgroup mount kept.
+        spec["linux"]["namespaces"] =
+            json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}]);
         let mounts = spec["mounts"].as_array_mut().map(std::mem::take).unwrap_or_default();
         let mounts: Vec<Value> = mounts
             .into_iter()
-            .filter(|m| m["destination"] != "/sys/fs/cgroup")
             .map(|mut m| {
                 if m["destination"] == "/sys" {
                     m = json!({"destination": "/sys", "type": "none", "source": "/sys",

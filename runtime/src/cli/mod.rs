@@ -8,6 +8,7 @@ mod ignored;
 mod lifecycle;
 mod query;
 mod resources;
+pub mod rootless;
 pub mod table;
 mod version;
 
@@ -29,8 +30,9 @@ pub fn command_help(command: Option<&str>) -> String {
 
 #[derive(Debug)]
 pub struct Cli {
-    /// Root directory for container state (tmpfs recommended)
-    pub root: PathBuf,
+    /// Root directory for container state (tmpfs recommended); the default depends on who runs
+    /// strata (see [`rootless`])
+    pub root: Option<PathBuf>,
     /// Write logs to FILE instead of stderr
     pub log: Option<String>,
     /// Log format: text or json
@@ -245,12 +247,35 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         LogFormat::Json => logging::Format::Json,
     };
     logging::init(cli.log.as_deref(), format, cli.debug).map_err(|e| Error::new(ErrorKind::Other, e))?;
-    ignored::check_rootless(cli.rootless.as_deref())?;
-    let root = &cli.root;
+    let host = rootless::Host::read();
+    let rootless = host.rootless(rootless::RootlessFlag::parse(cli.rootless.as_deref())?);
+    let creates = matches!(cli.command, Command::Create(_) | Command::Run(_));
+    if rootless && cli.systemd_cgroup && creates {
+        // A rootless caller's units belong to its own systemd user manager, which strata does
+        // not talk to yet; the system manager would put the container outside its reach.
+        return Err(Error::msg(
+            ErrorKind::Unsupported,
+            "the systemd cgroup driver (--systemd-cgroup) for a rootless container: systemd's user \
+             manager is not supported yet; use the cgroupfs driver (no --systemd-cgroup)",
+        ));
+    }
+    if let Command::Spec(a) = &cli.command {
+        return default_config::write_default_config(a).map(|()| 0);
+    }
+    if let Command::Features = &cli.command {
+        return features::print().map(|()| 0);
+    }
+    let root = &match cli.root {
+        Some(root) => root,
+        None => host.default_root()?,
+    };
+    if rootless && creates {
+        make_private_root(root)?;
+    }
     match cli.command {
-        Command::Create(a) => lifecycle::create(root, &a, cli.systemd_cgroup).map(|()| 0),
+        Command::Create(a) => lifecycle::create(root, &a, rootless, cli.systemd_cgroup).map(|()| 0),
         Command::Start(a) => lifecycle::start(root, &a.id).map(|()| 0),
-        Command::Run(a) => lifecycle::run(root, &a, cli.systemd_cgroup),
+        Command::Run(a) => lifecycle::run(root, &a, rootless, cli.systemd_cgroup),
         // runc's exit code for a runtime failure of exec is 255 (the process's own otherwise).
         Command::Exec(a) => Ok(lifecycle::exec(root, &a).unwrap_or_else(|e| {
             logging::error(&e.chain());
@@ -265,8 +290,22 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Ps(a) => resources::ps(root, &a).map(|()| 0),
         Command::Events(a) => resources::events(root, &a).map(|()| 0),
         Command::Update(a) => resources::update(root, &a).map(|()| 0),
-        Command::Spec(a) => default_config::write_default_config(&a).map(|()| 0),
-        Command::Features => features::print().map(|()| 0),
+        Command::Spec(_) | Command::Features => Ok(0),
+    }
+}
+
+/// A rootless state root is private to its user (0700, as runc makes it): other users must not
+/// read the containers' configs and states.
+fn make_private_root(root: &std::path::Path) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::metadata(root) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(root).map_err(|e| {
+                crate::container::state::io_error(ErrorKind::Other, format!("create state root {}", root.display()), e)
+            })
+        }
+        Err(e) => Err(crate::container::state::io_error(ErrorKind::Other, format!("state root {}", root.display()), e)),
     }
 }
 

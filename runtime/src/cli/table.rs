@@ -18,7 +18,13 @@ use Kind::{Flag, Multi, Value};
 /// The options before the command. `--help` and `--version` may come anywhere among them, as
 /// with runc (urfave/cli): `strata --root X --version`.
 pub static GLOBAL: [Opt; 9] = [
-    opt("root", None, Value, "DIR", "root directory for container state (default /run/strata)"),
+    opt(
+        "root",
+        None,
+        Value,
+        "DIR",
+        "root directory for container state (default /run/strata; rootless: $XDG_RUNTIME_DIR/strata)",
+    ),
     opt("log", None, Value, "FILE", "write logs to FILE instead of stderr"),
     opt("log-format", None, Value, "text|json", "log format (default text)"),
     opt("debug", None, Flag, "", "enable debug logging"),
@@ -238,7 +244,7 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, UsageError> {
         other => return Err(bad(format!("invalid --log-format {other:?}: text or json"))),
     };
     Ok(Parsed::Run(Cli {
-        root: PathBuf::from(global.value("root").unwrap_or(DEFAULT_ROOT)),
+        root: global.value("root").map(PathBuf::from),
         log: global.value("log").map(str::to_owned),
         log_format,
         debug: global.flag("debug"),
@@ -493,7 +499,7 @@ mod tests {
         assert_eq!((a.bundle, a.id), (PathBuf::from("/b"), "id".to_owned()));
 
         let c = parsed(&["--root", "/run/containerd/runc/default", "kill", "--all", "t2", "15"]);
-        assert_eq!(c.root, PathBuf::from("/run/containerd/runc/default"));
+        assert_eq!(c.root, Some(PathBuf::from("/run/containerd/runc/default")));
         let Command::Kill(k) = c.command else { panic!() };
         assert!(k.all && k.signal == "15");
 

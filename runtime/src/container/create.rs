@@ -33,6 +33,8 @@ pub struct CreateOptions {
     pub foreground: bool,
     /// `--systemd-cgroup`: the cgroup is a transient systemd unit.
     pub systemd_cgroup: bool,
+    /// Rootless mode (`--rootless`, see cli::rootless): a cgroup only where the caller may write one.
+    pub rootless: bool,
 }
 
 /// A created container: its init waits for `start` (or, for `run`, for the caller).
@@ -57,9 +59,11 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         };
         Error::new(kind, e)
     })?;
+    crate::phases::mark("config.json read and parsed");
     let mut plan = Plan::new(&loaded.spec, &bundle).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
+    let in_user_namespace = plan.namespaces.user != Ns::Host;
     if let Some(p) = plan.process.as_mut() {
-        crate::security::adapt_to_host(p).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
+        crate::security::adapt_to_host(p, in_user_namespace).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
     }
     // Before anything is said or done: this may start the runtime over from a sealed copy.
     if let Some(p) = &plan.process {
@@ -97,12 +101,21 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         }
         None => None,
     };
-    let mut cgroup = Manager::new(&CgroupRequest {
+    crate::phases::mark("plan validated, seccomp compiled");
+    let cgroup = Manager::new(&CgroupRequest {
         cgroups_path: plan.cgroups_path.as_deref(),
         container_id: opts.id.as_str(),
         systemd: opts.systemd_cgroup,
     })
     .map_err(Error::from)?;
+    let mut cgroup = match (opts.rootless, cgroup.delegated()) {
+        (false, _) => Some(cgroup),
+        (true, true) => Some(cgroup.without_device_rules()),
+        (true, false) => {
+            warn_without_cgroup(plan.resources.as_ref());
+            None
+        }
+    };
 
     let dir = ContainerDir::create(&opts.root, &opts.id)?;
     let mut undo = Undo { dir: dir.path.clone(), cgroup: None, child: None, poststop: None, armed: true };
@@ -117,7 +130,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         annotations: plan.annotations.clone(),
         owner: owner_name(),
         oci_version: plan.oci_version.clone(),
-        cgroup: Some(cgroup.state()),
+        cgroup: cgroup.as_ref().map(Manager::state),
         hooks: StoredHooks {
             poststart: plan.hooks.poststart().clone().unwrap_or_default(),
             poststop: plan.hooks.poststop().clone().unwrap_or_default(),
@@ -131,11 +144,18 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     // `exec` takes the container's process defaults and seccomp profile from this copy.
     std::fs::write(dir.file(CONFIG_COPY), &loaded.bytes)
         .map_err(|e| io_error(ErrorKind::Other, format!("write {}", dir.file(CONFIG_COPY).display()), e))?;
-    undo.cgroup = Some(cgroup.state());
-    cgroup.create(plan.resources.as_ref()).map_err(Error::from)?;
-    // An init cloned into a frozen cgroup would never report ready.
-    cgroup.check_not_frozen().map_err(Error::from)?;
-    let cgroup_view = cgroup.container_view();
+    crate::phases::mark("state dir, creating.json, config copy");
+    let cgroup_view = match cgroup.as_mut() {
+        Some(cgroup) => {
+            undo.cgroup = Some(cgroup.state());
+            cgroup.create(plan.resources.as_ref()).map_err(Error::from)?;
+            // An init cloned into a frozen cgroup would never report ready.
+            cgroup.check_not_frozen().map_err(Error::from)?;
+            cgroup.container_view()
+        }
+        None => Manager::caller_view().map_err(Error::from)?,
+    };
+    crate::phases::mark("cgroups created, resources written");
     let exec_fifo = if opts.foreground { None } else { Some(make_exec_fifo(&dir, &plan)?) };
     // A foreground `run` without a console socket relays the terminal itself.
     let mut console = ConsoleEndpoint::new(opts.console_socket.as_deref(), terminal, opts.foreground)?;
@@ -148,7 +168,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
 
     let init = spawn_init(InitRequest {
         plan: &plan,
-        cgroup: &cgroup,
+        cgroup: cgroup.as_ref(),
         cgroup_view: &cgroup_view,
         exec_fifo,
         console_socket: console.socket.take(),
@@ -189,6 +209,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         },
     )
     .map_err(|e| e.context("unable to start container process"))?;
+    crate::phases::mark("init ready");
     let console = console.master_to_relay()?;
 
     if let Some(pid_file) = &opts.pid_file {
@@ -196,8 +217,29 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     }
     state.phase = Phase::Created;
     dir.save(&state)?;
+    crate::phases::mark("pid file, state.json");
     undo.armed = false;
     Ok(Created { dir, state, init, console })
+}
+
+/// Rootless without a cgroup the caller may write: what the config asks of cgroups cannot be
+/// done, and runc and crun go on with a warning.
+fn warn_without_cgroup(resources: Option<&oci_spec::runtime::LinuxResources>) {
+    let mut asked = serde_json::to_value(resources).unwrap_or_default();
+    if let Some(fields) = asked.as_object_mut() {
+        // Device rules are enforced by the user namespace anyway (no mknod, only bound nodes).
+        fields.remove("devices");
+        fields.retain(|_, v| !v.is_null());
+    }
+    let limits = asked.as_object().is_some_and(|f| !f.is_empty());
+    crate::logging::debug(
+        "rootless: no cgroup the caller may write (cgroup v1, or v2 without a delegated subtree): the container stays in the caller's cgroup; pause, resume, update, events and ps need one",
+    );
+    if limits {
+        crate::logging::warn(
+            "rootless: linux.resources ignored: no cgroup the caller may write (cgroup v1, or v2 without a delegated subtree)",
+        );
+    }
 }
 
 fn check_rootfs(rootfs: &Path) -> Result<(), Error> {

@@ -46,10 +46,10 @@ pub fn exec(root: &Path, id: &ContainerId, o: &ExecOptions) -> Result<i32, Error
     let spec = load_config(&dir.file(CONFIG_COPY)).map_err(|e| Error::new(ErrorKind::Other, e))?.spec;
     let process = build_process(&spec, o)?;
     let mut plan = ProcessPlan::new(&process).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
-    crate::security::adapt_to_host(&mut plan).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
+    let own_user_namespace = state.namespaces.iter().any(|n| n == "user");
+    crate::security::adapt_to_host(&mut plan, own_user_namespace).map_err(|e| Error::new(ErrorKind::InvalidSpec, e))?;
     // Before any side effect (the console socket connection): this may start `exec` over from a
     // sealed copy of the runtime when the container's processes may ptrace.
-    let own_user_namespace = state.namespaces.iter().any(|n| n == "user");
     let container_process = spec.process().as_ref().and_then(|p| ProcessPlan::new(p).ok());
     if [Some(&plan), container_process.as_ref()]
         .into_iter()

@@ -41,7 +41,13 @@ pub fn kill(root: &Path, id: &ContainerId, signal: i32, all: bool) -> Result<(),
     }
     if all {
         let Some(cg) = &state.cgroup else {
-            return Err(Error::msg(ErrorKind::Unsupported, "the container has no cgroup"));
+            // Rootless without a cgroup: with a pid namespace of its own, the container's
+            // processes are its init's namespace, which SIGKILL to the init ends (other signals
+            // reach the init only, as a plain kill). Without one they cannot be found.
+            if !state.namespaces.iter().any(|n| n == "pid") {
+                return Err(Error::msg(ErrorKind::Unsupported, super::NO_CGROUP));
+            }
+            return kill(root, id, signal, false);
         };
         if signal == 0 {
             // The liveness check: the status table said the container's processes may run.

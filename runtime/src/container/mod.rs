@@ -19,6 +19,9 @@ use crate::error::Error;
 use state::{ContainerDir, State};
 use status::{Allowed, Op};
 
+/// Why pause, resume, update, events, ps (and kill --all without a pid namespace) cannot act.
+const NO_CGROUP: &str = "the container has no cgroup: it was created rootless, and the caller may not write a cgroup here (cgroup v1, or cgroup v2 without a delegated subtree)";
+
 /// Whether `op` may run on the container now: its live status checked in the one table.
 fn check(dir: &ContainerDir, state: &State, op: Op) -> Result<Allowed, Error> {
     state.status(dir, || frozen(state)).check(op).map_err(|refused| refused.into_error(&dir.id))

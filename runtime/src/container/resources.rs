@@ -21,11 +21,7 @@ fn open(root: &Path, id: &ContainerId, op: Op) -> Result<(ContainerDir, State, A
 }
 
 fn manager(state: &State) -> Result<Manager, Error> {
-    state
-        .cgroup
-        .as_ref()
-        .map(Manager::from_state)
-        .ok_or_else(|| Error::msg(ErrorKind::Unsupported, "the container has no cgroup"))
+    state.cgroup.as_ref().map(Manager::from_state).ok_or_else(|| Error::msg(ErrorKind::Unsupported, super::NO_CGROUP))
 }
 
 pub fn pause(root: &Path, id: &ContainerId) -> Result<(), Error> {

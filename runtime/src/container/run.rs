@@ -33,12 +33,15 @@ pub fn run(opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32, Error>
         }
         return Err(e);
     }
+    crate::phases::mark("run: init exec'd");
     run_poststart(&created.state);
     let code = forwarder.wait(created.init.pid, created.init.pidfd.as_fd(), created.console)?;
+    crate::phases::mark("run: container exited");
     if !keep {
         // Other processes of the container (without its own pid namespace) die with it.
         stop_processes(&created.state)?;
         destroy(&created.dir, &created.state)?;
+        crate::phases::mark("run: cgroups and state removed");
     }
     Ok(code)
 }

@@ -29,7 +29,9 @@ pub fn start(root: &Path, id: &ContainerId) -> Result<(), Error> {
             "cannot start a container without a process (config.json has none)",
         ));
     }
+    crate::phases::mark("start: state loaded");
     release(&dir, &state)?;
+    crate::phases::mark("start: init released, exec'd");
     run_poststart(&state);
     Ok(())
 }

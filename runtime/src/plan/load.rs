@@ -60,8 +60,7 @@ pub fn load_config(path: &Path) -> Result<LoadedConfig, LoadError> {
             if let Some(process) = value.get_mut("process") {
                 scheduler_flags_as_oci_spec_names_them(process);
             }
-            let spec = serde_path_to_error::deserialize(value)
-                .map_err(|e| parse_err((e.path().to_string(), e.into_inner())))?;
+            let spec = parse_json(&reserialized(&value)).map_err(parse_err)?;
             Ok(LoadedConfig { spec, bytes, warnings })
         }
         Err(e) => Err(parse_err(e)),
@@ -112,7 +111,13 @@ pub fn load_process(path: &Path) -> Result<Process, LoadError> {
         process.entry("user").or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
     }
     scheduler_flags_as_oci_spec_names_them(&mut value);
-    serde_path_to_error::deserialize(value).map_err(|e| parse_err((e.path().to_string(), e.into_inner())))
+    parse_json(&reserialized(&value)).map_err(parse_err)
+}
+
+/// An adjusted document as bytes again: the spec's types are deserialized from bytes only (each
+/// further source would instantiate all their code once more), and errors then have a position.
+fn reserialized(value: &serde_json::Value) -> Vec<u8> {
+    value.to_string().into_bytes()
 }
 
 fn read_bounded(path: &Path) -> Result<Vec<u8>, LoadError> {
@@ -136,16 +141,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, (String, serde
     if first.is_some_and(|b| *b != b'{') {
         return Err(("document".to_owned(), serde::de::Error::custom("expected a JSON object")));
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let field = match e.path().to_string() {
-            p if p == "." => "document".to_owned(),
+    serde_json::from_slice(bytes).map_err(|e| {
+        let field = match super::json_path::path_at(bytes, e.line(), e.column()) {
+            p if p.is_empty() => "document".to_owned(),
             p => p,
         };
-        (field, e.into_inner())
-    })?;
-    de.end().map_err(|e| ("document".to_owned(), e))?;
-    Ok(value)
+        (field, e)
+    })
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! effect. Pure (except [`load`]): unit-tested without privileges.
 
 pub mod devices;
+mod json_path;
 pub mod load;
 pub mod mounts;
 pub mod namespaces;

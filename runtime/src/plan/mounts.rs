@@ -2,7 +2,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use oci_spec::runtime::Mount;
+use oci_spec::runtime::{LinuxIdMapping, Mount};
 
 use crate::sys::mount::{
     MOUNT_ATTR__ATIME, MOUNT_ATTR_NOATIME, MOUNT_ATTR_NODEV, MOUNT_ATTR_NODIRATIME, MOUNT_ATTR_NOEXEC,
@@ -76,6 +76,20 @@ pub struct MountStep {
     /// MOUNT_ATTR_* bits the options explicitly cleared (`rw`, `suid`, ...): a bind mount whose
     /// source has such a flag locked (a user namespace) fails rather than keeps it.
     pub cleared: u64,
+    /// An idmapped bind mount: `uidMappings`/`gidMappings`, or `idmap`/`ridmap` alone (the
+    /// container's own mappings).
+    pub idmap: Option<MountIdMap>,
+}
+
+/// The user namespace an idmapped mount takes its mapping from: files owned on disk by an id
+/// inside (`containerID`) appear as owned by the id outside (`hostID`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountIdMap {
+    /// `/proc/<pid>/uid_map` form, like the container's.
+    pub uid_map: String,
+    pub gid_map: String,
+    /// `ridmap`, or an `rbind` with mappings: every mount of the tree, not only its top.
+    pub recursive: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -86,16 +100,69 @@ pub enum MountConfigError {
     MissingType { index: usize, dest: String },
     #[error("mounts[{index}] ({dest}): mount option {option:?} is not supported")]
     UnsupportedOption { index: usize, dest: String, option: String },
-    #[error("mounts[{index}] ({dest}): uidMappings/gidMappings (idmapped mounts) are not supported yet")]
-    IdMapped { index: usize, dest: String },
+    #[error("mounts[{index}] ({dest}): idmapped mounts are bind mounts only")]
+    IdMappedNotBind { index: usize, dest: String },
+    #[error(
+        "mounts[{index}] ({dest}): idmap without uidMappings/gidMappings takes the container's user namespace mappings, and there is none"
+    )]
+    IdMapWithoutMappings { index: usize, dest: String },
+    #[error("mounts[{index}] ({dest}): uidMappings and gidMappings go together (one of them is missing or empty)")]
+    IdMapHalf { index: usize, dest: String },
     #[error("mounts[{index}] ({dest}): a bind mount needs a source")]
     MissingSource { index: usize, dest: String },
     #[error("mounts[{index}] ({dest}): tmpcopyup applies to tmpfs mounts only, not {fstype:?}")]
     CopyUpNotTmpfs { index: usize, dest: String, fstype: String },
 }
 
-pub fn plan_mounts(mounts: &[Mount], bundle: &Path) -> Result<Vec<MountStep>, MountConfigError> {
-    mounts.iter().enumerate().map(|(index, m)| plan_mount(index, m, bundle)).collect()
+/// `container_maps`: the container's uid and gid maps when it has a user namespace of its own
+/// (what `idmap` without mappings uses).
+pub fn plan_mounts(
+    mounts: &[Mount],
+    bundle: &Path,
+    container_maps: Option<(&str, &str)>,
+) -> Result<Vec<MountStep>, MountConfigError> {
+    mounts
+        .iter()
+        .enumerate()
+        .map(|(index, m)| {
+            let mut step = plan_mount(index, m, bundle)?;
+            step.idmap = plan_idmap(index, m, &step, container_maps)?;
+            Ok(step)
+        })
+        .collect()
+}
+
+fn plan_idmap(
+    index: usize,
+    m: &Mount,
+    step: &MountStep,
+    container_maps: Option<(&str, &str)>,
+) -> Result<Option<MountIdMap>, MountConfigError> {
+    let dest = || step.destination.clone();
+    let options = m.options().as_deref().unwrap_or_default();
+    let ridmap = options.iter().any(|o| o == "ridmap");
+    let idmap_option = ridmap || options.iter().any(|o| o == "idmap");
+    let uids = m.uid_mappings().as_deref().unwrap_or_default();
+    let gids = m.gid_mappings().as_deref().unwrap_or_default();
+    if !idmap_option && uids.is_empty() && gids.is_empty() {
+        return Ok(None);
+    }
+    let MountKind::Bind { recursive, .. } = step.kind else {
+        return Err(MountConfigError::IdMappedNotBind { index, dest: dest() });
+    };
+    let (uid_map, gid_map) = match (uids.is_empty(), gids.is_empty()) {
+        (false, false) => (map_lines(uids), map_lines(gids)),
+        (true, true) => match container_maps {
+            Some((u, g)) => (u.to_owned(), g.to_owned()),
+            None => return Err(MountConfigError::IdMapWithoutMappings { index, dest: dest() }),
+        },
+        _ => return Err(MountConfigError::IdMapHalf { index, dest: dest() }),
+    };
+    Ok(Some(MountIdMap { uid_map, gid_map, recursive: ridmap || (recursive && !idmap_option) }))
+}
+
+fn map_lines(maps: &[LinuxIdMapping]) -> String {
+    maps.iter().map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size())).collect()
 }
 
 fn plan_mount(index: usize, m: &Mount, bundle: &Path) -> Result<MountStep, MountConfigError> {
@@ -104,9 +171,6 @@ fn plan_mount(index: usize, m: &Mount, bundle: &Path) -> Result<MountStep, Mount
         return Err(MountConfigError::EmptyDestination { index });
     }
     let dest = clean_in_root(m.destination());
-    if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-        return Err(MountConfigError::IdMapped { index, dest: destination });
-    }
     let fstype = m.typ().as_deref().unwrap_or("");
     let mut attrs = Attrs::default();
     let mut recursive_attrs = Attrs::default();
@@ -159,9 +223,8 @@ fn plan_mount(index: usize, m: &Mount, bundle: &Path) -> Result<MountStep, Mount
             // Superblock flags: passed to the filesystem as flags.
             "sync" | "dirsync" | "mand" | "lazytime" | "silent" | "iversion" => data.push((o.to_owned(), None)),
             "tmpcopyup" => copy_up = true,
-            "idmap" | "ridmap" => {
-                return Err(MountConfigError::UnsupportedOption { index, dest: destination, option: o.to_owned() });
-            }
+            // Read by plan_idmap.
+            "idmap" | "ridmap" => {}
             _ => match o.split_once('=') {
                 Some((k, v)) => data.push((k.to_owned(), Some(v.to_owned()))),
                 None => data.push((o.to_owned(), None)),
@@ -196,7 +259,19 @@ fn plan_mount(index: usize, m: &Mount, bundle: &Path) -> Result<MountStep, Mount
     }
     let no_symlinks = matches!(&kind, MountKind::Fs { fstype, .. } if fstype == "proc" || fstype == "sysfs");
     let cleared = ms_to_attr(flags.cleared);
-    Ok(MountStep { destination, dest, kind, attrs, recursive_attrs, propagation, data, no_symlinks, copy_up, cleared })
+    Ok(MountStep {
+        destination,
+        dest,
+        kind,
+        attrs,
+        recursive_attrs,
+        propagation,
+        data,
+        no_symlinks,
+        copy_up,
+        cleared,
+        idmap: None,
+    })
 }
 
 /// The MS_* flag word runc builds from the options (its `mountFlags` table, applied in order: a
@@ -347,6 +422,39 @@ mod tests {
         m.set_source(src.map(PathBuf::from));
         m.set_options(Some(opts.iter().map(|s| s.to_string()).collect()));
         m
+    }
+
+    #[test]
+    fn idmap_plans() {
+        let bundle = Path::new("/");
+        let maps = ("0 100000 65536\n", "0 200000 65536\n");
+        let container = Some(maps);
+        let plain = plan_mounts(&[mount("/b", Some("bind"), Some("/src"), &["rbind"])], bundle, container).unwrap();
+        assert_eq!(plain[0].idmap, None);
+        let own =
+            plan_mounts(&[mount("/b", Some("bind"), Some("/src"), &["rbind", "idmap"])], bundle, container).unwrap();
+        let idmap = own[0].idmap.as_ref().unwrap();
+        assert_eq!((idmap.uid_map.as_str(), idmap.gid_map.as_str(), idmap.recursive), (maps.0, maps.1, false));
+        let r =
+            plan_mounts(&[mount("/b", Some("bind"), Some("/src"), &["bind", "ridmap"])], bundle, container).unwrap();
+        assert!(r[0].idmap.as_ref().unwrap().recursive);
+        let mut given = mount("/b", Some("bind"), Some("/src"), &["rbind"]);
+        let map: LinuxIdMapping =
+            serde_json::from_value(serde_json::json!({"containerID": 1000, "hostID": 0, "size": 1})).unwrap();
+        given.set_uid_mappings(Some(vec![map]));
+        given.set_gid_mappings(Some(vec![map]));
+        let g = plan_mounts(&[given.clone()], bundle, None).unwrap();
+        assert_eq!(g[0].idmap.as_ref().unwrap().uid_map, "1000 0 1\n");
+        assert!(g[0].idmap.as_ref().unwrap().recursive, "rbind with mappings maps the whole tree");
+        given.set_gid_mappings(None);
+        assert_eq!(
+            plan_mounts(&[given], bundle, None),
+            Err(MountConfigError::IdMapHalf { index: 0, dest: "/b".into() })
+        );
+        let none = plan_mounts(&[mount("/b", Some("bind"), Some("/src"), &["idmap"])], bundle, None);
+        assert_eq!(none, Err(MountConfigError::IdMapWithoutMappings { index: 0, dest: "/b".into() }));
+        let tmpfs = plan_mounts(&[mount("/t", Some("tmpfs"), Some("tmpfs"), &["idmap"])], bundle, container);
+        assert_eq!(tmpfs, Err(MountConfigError::IdMappedNotBind { index: 0, dest: "/t".into() }));
     }
 
     #[test]

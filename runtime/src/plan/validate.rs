@@ -85,7 +85,8 @@ pub(super) fn build(spec: &Spec, bundle: &Path) -> Result<Plan, ConfigError> {
         }
     }
 
-    let mounts = plan_mounts(spec.mounts().as_deref().unwrap_or_default(), bundle)?;
+    let container_maps = namespaces.new_user().then_some((uid_map.as_str(), gid_map.as_str()));
+    let mounts = plan_mounts(spec.mounts().as_deref().unwrap_or_default(), bundle, container_maps)?;
     let setup_dev = !mounts.iter().any(|m| m.dest == Path::new("dev") && matches!(m.kind, MountKind::Bind { .. }));
     let devices = plan_devices(linux.devices().as_deref().unwrap_or_default())?;
 

@@ -4,9 +4,11 @@
 //! host: it cannot reach a source below a directory only host root may enter (a volume under
 //! /var/lib/containers, /var/lib/docker). runc and crun open such sources before the namespace
 //! exists; here the parent clones each source tree (`open_tree`) before `clone3`, the child
-//! inherits the detached trees and attaches them where its plan says.
+//! inherits the detached trees and attaches them where its plan says. Idmapped bind mounts are
+//! opened here in every case: the mapping goes on a detached tree, with a user namespace only
+//! the parent can make (its maps name host ids).
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use super::RootfsError;
 use crate::plan::{MountKind, MountStep};
@@ -16,13 +18,22 @@ use crate::plan::{MountKind, MountStep};
 pub struct BindTrees(Vec<Option<OwnedFd>>);
 
 impl BindTrees {
-    /// Clone the source tree of every bind step.
-    pub fn open(steps: &[MountStep]) -> Result<Self, RootfsError> {
+    /// Clone the source tree of every bind step (`all`), or only of the idmapped ones; each
+    /// idmapped tree gets its mapping here, while still detached: `idmap_namespaces[i]` is the
+    /// user namespace for step `i`.
+    pub fn open(steps: &[MountStep], all: bool, idmap_namespaces: &[Option<OwnedFd>]) -> Result<Self, RootfsError> {
         let mut trees = Vec::with_capacity(steps.len());
-        for step in steps {
+        for (index, step) in steps.iter().enumerate() {
+            let userns = idmap_namespaces.get(index).and_then(Option::as_ref);
             trees.push(match &step.kind {
-                MountKind::Bind { source, recursive } => Some(super::mounts::clone_source(source, *recursive)?),
-                MountKind::Fs { .. } | MountKind::Cgroup => None,
+                MountKind::Bind { source, recursive } if all || userns.is_some() => {
+                    let tree = super::mounts::clone_source(source, *recursive)?;
+                    if let (Some(userns), Some(idmap)) = (userns, &step.idmap) {
+                        super::mounts::set_idmap(tree.as_fd(), userns.as_fd(), idmap.recursive, step, source)?;
+                    }
+                    Some(tree)
+                }
+                MountKind::Bind { .. } | MountKind::Fs { .. } | MountKind::Cgroup => None,
             });
         }
         Ok(BindTrees(trees))

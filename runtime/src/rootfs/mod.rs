@@ -48,6 +48,17 @@ pub enum RootfsError {
     NotADirectory { fstype: String, dest: String },
     #[error("{dest} cannot be mounted because it is inside /proc")]
     InsideProc { dest: String },
+    #[error(
+        "idmap the bind mount of {source_path} on {dest}{}",
+        if *unsupported { " (its filesystem does not support idmapped mounts)" } else { "" }
+    )]
+    IdMap {
+        dest: String,
+        source_path: PathBuf,
+        unsupported: bool,
+        #[source]
+        source: Errno,
+    },
     #[error("open bind source {path}")]
     BindSource {
         path: PathBuf,

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 use std::ffi::CString;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -18,8 +18,8 @@ use crate::cgroup::ContainerView;
 use crate::plan::mounts::Attrs;
 use crate::plan::{MountKind, MountStep, Propagation};
 use crate::sys::mount::{
-    FsContext, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MountAttr, OPEN_TREE_CLONE,
-    mount_setattr, move_mount_fd, open_tree,
+    FsContext, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MountAttr,
+    OPEN_TREE_CLONE, mount_setattr, move_mount_fd, open_tree,
 };
 
 /// Destinations under /proc that may be overmounted (what lxcfs-style setups need).
@@ -44,6 +44,7 @@ pub fn mount_all(
     steps: &[MountStep],
     cgroups: &ContainerView,
     mut trees: BindTrees,
+    in_user_namespace: bool,
 ) -> Result<Option<OwnedFd>, RootfsError> {
     let root = rootfs.fd.as_fd();
     let mut deferred_dev = None;
@@ -63,15 +64,77 @@ pub fn mount_all(
                 if defer_ro {
                     attrs.set &= !MOUNT_ATTR_RDONLY;
                 }
-                let mnt = mount_fs(root, step, fstype, source, attrs)?;
-                if defer_ro {
-                    deferred_dev = Some(mnt);
+                match mount_fs(root, step, fstype, source, attrs) {
+                    Ok(mnt) if defer_ro => deferred_dev = Some(mnt),
+                    Ok(_) => {}
+                    Err(e) if in_user_namespace && refused(&e) => refused_in_user_namespace(root, step, fstype, e)?,
+                    Err(e) => return Err(e),
                 }
             }
-            MountKind::Cgroup => mount_cgroup(root, step, cgroups)?,
+            MountKind::Cgroup => match mount_cgroup(root, step, cgroups) {
+                Err(e) if in_user_namespace && refused(&e) && *cgroups == ContainerView::Unified => {
+                    refused_in_user_namespace(root, step, "cgroup2", e)?
+                }
+                other => other?,
+            },
         }
     }
     Ok(deferred_dev)
+}
+
+/// The kernel refused a new filesystem with EPERM.
+fn refused(e: &RootfsError) -> bool {
+    matches!(
+        e,
+        RootfsError::FsOpen { source: Errno::EPERM, .. }
+            | RootfsError::FsOption { source: Errno::EPERM, .. }
+            | RootfsError::FsMount { source: Errno::EPERM, .. }
+    )
+}
+
+/// In a user namespace the kernel mounts some filesystems only for namespaces that namespace
+/// owns: sysfs needs its own network namespace, mqueue its own IPC namespace, cgroup2 its own
+/// cgroup namespace. Without them (the usual rootless configs, runc's `spec --rootless` among
+/// them) what the host has is bound instead, read-only for sysfs and cgroup2, as crun does
+/// (runc 1.1 only for cgroup2); an mqueue the host has none of to bind is left out with a
+/// warning (POSIX message queues still work, only their file view is missing); any other
+/// filesystem keeps the kernel's error.
+fn refused_in_user_namespace(
+    root: BorrowedFd<'_>,
+    step: &MountStep,
+    fstype: &str,
+    refused: RootfsError,
+) -> Result<(), RootfsError> {
+    let (source, read_only) = match fstype {
+        "sysfs" => ("/sys", true),
+        "cgroup2" => ("/sys/fs/cgroup", true),
+        "mqueue" => ("/dev/mqueue", false),
+        _ => return Err(refused),
+    };
+    crate::logging::debug(&format!("{refused}: binding the host's {source} instead"));
+    let mut attrs = step.attrs;
+    attrs.set |= MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    if read_only {
+        attrs.set |= MOUNT_ATTR_RDONLY;
+    }
+    let bind = MountStep {
+        kind: MountKind::Bind { source: source.into(), recursive: true },
+        attrs,
+        data: Vec::new(),
+        copy_up: false,
+        idmap: None,
+        ..step.clone()
+    };
+    match clone_source(Path::new(source), true).and_then(|tree| mount_bind(root, &bind, tree)) {
+        Err(e) if fstype == "mqueue" => {
+            crate::logging::warn(&format!(
+                "{refused}: not permitted in a user namespace without its own IPC namespace, and the host has no {source} to bind instead ({e}): {} left out",
+                step.destination
+            ));
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 fn check_proc_destination(step: &MountStep) -> Result<(), RootfsError> {
@@ -96,6 +159,29 @@ pub(super) fn clone_source(source: &Path, recursive: bool) -> Result<OwnedFd, Ro
     }
     open_tree(crate::sys::at_fdcwd(), &src, flags)
         .map_err(|e| RootfsError::BindSource { path: source.to_owned(), source: e })
+}
+
+/// Make a detached tree idmapped with the mapping of `userns`.
+pub(super) fn set_idmap(
+    tree: BorrowedFd<'_>,
+    userns: BorrowedFd<'_>,
+    recursive: bool,
+    step: &MountStep,
+    source: &Path,
+) -> Result<(), RootfsError> {
+    let mut flags = libc::AT_EMPTY_PATH as u32;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    let attr =
+        MountAttr { attr_set: MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: userns.as_raw_fd() as u64 };
+    mount_setattr(tree, c"", flags, &attr).map_err(|errno| RootfsError::IdMap {
+        dest: step.destination.clone(),
+        source_path: source.to_owned(),
+        // EINVAL: the filesystem does not do idmapped mounts (or the tree is idmapped already).
+        unsupported: errno == Errno::EINVAL,
+        source: errno,
+    })
 }
 
 fn mount_bind(root: BorrowedFd<'_>, step: &MountStep, tree: OwnedFd) -> Result<(), RootfsError> {
@@ -267,6 +353,7 @@ fn mount_cgroup(root: BorrowedFd<'_>, step: &MountStep, view: &ContainerView) ->
                     no_symlinks: true,
                     copy_up: false,
                     cleared: 0,
+                    idmap: None,
                 };
                 mount_bind(root, &sub, clone_source(&h.host_dir, false)?)?;
                 if h.name.contains(',') {

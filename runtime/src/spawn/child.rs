@@ -175,6 +175,7 @@ pub(super) fn finish_process(
     }
     proc_setup::apply_rlimits(&p.rlimits)?;
     proc_setup::apply_scheduling(p)?;
+    crate::phases::mark("init: labels, rlimits, scheduling");
     if p.no_new_privileges {
         proc_setup::set_no_new_privs()?;
     }
@@ -205,6 +206,7 @@ pub(super) fn finish_process(
     }
     proc_setup::set_umask(p.umask);
     let path = proc_setup::resolve_executable(p)?;
+    crate::phases::mark("init: signals, stdio, cwd, seccomp, caps, user, PATH lookup");
     // With no_new_privs the filter goes in as late as possible; one with a notify listener
     // before Ready still: the parent must hand the listener to the agent while it is there.
     let notify = seccomp.is_some_and(|f| f.listener_path().is_some());
@@ -215,7 +217,9 @@ pub(super) fn finish_process(
     channel.send(&ToParent::Ready).map_err(ChildError::Sync)?;
     // Held open until execve closes it (close-on-exec): `start` reads the fifo to its end, so it
     // returns only once the user's program runs, and poststart hooks come after that.
+    crate::phases::mark("init: ready sent");
     let held_until_exec = after_ready()?;
+    crate::phases::mark("init: waited for start (start hooks)");
     // As close to execve as possible: nothing after this needs a filtered syscall.
     if let Some(filter) = seccomp.filter(|_| p.no_new_privileges && !notify) {
         if let Err(e) = filter.install() {
@@ -224,6 +228,7 @@ pub(super) fn finish_process(
             return Err(e);
         }
     }
+    crate::phases::mark("init: execve");
     let errno = proc_setup::execve(&path, &p.args, &env);
     let e = ChildError::Execve(path.to_string_lossy().into_owned(), errno);
     report_to_start(held_until_exec.as_ref(), &e);

@@ -47,12 +47,22 @@ pub struct InitArgs<'a> {
     pub no_new_keyring: bool,
     /// Bind sources the parent opened before the user namespace existed.
     pub bind_trees: rootfs::BindTrees,
-    /// The cgroup to move itself into (and whether clone3 already placed it in the v2 one);
-    /// `None`: the parent places it and says "Placed".
-    pub cgroup: Option<(&'a Manager, bool)>,
+    /// How the child gets into its cgroup.
+    pub placement: CgroupPlacement<'a>,
     /// The cgroup directories are made only once the parent placed the child (the systemd
     /// driver: systemd makes the unit's with the child in it): a v1 cgroup mount must wait too.
     pub cgroup_made_late: bool,
+}
+
+/// Who puts the container's init into its cgroup.
+#[derive(Debug, Clone, Copy)]
+pub enum CgroupPlacement<'a> {
+    /// The child moves itself (and whether clone3 already placed it in the v2 one).
+    Itself(&'a Manager, bool),
+    /// The parent places it and says "Placed".
+    ByParent,
+    /// Rootless without a cgroup it may write: the container stays in the caller's cgroup.
+    NoCgroup,
 }
 
 /// The child's entry point after `clone3`. Never returns.
@@ -63,6 +73,7 @@ pub fn run(mut args: InitArgs<'_>) -> ! {
 
 fn init(args: &mut InitArgs<'_>) -> Result<Infallible, ChildError> {
     let plan = args.plan;
+    crate::phases::mark("init: cloned");
     close_inherited(args);
     // `run` blocks signals in the parent to forward them; the container starts with none
     // blocked. Unblocking an empty set cannot fail in a way that matters.
@@ -71,6 +82,10 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, ChildError> {
     if wait_for(&args.channel)? != ToChild::Go {
         return Err(ChildError::ParentGone);
     }
+    crate::phases::mark("init: go received");
+    // A rootless parent cloned this child dumpable, so that it (or newuidmap) could write the id
+    // maps; from here on nothing may open this process's memory or executable (see clone_child).
+    nix::sys::prctl::set_dumpable(false).map_err(ChildError::NonDumpable)?;
     let mut placement = enter_namespaces(args)?;
     // Like runc and crun: a network namespace the runtime creates gets its loopback up (one
     // joined by path is the caller's to configure).
@@ -84,16 +99,23 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, ChildError> {
     if cgroup_mount && (matches!(args.cgroups, ContainerView::Unified) || args.cgroup_made_late) {
         placement.wait(&args.channel)?;
     }
+    crate::phases::mark("init: namespaces, lo up");
     let procfs = procfs::private().map_err(ChildError::Procfs)?;
     nix::unistd::setsid().map_err(ChildError::Setsid)?;
+    crate::phases::mark("init: private procfs, setsid");
     let prepared = build_rootfs(plan, args.cgroups, std::mem::take(&mut args.bind_trees))?;
+    crate::phases::mark("init: rootfs, mounts, devices");
     placement.wait(&args.channel)?;
+    crate::phases::mark("init: placed in cgroups");
     let hook_state = run_create_hooks(plan, &args.channel)?;
+    crate::phases::mark("init: create hooks");
     let terminal = plan.process.as_ref().is_some_and(|p| p.terminal);
     let host_pty =
         if terminal && plan.namespaces.mount == Ns::Host { Some(rootfs::open_host_pty_master()?) } else { None };
     let deferred_dev = enter_root(plan, prepared, args.no_pivot)?;
+    crate::phases::mark("init: pivot_root");
     configure_container(args, procfs.as_fd(), deferred_dev, host_pty)?;
+    crate::phases::mark("init: hostname, sysctl, masked and readonly paths");
 
     let Some(process) = &plan.process else {
         // No process: the container can be created and inspected, and `start` refuses it.
@@ -150,7 +172,7 @@ impl Placement {
 /// the namespaces the clone did not (the cgroup namespace once the child is in its cgroup).
 fn enter_namespaces(args: &mut InitArgs<'_>) -> Result<Placement, ChildError> {
     let plan = args.plan;
-    if let Some((manager, cloned_into)) = args.cgroup {
+    if let CgroupPlacement::Itself(manager, cloned_into) = args.placement {
         manager.enter_self(cloned_into).map_err(ChildError::Cgroup)?;
     }
     if plan.namespaces.new_user() {
@@ -168,7 +190,7 @@ fn enter_namespaces(args: &mut InitArgs<'_>) -> Result<Placement, ChildError> {
     if !early.is_empty() {
         unshare(early).map_err(ChildError::Unshare)?;
     }
-    let placed = args.cgroup.is_some();
+    let placed = !matches!(args.placement, CgroupPlacement::ByParent);
     if placed && new_cgroupns {
         unshare(CloneFlags::CLONE_NEWCGROUP).map_err(ChildError::Unshare)?;
     }
@@ -188,8 +210,11 @@ fn build_rootfs(
     }
     rootfs::set_root_propagation(plan.rootfs_propagation, &plan.rootfs)?;
     let root = rootfs::bind_rootfs(&plan.rootfs)?;
-    let deferred_dev = rootfs::mount_all(&root, &plan.mounts, cgroups, bind_trees)?;
-    rootfs::create_devices(root.fd.as_fd(), plan, plan.namespaces.user != Ns::Host)?;
+    // In a user namespace, the container's own or the one the runtime runs in (rootless podman),
+    // the kernel refuses mknod and some filesystems: devices are bound, those filesystems too.
+    let in_user_namespace = plan.namespaces.user != Ns::Host || crate::sys::userns::running_in_user_namespace();
+    let deferred_dev = rootfs::mount_all(&root, &plan.mounts, cgroups, bind_trees, in_user_namespace)?;
+    rootfs::create_devices(root.fd.as_fd(), plan, in_user_namespace)?;
     Ok(Some((root, deferred_dev)))
 }
 
@@ -325,6 +350,7 @@ fn close_inherited(args: &InitArgs<'_>) {
         Some(args.channel.raw()),
         args.exec_fifo.as_ref().map(|f| f.as_raw_fd()),
         args.console_socket.as_ref().map(|f| f.as_raw_fd()),
+        crate::phases::raw_fd(),
     ]
     .into_iter()
     .flatten()

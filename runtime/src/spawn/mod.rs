@@ -4,6 +4,7 @@
 //! See ARCHITECTURE.md.
 
 mod child;
+mod id_map;
 mod init;
 mod join;
 mod process;
@@ -69,13 +70,8 @@ pub enum SpawnError {
         #[source]
         source: std::io::Error,
     },
-    #[error("write {file} of pid {pid}")]
-    IdMap {
-        file: &'static str,
-        pid: i32,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    IdMap(#[from] id_map::IdMapError),
     #[error(transparent)]
     Cgroup(#[from] crate::cgroup::CgroupError),
     #[error(transparent)]
@@ -134,7 +130,8 @@ pub fn reserve_preserved_fds(preserve_fds: u32) -> Result<(), SpawnError> {
 #[derive(Debug)]
 pub struct InitRequest<'a> {
     pub plan: &'a Plan,
-    pub cgroup: &'a Manager,
+    /// `None`: rootless without a cgroup it may write; the container stays in the caller's.
+    pub cgroup: Option<&'a Manager>,
     pub cgroup_view: &'a ContainerView,
     pub exec_fifo: Option<OwnedFd>,
     pub console_socket: Option<OwnedFd>,
@@ -163,27 +160,44 @@ pub fn spawn_init(req: InitRequest<'_>) -> Result<ChildProcess, Error> {
         join_fds.push((*flag, open_ns(path)?));
     }
     // The mapped root of a new user namespace may not reach what host root can: bind sources
-    // are opened now, as runc and crun do.
-    let bind_trees = if plan.namespaces.new_user() && plan.namespaces.mount != Ns::Host {
-        crate::rootfs::BindTrees::open(&plan.mounts).map_err(SpawnError::from)?
+    // are opened now, as runc and crun do. A caller without privilege can neither clone trees of
+    // its mount namespace nor reach more than the container's root will.
+    let privileged = nix::unistd::geteuid().is_root();
+    let all_binds = privileged && plan.namespaces.new_user() && plan.namespaces.mount != Ns::Host;
+    let idmap_namespaces = idmapped_mount_namespaces(plan)?;
+    let bind_trees = if all_binds || idmap_namespaces.iter().any(Option::is_some) {
+        crate::rootfs::BindTrees::open(&plan.mounts, all_binds, &idmap_namespaces).map_err(SpawnError::from)?
     } else {
         crate::rootfs::BindTrees::default()
     };
+    drop(idmap_namespaces);
     // Without a new user namespace the child is root on the host's cgroup files and can move
     // itself (the cheap way, see Manager::enter_self); otherwise the parent writes its pid.
     // Under the systemd driver, systemd places it when the parent starts the unit.
-    let self_placed = plan.namespaces.user == Ns::Host && !req.cgroup.placed_by_parent();
+    let self_placed = plan.namespaces.user == Ns::Host && !req.cgroup.is_some_and(Manager::placed_by_parent);
+    let id_maps = match plan.namespaces.new_user() {
+        true => Some(id_map::IdMaps::plan(&plan.uid_map, &plan.gid_map).map_err(SpawnError::from)?),
+        false => None,
+    };
     let how = CloneOptions {
         channel: Channel::new(parent_end, "container init"),
         flags: plan.namespaces.clone_flags.bits() as u64,
-        cgroup: Some(req.cgroup),
+        cgroup: req.cgroup,
+        dumpable: id_maps.as_ref().is_some_and(id_map::IdMaps::written_by_unprivileged),
         preserve_fds: req.preserve_fds,
         parent_joins: &plan.namespaces.parent_joins,
+        stay_in_joins: false,
         new_time: (plan.namespaces.time == Ns::New).then_some(plan.time_offsets.as_str()),
     };
+    crate::phases::mark("socketpair, namespace fds, bind sources");
     let (init, cloned_into) = clone_child(how, |cloned_into| {
+        let placement = match req.cgroup {
+            None => init::CgroupPlacement::NoCgroup,
+            Some(m) if self_placed => init::CgroupPlacement::Itself(m, cloned_into),
+            Some(_) => init::CgroupPlacement::ByParent,
+        };
         init::run(init::InitArgs {
-            cgroup: self_placed.then_some((req.cgroup, cloned_into)),
+            placement,
             plan,
             channel: Channel::new(child_end, "parent"),
             exec_fifo: req.exec_fifo,
@@ -194,14 +208,14 @@ pub fn spawn_init(req: InitRequest<'_>) -> Result<ChildProcess, Error> {
             join_fds,
             preserve_fds: req.preserve_fds,
             no_new_keyring: req.no_new_keyring,
-            cgroup_made_late: req.cgroup.placed_by_parent(),
+            cgroup_made_late: req.cgroup.is_some_and(Manager::placed_by_parent),
             bind_trees,
         })
     })?;
+    crate::phases::mark("clone3");
     init.set_up(|init| {
-        if plan.namespaces.new_user() {
-            write_id_map(init.pid, "uid_map", &plan.uid_map)?;
-            write_id_map(init.pid, "gid_map", &plan.gid_map)?;
+        if let Some(maps) = &id_maps {
+            maps.write(init.pid)?;
         }
         // The parent's, before the child enters its user namespace: lowering the score needs
         // CAP_SYS_RESOURCE in the initial user namespace, which the mapped root never has (runc
@@ -210,12 +224,47 @@ pub fn spawn_init(req: InitRequest<'_>) -> Result<ChildProcess, Error> {
             write_oom_score_adj(init.pid, adj)?;
         }
         init.channel.send(&ToChild::Go)?;
-        if !self_placed {
-            req.cgroup.add_process(init.pid, cloned_into)?;
+        crate::phases::mark("id maps, go sent");
+        if let Some(cgroup) = req.cgroup.filter(|_| !self_placed) {
+            cgroup.add_process(init.pid, cloned_into)?;
             init.channel.send(&ToChild::Placed)?;
+            crate::phases::mark("cgroup placement by the parent");
         }
         Ok(())
     })
+}
+
+/// For each idmapped mount step, a user namespace with its mapping (steps with the same mapping
+/// share one); `None` for the other steps.
+fn idmapped_mount_namespaces(plan: &Plan) -> Result<Vec<Option<OwnedFd>>, SpawnError> {
+    let mut made: Vec<(&str, &str, OwnedFd)> = Vec::new();
+    let mut out = Vec::with_capacity(plan.mounts.len());
+    for step in &plan.mounts {
+        let Some(idmap) = step.idmap.as_ref().filter(|_| plan.namespaces.mount != Ns::Host) else {
+            out.push(None);
+            continue;
+        };
+        let (uid, gid) = (idmap.uid_map.as_str(), idmap.gid_map.as_str());
+        let existing = made.iter().find(|(u, g, _)| *u == uid && *g == gid);
+        let fd = match existing {
+            Some((_, _, fd)) => {
+                fd.try_clone().map_err(|e| SpawnError::from(id_map::IdMapError::MountNamespace(errno_of(&e))))?
+            }
+            None => {
+                let fd = id_map::mapped_user_namespace(uid, gid)?;
+                let copy =
+                    fd.try_clone().map_err(|e| SpawnError::from(id_map::IdMapError::MountNamespace(errno_of(&e))))?;
+                made.push((uid, gid, fd));
+                copy
+            }
+        };
+        out.push(Some(fd));
+    }
+    Ok(out)
+}
+
+fn errno_of(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 impl ChildProcess {
@@ -320,6 +369,16 @@ pub fn spawn_join(req: JoinRequest<'_>) -> Result<ChildProcess, Error> {
     for name in order.iter().filter(|n| req.namespaces.iter().any(|m| m == *n)) {
         join_fds.push((flag_of_name(name), open_ns(&ns_path(name))?));
     }
+    // Without privilege the parent cannot enter the container's pid namespace for its child: the
+    // namespace belongs to the container's user namespace, where only a process inside has
+    // capabilities. The parent goes in there first, for good (as the user namespace's owner it
+    // may), and the child inherits it.
+    if !nix::unistd::geteuid().is_root()
+        && let Some(i) = join_fds.iter().position(|(flag, _)| *flag == CloneFlags::CLONE_NEWUSER)
+    {
+        let (_, user) = join_fds.remove(i);
+        setns(user.as_fd(), CloneFlags::CLONE_NEWUSER).map_err(|e| SpawnError::ParentSetns("user", e))?;
+    }
     let mut parent_joins = Vec::new();
     for name in ["pid", "time"].iter().filter(|n| req.namespaces.iter().any(|m| m == *n)) {
         parent_joins.push((flag_of_name(name), ns_path(name)));
@@ -328,8 +387,13 @@ pub fn spawn_join(req: JoinRequest<'_>) -> Result<ChildProcess, Error> {
         channel: Channel::new(parent_end, "exec process"),
         flags: 0,
         cgroup: req.cgroup,
+        dumpable: false,
         preserve_fds: req.preserve_fds,
         parent_joins: &parent_joins,
+        // The parent clones nothing else, and going back may not be allowed: a runtime in a user
+        // namespace (rootless podman's) has no capability over the pid namespace it started in,
+        // which belongs to the namespace above, nor has one that entered the container's.
+        stay_in_joins: true,
         new_time: None,
     };
     let (child, cloned_into) = clone_child(how, |_| {
@@ -360,10 +424,17 @@ struct CloneOptions<'a> {
     flags: u64,
     /// The cgroup to clone into (v2, `CLONE_INTO_CGROUP`) when the kernel lets us.
     cgroup: Option<&'a Manager>,
+    /// Clone the child dumpable: a parent without privilege (or newuidmap, acting for it) can
+    /// only write the id maps of a dumpable child (the /proc files of a non-dumpable one belong
+    /// to root). The child makes itself non-dumpable as soon as the maps are written, before
+    /// anything else can exist in its namespaces.
+    dumpable: bool,
     /// `--preserve-fds`: descriptors 3..3+N stay inheritable.
     preserve_fds: u32,
     /// Namespaces the parent enters for its children only (pid, time), left right after the clone.
     parent_joins: &'a [(CloneFlags, PathBuf)],
+    /// Do not leave them.
+    stay_in_joins: bool,
     /// A new time namespace, with these offsets, also created for the children only.
     new_time: Option<&'a str>,
 }
@@ -380,7 +451,9 @@ fn clone_child(
 ) -> Result<(ChildProcess, bool), SpawnError> {
     check_single_threaded()?;
     crate::sys::process::close_range_cloexec(3u32.saturating_add(how.preserve_fds)).map_err(SpawnError::MarkCloexec)?;
-    become_non_dumpable()?;
+    if !how.dumpable {
+        become_non_dumpable()?;
+    }
     let restore = enter_parent_namespaces(how.parent_joins, how.new_time)?;
     let cgroup_fd = how.cgroup.and_then(Manager::clone_into_fd);
     let mut into_cgroup = cgroup_fd.is_some();
@@ -394,7 +467,12 @@ fn clone_child(
         drop(restore);
         child(into_cgroup);
     }
-    restore.finish()?;
+    if !how.stay_in_joins {
+        restore.finish()?;
+    }
+    if how.dumpable {
+        become_non_dumpable()?;
+    }
     let Forked::Parent { pid, pidfd } = forked.map_err(SpawnError::Clone)? else {
         return Err(SpawnError::Clone(Errno::EINVAL));
     };
@@ -444,14 +522,6 @@ fn flag_of_name(name: &str) -> CloneFlags {
 fn open_ns(path: &Path) -> Result<OwnedFd, SpawnError> {
     nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|source| SpawnError::OpenNamespace { path: path.display().to_string(), source })
-}
-
-fn write_id_map(pid: Pid, file: &'static str, content: &str) -> Result<(), SpawnError> {
-    std::fs::write(format!("/proc/{pid}/{file}"), content).map_err(|source| SpawnError::IdMap {
-        file,
-        pid: pid.as_raw(),
-        source,
-    })
 }
 
 fn write_oom_score_adj(pid: Pid, value: i32) -> Result<(), SpawnError> {

@@ -31,6 +31,10 @@ pub enum ProcessError {
         #[source]
         source: caps::errors::CapsError,
     },
+    #[error(
+        "set supplementary groups {0:?}: setgroups is denied in this user namespace (its gid map was written without newgidmap: map more than your own gid to have groups)"
+    )]
+    GroupsDenied(Vec<u32>),
     #[error("set supplementary groups {0:?}")]
     Groups(Vec<u32>, #[source] Errno),
     #[error("set gid {0}")]
@@ -101,6 +105,7 @@ impl ProcessError {
             ProcessError::NotFoundInPath(_) => ErrorKind::NotFound,
             ProcessError::NotExecutable(_) | ProcessError::IsDirectory(_) => ErrorKind::PermissionDenied,
             ProcessError::CwdOutsideRoot(_) => ErrorKind::InvalidSpec,
+            ProcessError::GroupsDenied(_) => ErrorKind::PermissionDenied,
             ProcessError::Rlimit { source, .. }
             | ProcessError::NoNewPrivs(source)
             | ProcessError::Groups(_, source)
@@ -173,7 +178,17 @@ pub fn switch_user(p: &ProcessPlan, set_groups: bool) -> Result<(), ProcessError
     }
     if set_groups {
         let groups: Vec<Gid> = p.additional_gids.iter().copied().map(Gid::from_raw).collect();
-        nix::unistd::setgroups(&groups).map_err(|e| ProcessError::Groups(p.additional_gids.clone(), e))?;
+        match nix::unistd::setgroups(&groups) {
+            Ok(()) => {}
+            // A user namespace whose gid map an unprivileged caller wrote has setgroups denied:
+            // the process keeps the groups it has, which are none the namespace can name (runc
+            // and crun skip setgroups there too). Asked-for groups cannot be given: an error.
+            Err(nix::errno::Errno::EPERM) if groups.is_empty() && setgroups_denied() => {}
+            Err(nix::errno::Errno::EPERM) if setgroups_denied() => {
+                return Err(ProcessError::GroupsDenied(p.additional_gids.clone()));
+            }
+            Err(e) => return Err(ProcessError::Groups(p.additional_gids.clone(), e)),
+        }
     }
     let gid = Gid::from_raw(p.gid);
     nix::unistd::setresgid(gid, gid, gid).map_err(|e| ProcessError::Gid(p.gid, e))?;
@@ -183,6 +198,11 @@ pub fn switch_user(p: &ProcessPlan, set_groups: bool) -> Result<(), ProcessError
         nix::sys::prctl::set_keepcaps(false).map_err(ProcessError::KeepCaps)?;
     }
     Ok(())
+}
+
+/// `/proc/self/setgroups` says "deny" (the container's procfs or the host's: the same process).
+fn setgroups_denied() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
 }
 
 /// Set effective, permitted, inheritable and ambient sets (after the user switch).

@@ -199,7 +199,6 @@ impl Channel {
         }
     }
 
-    /// The next message, or `None` when the peer closed its end (exited).
     /// A message already queued, without waiting: `Ok(None)` when there is none (or the peer is
     /// gone without one).
     pub fn try_recv<T: DeserializeOwned>(&self) -> Result<Option<T>, ChannelError> {
@@ -207,7 +206,8 @@ impl Channel {
         let n = loop {
             match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
                 Ok(n) => break n,
-                Err(Errno::EINTR) => continue,
+                // See recv: a reset comes once, ahead of what the peer sent before it closed.
+                Err(Errno::EINTR | Errno::ECONNRESET) => continue,
                 Err(Errno::EAGAIN) => return Ok(None),
                 Err(e) => return Err(ChannelError::Recv(self.peer, e)),
             }
@@ -215,12 +215,16 @@ impl Channel {
         self.decode(&buf[..n])
     }
 
+    /// The next message, or `None` when the peer closed its end (exited).
     pub fn recv<T: DeserializeOwned>(&self) -> Result<Option<T>, ChannelError> {
         let mut buf = vec![0u8; MAX_MESSAGE];
         let n = loop {
             match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Ok(n) => break n,
-                Err(Errno::EINTR) => continue,
+                // The peer closed its end before reading all we sent (a child that failed while
+                // the parent was still placing it): the kernel reports that once, ahead of what
+                // the peer sent before it closed, which the next recv returns, then end of file.
+                Err(Errno::EINTR | Errno::ECONNRESET) => continue,
                 Err(e) => return Err(ChannelError::Recv(self.peer, e)),
             }
         };

@@ -15,6 +15,7 @@ pub mod seccomp;
 pub mod signals;
 pub mod socket;
 pub mod tty;
+pub mod userns;
 pub mod xattr;
 
 use std::os::fd::BorrowedFd;

@@ -38,6 +38,37 @@ make_busybox_rootfs() {
 	printf 'root:x:0:\nnobody:x:65534:\n' >"$dir/etc/group"
 }
 
+# make_oci_archive LAYER_TAR OUT REF CMD: a one-layer OCI image archive named REF (index ref.name
+# annotation), with CMD (a JSON array) as its command.
+make_oci_archive() {
+	local layer=$1 out=$2 ref=$3 cmd=$4 dir
+	dir=$(mktemp -d "$(dirname "$out")/oci.XXXXXX")
+	mkdir -p "$dir/blobs/sha256"
+	blob() { # blob FILE: store FILE under its digest, print the digest
+		local d
+		d=$(sha256sum "$1" | cut -d' ' -f1)
+		cp "$1" "$dir/blobs/sha256/$d"
+		echo "sha256:$d"
+	}
+	local layer_digest
+	layer_digest=$(blob "$layer")
+	jq -cn --arg diff "$layer_digest" --arg arch "$(dpkg --print-architecture)" --argjson cmd "$cmd" '{
+		architecture: $arch, os: "linux",
+		config: {Cmd: $cmd, Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+		rootfs: {type: "layers", diff_ids: [$diff]}}' >"$dir/config.json"
+	jq -cn --arg c "$(blob "$dir/config.json")" --argjson cs "$(stat -c %s "$dir/config.json")" \
+		--arg l "$layer_digest" --argjson ls "$(stat -c %s "$layer")" '{
+		schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
+		config: {mediaType: "application/vnd.oci.image.config.v1+json", digest: $c, size: $cs},
+		layers: [{mediaType: "application/vnd.oci.image.layer.v1.tar", digest: $l, size: $ls}]}' >"$dir/manifest.json"
+	jq -cn --arg m "$(blob "$dir/manifest.json")" --argjson ms "$(stat -c %s "$dir/manifest.json")" --arg ref "$ref" '{
+		schemaVersion: 2, manifests: [{mediaType: "application/vnd.oci.image.manifest.v1+json",
+		digest: $m, size: $ms, annotations: {"org.opencontainers.image.ref.name": $ref}}]}' >"$dir/index.json"
+	echo '{"imageLayoutVersion":"1.0.0"}' >"$dir/oci-layout"
+	tar -C "$dir" -cf "$out" oci-layout index.json blobs
+	rm -rf "$dir"
+}
+
 # build_release: the release binaries strata and strata-rootfs (workspace release profile), stamped with
 # the commit for `strata --version` (the same value every time for the same tree, so hack/install and
 # hack/demo share one build).

@@ -175,7 +175,10 @@ fn bad_input_is_refused_before_anything_is_created() {
     require_root();
     for (path, systemd) in [("/../x", false), ("/", false), ("machine.slice:libpod:x", false), ("/a", true)] {
         let err = Manager::new(&CgroupRequest { cgroups_path: Some(path), container_id: "x", systemd }).unwrap_err();
-        assert!(matches!(err, CgroupError::InvalidPath { .. } | CgroupError::SystemdUnsupported(_)), "{path}: {err}");
+        assert!(
+            matches!(err, CgroupError::InvalidPath { .. } | CgroupError::SystemdForm(_) | CgroupError::SystemdPath(_)),
+            "{path}: {err}"
+        );
     }
     // A top level of its own: the shared test parent may exist because of other tests.
     let path = format!("/strata-refused-{}/x", std::process::id());

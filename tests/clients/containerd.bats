@@ -42,18 +42,8 @@ setup_file() {
 		[plugins."io.containerd.internal.v1.opt"]
 		  path = "$CTD_DIR/opt"
 	EOF
-	# Only stdio for containerd: it passes inherited fds on to its shims, and a shim outliving the suite
-	# (its task never dies) would keep bats waiting for the end of its output pipes.
-	(
-		cd / || exit 1
-		for fd in "/proc/$BASHPID/fd"/*; do
-			fd=${fd##*/}
-			((fd <= 2 || fd == 255)) || eval "exec $fd>&-"
-		done
-		# as a service manager starts it (SIGPIPE, SIGHUP ignored): its shims and strata inherit that
-		exec "${AS_A_SERVICE[@]}" containerd --config "$CTD_DIR/config.toml" </dev/null >"$CTD_DIR/containerd.log" 2>&1
-	) &
-	echo $! >"$CTD_DIR/containerd.pid"
+	start_service "$CTD_DIR/containerd.log" containerd --config "$CTD_DIR/config.toml"
+	echo "$SERVICE_PID" >"$CTD_DIR/containerd.pid"
 	wait_for 100 containerd_answers || fail "containerd did not answer on $CTD_SOCK: $(tail -5 "$CTD_DIR/containerd.log")"
 	c images import "$STRATA_CLIENTS_WORK/busybox.oci.tar" >/dev/null
 }

@@ -80,18 +80,8 @@ setup_file() {
 		type: "bridge", bridge: "strata-cri0", isGateway: true, ipMasq: false,
 		ipam: {type: "host-local", ranges: [[{subnet: "10.214.0.0/24"}]], dataDir: $ipam}}]}' \
 		>"$CRI_DIR/cni/10-strata-cri-test.conflist"
-	# Only stdio for containerd: it passes inherited fds on to its shims, which would keep bats waiting.
-	(
-		cd / || exit 1
-		for fd in "/proc/$BASHPID/fd"/*; do
-			fd=${fd##*/}
-			((fd <= 2 || fd == 255)) || eval "exec $fd>&-"
-		done
-		# as a service manager starts it (SIGPIPE, SIGHUP ignored): its shims and strata inherit that
-		exec "${AS_A_SERVICE[@]}" nsenter --net="/run/netns/$CRI_NETNS" containerd --config "$CRI_DIR/config.toml" \
-			</dev/null >"$CRI_DIR/containerd.log" 2>&1
-	) &
-	echo $! >"$CRI_DIR/containerd.pid"
+	start_service "$CRI_DIR/containerd.log" nsenter --net="/run/netns/$CRI_NETNS" containerd --config "$CRI_DIR/config.toml"
+	echo "$SERVICE_PID" >"$CRI_DIR/containerd.pid"
 	wait_for 300 containerd_answers || fail "containerd did not answer on $CRI_SOCK: $(tail -5 "$CRI_DIR/containerd.log")"
 	local ctr=(ctr --address "$CRI_SOCK" --namespace k8s.io)
 	"${ctr[@]}" images import "$STRATA_CLIENTS_WORK/busybox.oci.tar" >/dev/null
@@ -102,16 +92,9 @@ setup_file() {
 
 # bats 1.8 runs teardown functions without errexit: they count their failures and return them.
 teardown_file() {
-	local pid m rc=0
+	local rc=0
 	remove_pods || rc=1
-	pid=$(cat "$CRI_DIR/containerd.pid")
-	kill -TERM "$pid"
-	# whatever is left running or stored here is for hack/test-clients to remove (its cleanup)
-	wait_for 300 gone "$pid" || { fail "containerd ($pid) did not stop"; return 1; }
-	[ -z "$(ls "$STRATA_ROOT" 2>/dev/null)" ] || { fail "strata state left in $STRATA_ROOT: $(ls "$STRATA_ROOT")"; rc=1; }
-	for m in $(findmnt -rn -o TARGET | grep -F "$CRI_DIR/" | sort -r); do
-		umount "$m" || rc=1
-	done
+	stop_containerd "$CRI_DIR" 300 || rc=1
 	rmdir /sys/fs/cgroup/*/"$CGROUP_PARENT" 2>/dev/null
 	assert_no_cgroup "/$CGROUP_PARENT" || rc=1
 	ip netns del "$CRI_NETNS" || rc=1

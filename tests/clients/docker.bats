@@ -39,15 +39,7 @@ start_dockerd() {
 		"storage-driver": "overlay2",
 		"exec-opts": ["native.cgroupdriver=cgroupfs"], "cgroup-parent": "strata-docker",
 		"runtimes": {"strata": {"path": $strata}}} + $extra' >"$dir/daemon.json"
-	(
-		cd / || exit 1
-		for fd in "/proc/$BASHPID/fd"/*; do
-			fd=${fd##*/}
-			((fd <= 2 || fd == 255)) || eval "exec $fd>&-"
-		done
-		# as a service manager starts it (SIGPIPE, SIGHUP ignored): its containerd, shims and strata inherit that
-		exec "${AS_A_SERVICE[@]}" "$@" dockerd --config-file "$dir/daemon.json" </dev/null >"$dir/dockerd.log" 2>&1
-	) &
+	start_service "$dir/dockerd.log" "$@" dockerd --config-file "$dir/daemon.json"
 	local answers=(/usr/bin/docker --host "unix://$dir/docker.sock" version)
 	wait_for 300 "${answers[@]}" >/dev/null 2>&1 || fail "dockerd did not answer on $dir/docker.sock: $(tail -5 "$dir/dockerd.log")"
 	/usr/bin/docker --host "unix://$dir/docker.sock" import \

@@ -161,6 +161,26 @@ tty_probe_script() { # tty_probe_script "ROWS COLS"
 # shellcheck disable=SC2034 # used by the suites that load this file
 AS_A_SERVICE=(env --ignore-signal=PIPE --ignore-signal=HUP)
 
+# start_service LOG CMD...: starts CMD in the background as a service manager starts an engine: from /,
+# stdin from /dev/null, stdout and stderr to LOG, SIGPIPE and SIGHUP ignored (systemd's IgnoreSIGPIPE=yes,
+# or nohup; its shims and strata inherit that), and no other open fd: a daemon passes inherited fds on to
+# its shims, and a shim outliving the suite would keep bats waiting for the end of its output pipes.
+# Sets SERVICE_PID.
+start_service() {
+	local log=$1
+	shift
+	(
+		cd / || exit 1
+		for fd in "/proc/$BASHPID/fd"/*; do
+			fd=${fd##*/}
+			((fd <= 2 || fd == 255)) || eval "exec $fd>&-"
+		done
+		exec "${AS_A_SERVICE[@]}" "$@" </dev/null >"$log" 2>&1
+	) &
+	# shellcheck disable=SC2034 # read by the suites
+	SERVICE_PID=$!
+}
+
 # Inside a container: print the process's ignored and blocked signal masks, one per line, exec'd directly
 # (no shell in between).
 # shellcheck disable=SC2034 # used by the suites that load this file
@@ -174,4 +194,66 @@ assert_clean_signals() {
 	[ "$ign/$blk" = 0000000000000000/0000000000000000 ] ||
 		fail "the container's process does not start with a clean signal state (SigIgn $ign, SigBlk $blk); output:
 $1"
+}
+
+# podman_setup DIR CGROUP_MANAGER [CONTAINERS-LINE...]: the podman suites' private containers.conf in DIR
+# (strata registered with runtime_supports_json, so that conmon passes `--log-format=json --log <file>`
+# to it; no network; events, volumes and temporary files in DIR; extra lines for its [containers] table),
+# and the busybox image imported. Needs PODMAN (the podman command line the suite uses) and IMAGE.
+podman_setup() {
+	local dir=$1 manager=$2
+	shift 2
+	mkdir -p "$dir"
+	{
+		echo "[containers]"
+		printf '%s\n' "$@"
+		cat <<-EOF
+			netns = "none"
+
+			[engine]
+			cgroup_manager = "$manager"
+			events_logger = "file"
+			events_logfile_path = "$dir/events.log"
+			tmp_dir = "$dir/tmp"
+			volume_path = "$dir/volumes"
+			runtime = "strata"
+			runtime_supports_json = ["strata", "$(basename "$STRATA_BIN")"]
+
+			[engine.runtimes]
+			strata = ["$STRATA_BIN"]
+		EOF
+	} >"$dir/containers.conf"
+	"${PODMAN[@]}" import --change 'CMD ["/bin/sh"]' \
+		--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+		"$STRATA_CLIENTS_WORK/busybox.tar" "$IMAGE" >/dev/null
+}
+
+# podman_teardown DIR SECONDS: removes every container and image (each podman call bounded), unmounts what
+# containers/storage left mounted in DIR (it keeps its overlay directory as a private bind mount of itself)
+# and removes DIR. bats 1.8 runs teardown functions without errexit: returns the number of failures.
+podman_teardown() {
+	local dir=$1 seconds=$2 m rc=0
+	timeout "$seconds" "${PODMAN[@]}" rm -af -t 0 >/dev/null || rc=1
+	timeout "$seconds" "${PODMAN[@]}" rmi -af >/dev/null || rc=1
+	for m in $(findmnt -rn -o TARGET | grep -F "$dir/" | sort -r); do
+		umount "$m" || rc=1
+	done
+	rm -rf "$dir" || rc=1
+	return "$rc"
+}
+
+# stop_containerd DIR SECONDS: stops the containerd whose pid is in DIR/containerd.pid (waiting at most
+# SECONDS), then checks that strata left no state in STRATA_ROOT and unmounts what is left below DIR.
+# Whatever is still running or stored is for hack/test-clients to remove (its cleanup). Returns the number
+# of failures (bats runs teardown functions without errexit).
+stop_containerd() {
+	local dir=$1 seconds=$2 pid m rc=0
+	pid=$(cat "$dir/containerd.pid")
+	kill -TERM "$pid"
+	wait_for "$seconds" gone "$pid" || { fail "containerd ($pid) did not stop"; return 1; }
+	[ -z "$(ls "$STRATA_ROOT" 2>/dev/null)" ] || { fail "strata state left in $STRATA_ROOT: $(ls "$STRATA_ROOT")"; rc=1; }
+	for m in $(findmnt -rn -o TARGET | grep -F "$dir/" | sort -r); do
+		umount "$m" || rc=1
+	done
+	return "$rc"
 }

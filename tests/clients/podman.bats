@@ -17,47 +17,17 @@ pm() { "${PODMAN[@]}" "$@"; }
 setup_file() {
 	require_suite_env
 	require_cgroup_v1
-	mkdir -p "$PODMAN_DIR"
 	# This VM lacks CAP_SYS_RESOURCE: podman's default rlimits (nofile 1048576) are above the hard limits and
 	# the runtime's setrlimit would fail with EPERM, so ask for the hard limits (podman's own nproc is 32768).
 	local nofile nproc
 	nofile=$(ulimit -Hn) nproc=$(ulimit -Hu)
 	[ "$nofile" != unlimited ] || nofile=1048576
 	{ [ "$nproc" != unlimited ] && [ "$nproc" -le 32768 ]; } || nproc=32768
-	cat >"$PODMAN_DIR/containers.conf" <<-EOF
-		[containers]
-		default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
-		netns = "none"
-
-		[engine]
-		cgroup_manager = "cgroupfs"
-		events_logger = "file"
-		events_logfile_path = "$PODMAN_DIR/events.log"
-		tmp_dir = "$PODMAN_DIR/tmp"
-		volume_path = "$PODMAN_DIR/volumes"
-		runtime = "strata"
-		# conmon passes --log-format=json --log <file> to runtimes whose basename is listed here
-		runtime_supports_json = ["strata", "$(basename "$STRATA_BIN")"]
-
-		[engine.runtimes]
-		strata = ["$STRATA_BIN"]
-	EOF
-	pm import --change 'CMD ["/bin/sh"]' \
-		--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-		"$STRATA_CLIENTS_WORK/busybox.tar" "$IMAGE" >/dev/null
+	podman_setup "$PODMAN_DIR" cgroupfs "default_ulimits = [\"nofile=$nofile:$nofile\", \"nproc=$nproc:$nproc\"]"
 }
 
-# bats 1.8 runs teardown functions without errexit: they count their failures and return them.
 teardown_file() {
-	local m rc=0
-	timeout 20 "${PODMAN[@]}" rm -af -t 0 >/dev/null || rc=1
-	timeout 20 "${PODMAN[@]}" rmi -af >/dev/null || rc=1
-	# containers/storage keeps its overlay directory as a private bind mount of itself
-	for m in $(findmnt -rn -o TARGET | grep -F "$PODMAN_DIR/" | sort -r); do
-		umount "$m" || rc=1
-	done
-	rm -rf "$PODMAN_DIR" || rc=1
-	return "$rc"
+	podman_teardown "$PODMAN_DIR" 20
 }
 
 # Every test: whatever containers it left are removed, and strata must leave no state and no cgroup for any

@@ -252,6 +252,14 @@ direct_bundle() { # direct_bundle DIR ARGS_JSON: a rootless bundle of busybox ru
 		assert_contains "$output" "not allowed"
 	fi
 	[ ! -e "$RL_DIR/xdg/$RT_NAME/direct3" ] || fail "state left behind"
+	# the systemd driver would need the user's systemd manager, which strata does not support yet
+	if [ "$RT_NAME" = strata ]; then
+		direct_bundle "$RL_DIR/b4" '["true"]'
+		run rt --systemd-cgroup run --bundle "$RL_DIR/b4" direct4 </dev/null
+		((status != 0)) || fail "--systemd-cgroup was accepted rootless: $output"
+		assert_contains "$output" "user manager is not supported yet"
+		[ ! -e "$RL_DIR/xdg/$RT_NAME/direct4" ] || fail "state left behind"
+	fi
 	# no XDG_RUNTIME_DIR and no --root: runc falls back to /run/runc (permission denied), strata says why
 	run runuser -u "$RL_USER" -- env -i --chdir="$RL_DIR" PATH=/usr/bin:/bin "$RL_DIR/bin/$RT_NAME" list
 	((status != 0)) || fail "list without XDG_RUNTIME_DIR succeeded: $output"

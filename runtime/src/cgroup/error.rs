@@ -12,10 +12,34 @@ pub enum CgroupError {
     #[error("invalid cgroupsPath {path:?}: {reason}")]
     InvalidPath { path: String, reason: &'static str },
     #[error(
-        "systemd cgroup driver not supported (cgroupsPath {0:?}); use the cgroupfs driver: no --systemd-cgroup, \
-         and a path like \"/machine/<id>\""
+        "cgroupsPath {0:?} is in the systemd driver's form \"slice:prefix:name\": pass --systemd-cgroup, \
+         or give the cgroupfs driver a path such as \"/machine/<id>\""
     )]
-    SystemdUnsupported(String),
+    SystemdForm(String),
+    #[error(transparent)]
+    SystemdPath(#[from] super::systemd::InvalidUnitPath),
+    #[error("systemd cgroup driver")]
+    Bus(#[source] super::systemd::BusError),
+    #[error("start systemd unit {unit}")]
+    UnitStart {
+        unit: String,
+        #[source]
+        source: super::systemd::BusError,
+    },
+    #[error("set properties of systemd unit {unit}")]
+    UnitSetProperties {
+        unit: String,
+        #[source]
+        source: super::systemd::BusError,
+    },
+    #[error("stop systemd unit {unit}")]
+    UnitStop {
+        unit: String,
+        #[source]
+        source: super::systemd::BusError,
+    },
+    #[error("{op} systemd unit {unit}: job {result}")]
+    UnitJob { unit: String, op: &'static str, result: String },
     #[error("no cgroup file system is mounted")]
     NoCgroupMount,
     #[error("invalid linux.resources.{field}: {reason}")]
@@ -123,8 +147,15 @@ impl CgroupError {
             | Self::BelowUsage { .. }
             | Self::ParseResources(_)
             | Self::InvalidFlag { .. }
+            | Self::SystemdForm(_)
+            | Self::SystemdPath(_)
             | Self::DeviceFilterRejected { .. } => ErrorKind::InvalidSpec,
-            Self::SystemdUnsupported(_) | Self::NoCgroupMount | Self::NoFreezer => ErrorKind::Unsupported,
+            Self::NoCgroupMount | Self::NoFreezer => ErrorKind::Unsupported,
+            Self::Bus(_)
+            | Self::UnitStart { .. }
+            | Self::UnitSetProperties { .. }
+            | Self::UnitStop { .. }
+            | Self::UnitJob { .. } => ErrorKind::Other,
             Self::Create { source, .. }
             | Self::Open { source, .. }
             | Self::Write { source, .. }

@@ -1,6 +1,6 @@
 //! [`Manager`]: the container's cgroup in every hierarchy, from creation to removal.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::fs;
 use std::io;
 use std::os::fd::BorrowedFd;
@@ -18,6 +18,7 @@ use super::dir::CgroupDir;
 use super::layout::{self, Layout, Mount, ProcCgroup};
 use super::path::{self, CgroupPath};
 use super::resources::{self, Hierarchies, Mode, Place};
+use super::systemd::{self, SystemdUnit};
 
 /// What the container asked for.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +34,9 @@ pub struct CgroupRequest<'a> {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CgroupState {
     hierarchies: Vec<Hierarchy>,
+    /// The systemd driver's unit, which owns the cgroup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    systemd: Option<SystemdUnit>,
 }
 
 /// The container's directory in one hierarchy.
@@ -86,15 +90,41 @@ pub struct Manager {
     created: Vec<PathBuf>,
     /// Controllers the cgroup2 root offers (its cgroup.controllers), read when first needed.
     v2_available: OnceCell<Vec<String>>,
+    /// The systemd driver's unit.
+    systemd: Option<SystemdUnit>,
+    /// The connection to systemd, opened when first needed (by `new` for a create, so that an
+    /// unreachable systemd is reported before anything is made).
+    bus: RefCell<Option<systemd::Connection>>,
+    /// Set by `create` under the systemd driver: the unit is started with the init's pid.
+    pending_unit: Option<PendingUnit>,
+    /// The unit's Description, until `create` takes it.
+    unit_description: String,
     /// Apply `linux.resources.devices` (false for a rootless container, see `without_device_rules`).
     device_rules: bool,
+}
+
+/// What `create` prepared for a unit that can only be started once the init exists.
+#[derive(Debug)]
+struct PendingUnit {
+    description: String,
+    resources: Option<LinuxResources>,
+    properties: Vec<systemd::properties::Property>,
 }
 
 impl Manager {
     /// Work out the layout and the container's directory in every hierarchy. Reads a few
     /// /proc files; creates nothing.
+    /// Under the systemd driver, also connects to systemd.
     pub fn new(req: &CgroupRequest<'_>) -> Result<Self, CgroupError> {
-        let path = path::parse(req.cgroups_path, req.container_id, req.systemd)?;
+        if req.systemd {
+            let u = systemd::unit::parse(req.cgroups_path, req.container_id, "system.slice")?;
+            let mut m = Self::with_layout(&CgroupPath::Absolute(u.cgroup.clone()), layout::detect()?)?;
+            m.systemd = Some(SystemdUnit { unit: u.unit, slice: u.slice });
+            m.unit_description = format!("strata container {}", req.container_id);
+            m.bus = RefCell::new(Some(systemd::connect()?));
+            return Ok(m);
+        }
+        let path = path::parse(req.cgroups_path, req.container_id)?;
         let layout = layout::detect()?;
         Self::with_layout(&path, layout)
     }
@@ -116,17 +146,25 @@ impl Manager {
                 unified: m.unified,
             })
             .collect();
-        Ok(Self { hierarchies, v2: None, created: Vec::new(), v2_available: OnceCell::new(), device_rules: true })
+        Ok(Self::from_parts(hierarchies, None))
     }
 
-    pub fn from_state(state: &CgroupState) -> Self {
+    fn from_parts(hierarchies: Vec<Hierarchy>, systemd: Option<SystemdUnit>) -> Self {
         Self {
-            hierarchies: state.hierarchies.clone(),
+            hierarchies,
             v2: None,
             created: Vec::new(),
             v2_available: OnceCell::new(),
+            systemd,
+            bus: RefCell::new(None),
+            pending_unit: None,
+            unit_description: String::new(),
             device_rules: true,
         }
+    }
+
+    pub fn from_state(state: &CgroupState) -> Self {
+        Self::from_parts(state.hierarchies.clone(), state.systemd.clone())
     }
 
     /// A rootless container's cgroup gets no device rules, as with runc and crun: its caller may
@@ -139,46 +177,103 @@ impl Manager {
     }
 
     pub fn state(&self) -> CgroupState {
-        CgroupState { hierarchies: self.hierarchies.clone() }
+        CgroupState { hierarchies: self.hierarchies.clone(), systemd: self.systemd.clone() }
+    }
+
+    /// The systemd unit that owns the container's cgroup, under the systemd driver.
+    pub fn systemd_unit(&self) -> Option<&str> {
+        self.systemd.as_ref().map(|u| u.unit.as_str())
+    }
+
+    /// Whether the init is put into its cgroup by the parent after the clone (the systemd
+    /// driver: systemd starts the unit with the init's pid), not by `CLONE_INTO_CGROUP` or itself.
+    pub fn placed_by_parent(&self) -> bool {
+        self.pending_unit.is_some()
+    }
+
+    /// The systemd connection, opened on first use.
+    fn with_bus<T>(
+        &self,
+        f: impl FnOnce(&mut systemd::Connection) -> Result<T, CgroupError>,
+    ) -> Result<T, CgroupError> {
+        let mut bus = self.bus.borrow_mut();
+        if bus.is_none() {
+            *bus = Some(systemd::connect()?);
+        }
+        match bus.as_mut() {
+            Some(conn) => f(conn),
+            None => Err(CgroupError::NoCgroupMount),
+        }
     }
 
     /// Create the directories, enable the v2 controllers, apply every resource and the device
     /// rules, and keep the v2 directory open. Everything is checked before the first mkdir; on
     /// failure the directories made here are removed again.
+    ///
+    /// Under the systemd driver nothing is made yet: the resources are checked and turned into
+    /// unit properties, and [`Manager::add_process`] starts the unit with the init's pid, then
+    /// writes the files.
     pub fn create(&mut self, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
         let plan = resources::plan(resources, self, self.device_rules)?;
-        let result = self.create_planned(&plan, resources);
-        if result.is_err() {
-            self.v2 = None;
-            self.remove_created();
+        if self.systemd.is_some() {
+            let v2 = self.pure_v2();
+            let mut properties = systemd::properties::accounting(v2);
+            if let Some(r) = resources {
+                properties.extend(systemd::properties::for_resources(r, v2, self.device_rules)?);
+            }
+            self.pending_unit = Some(PendingUnit {
+                description: std::mem::take(&mut self.unit_description),
+                resources: resources.cloned(),
+                properties,
+            });
+            return Ok(());
         }
-        result
+        let mut created = Vec::new();
+        let result = self.create_planned(&plan, resources, &mut created);
+        self.created = created;
+        match result {
+            Ok(v2) => {
+                self.v2 = v2;
+                Ok(())
+            }
+            Err(e) => {
+                self.remove_created();
+                Err(e)
+            }
+        }
     }
 
-    fn create_planned(&mut self, plan: &resources::Plan<'_>, r: Option<&LinuxResources>) -> Result<(), CgroupError> {
+    /// Make the directories (those missing: under the systemd driver, systemd made the unit's),
+    /// enable the v2 controllers and write the resources; returns the opened v2 directory.
+    fn create_planned(
+        &self,
+        plan: &resources::Plan<'_>,
+        r: Option<&LinuxResources>,
+        created: &mut Vec<PathBuf>,
+    ) -> Result<Option<CgroupDir>, CgroupError> {
         let cpu = r.and_then(|r| r.cpu().as_ref());
         let spec_cpus = cpu.is_some_and(|c| c.cpus().as_deref().is_some_and(|s| !s.is_empty()));
         let spec_mems = cpu.is_some_and(|c| c.mems().as_deref().is_some_and(|s| !s.is_empty()));
         let mut fresh = true;
         let mut enabled = Vec::new();
-        for i in 0..self.hierarchies.len() {
-            let h = self.hierarchies[i].clone();
-            let made = mkdir_all(&h.dir, &h.mount, &mut self.created)?;
+        let mut v2_dir = None;
+        for h in &self.hierarchies {
+            let made = mkdir_all(&h.dir, &h.mount, created)?;
             fresh &= made.last() == Some(&h.dir);
             if h.has("cpuset") {
-                fill_cpusets(&h, &made, spec_cpus, spec_mems)?;
+                fill_cpusets(h, &made, spec_cpus, spec_mems)?;
             }
             if h.unified {
                 let dir = CgroupDir::open(h.dir.clone())?;
-                check_type(&h, &dir, &made, plan.needs_domain())?;
+                check_type(h, &dir, &made, plan.needs_domain())?;
                 let wanted =
                     if self.pure_v2() { self.v2_root_controllers()?.clone() } else { owned(&plan.v2_controllers()) };
-                enabled = enable_controllers(&h, &dir, &wanted, &plan.v2_controllers())?;
-                self.v2 = Some(dir);
+                enabled = enable_controllers(h, &dir, &wanted, &plan.v2_controllers())?;
+                v2_dir = Some(dir);
             }
         }
         let v1_dirs: Vec<CgroupDir> = self.hierarchies.iter().map(|h| CgroupDir::new(h.dir.clone())).collect();
-        let v2 = self.v2.as_ref();
+        let v2 = v2_dir.as_ref();
         resources::apply(
             plan,
             |place| match place {
@@ -187,7 +282,20 @@ impl Manager {
             },
             &enabled,
             Mode { update: !fresh },
-        )
+        )?;
+        Ok(v2_dir)
+    }
+
+    /// The systemd driver's placement of the init: the unit is started with its pid (a slice
+    /// is started empty and the pid written to it), then the cgroup files are written as the
+    /// cgroupfs driver writes them, and the pid joins the v1 hierarchies systemd does not manage.
+    fn start_unit(&self, pending: &PendingUnit, unit: &SystemdUnit, pid: Pid) -> Result<(), CgroupError> {
+        let pid_u32 = u32::try_from(pid.as_raw()).unwrap_or_default();
+        self.with_bus(|conn| systemd::start(conn, unit, pid_u32, &pending.description, pending.properties.clone()))?;
+        let plan = resources::plan(pending.resources.as_ref(), self, self.device_rules)?;
+        let mut created = Vec::new();
+        self.create_planned(&plan, pending.resources.as_ref(), &mut created)?;
+        self.join(pid, false, "cgroup.procs", &pid.as_raw().to_string())
     }
 
     /// The v2 directory to clone the container into (`CLONE_INTO_CGROUP`), once created.
@@ -197,7 +305,11 @@ impl Manager {
 
     /// Move `pid` into every hierarchy; `cloned_into`: it already is in the v2 one.
     /// Named v1 hierarchies (name=systemd) are joined on a best-effort basis, as runc does.
+    /// Under the systemd driver, the first process (the init) starts the unit.
     pub fn add_process(&self, pid: Pid, cloned_into: bool) -> Result<(), CgroupError> {
+        if let (Some(pending), Some(unit)) = (&self.pending_unit, &self.systemd) {
+            return self.start_unit(pending, unit, pid);
+        }
         self.join(pid, cloned_into, "cgroup.procs", &pid.as_raw().to_string())
     }
 
@@ -250,8 +362,14 @@ impl Manager {
     /// Remove the container's directories, with any cgroups made below them, in every
     /// hierarchy (missing ones are fine), and the parents a failed `create` made. Waits a
     /// little for exiting processes to leave; fails if processes remain.
+    /// Under the systemd driver the unit is stopped first.
     pub fn destroy(&self) -> Result<(), CgroupError> {
         let mut first_error = None;
+        if let Some(unit) = &self.systemd
+            && let Err(e) = self.with_bus(|conn| systemd::stop(conn, unit))
+        {
+            first_error = Some(e);
+        }
         for h in &self.hierarchies {
             if let Err(e) = remove_tree(&h.dir) {
                 first_error.get_or_insert(e);
@@ -305,8 +423,14 @@ impl Manager {
 
     /// `update`: write the fields set in `resources` (a partial `linux.resources`, as podman
     /// and containerd send) and leave the others. Device rules are not changed (as in runc).
+    /// Under the systemd driver the unit's properties change first, for the running unit only.
     pub fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
         let plan = resources::plan(Some(resources), self, false)?;
+        if let Some(unit) = &self.systemd {
+            let v2 = self.pure_v2();
+            let props = systemd::properties::for_resources(resources, v2, false)?;
+            self.with_bus(|conn| systemd::set_properties(conn, unit, props))?;
+        }
         let v1_dirs: Vec<CgroupDir> = self.hierarchies.iter().map(|h| CgroupDir::new(h.dir.clone())).collect();
         let (v2, enabled) = match self.hierarchies.iter().find(|h| h.unified) {
             Some(h) if plan.unified || !plan.v2_controllers().is_empty() => {
@@ -670,7 +794,7 @@ mod tests {
     fn manager(path: &str, mountinfo: &str, own: &str) -> Manager {
         let own = parse_proc_cgroup(own);
         let layout = Layout { mounts: mounts_from_mountinfo(mountinfo, &own), own: Some(own) };
-        Manager::with_layout(&path::parse(Some(path), "id", false).unwrap(), layout).unwrap()
+        Manager::with_layout(&path::parse(Some(path), "id").unwrap(), layout).unwrap()
     }
 
     fn dirs(m: &Manager) -> Vec<&str> {

@@ -58,6 +58,7 @@ mod path;
 mod resources;
 mod rootless;
 mod stats;
+pub(crate) mod systemd;
 mod update;
 
 pub use convert::{blkio_weight_to_io_weight, shares_to_weight, swap_to_v2};

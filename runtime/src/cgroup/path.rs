@@ -33,11 +33,12 @@ impl CgroupPath {
     }
 }
 
-/// Work out the container's cgroup path from `linux.cgroupsPath` (or the container id).
-pub(crate) fn parse(cgroups_path: Option<&str>, container_id: &str, systemd: bool) -> Result<CgroupPath, CgroupError> {
+/// Work out the container's cgroup path from `linux.cgroupsPath` (or the container id), for
+/// the cgroupfs driver (the systemd driver's paths: `systemd::unit`).
+pub(crate) fn parse(cgroups_path: Option<&str>, container_id: &str) -> Result<CgroupPath, CgroupError> {
     let raw = cgroups_path.filter(|p| !p.is_empty()).unwrap_or(container_id);
-    if systemd || is_systemd_form(raw) {
-        return Err(CgroupError::SystemdUnsupported(raw.to_owned()));
+    if is_systemd_form(raw) {
+        return Err(CgroupError::SystemdForm(raw.to_owned()));
     }
     let invalid = |reason: &'static str| CgroupError::InvalidPath { path: raw.to_owned(), reason };
     if raw.contains(['\0', '\n']) {
@@ -59,9 +60,10 @@ pub(crate) fn parse(cgroups_path: Option<&str>, container_id: &str, systemd: boo
 }
 
 /// "slice:prefix:name" (podman's "machine.slice:libpod:<id>", CRI's
-/// "kubepods-....slice:cri-containerd:<id>", containerd's ":prefix:name" with the default slice).
-/// Any other relative path with colons is an ordinary directory name, as with runc's cgroupfs
-/// driver.
+/// "kubepods-....slice:cri-containerd:<id>", containerd's ":prefix:name" with the default slice):
+/// refused without --systemd-cgroup, since the engine meant the systemd driver (runc would make a
+/// directory of that name). Any other relative path with colons is an ordinary directory name,
+/// as with runc's cgroupfs driver.
 fn is_systemd_form(path: &str) -> bool {
     if path.starts_with('/') || path.contains('/') {
         return false;
@@ -75,7 +77,7 @@ mod tests {
     use super::*;
 
     fn ok(p: Option<&str>) -> CgroupPath {
-        parse(p, "ctr1", false).unwrap()
+        parse(p, "ctr1").unwrap()
     }
 
     #[test]
@@ -99,17 +101,18 @@ mod tests {
     #[test]
     fn dot_dot_and_root_are_refused() {
         for p in ["/../etc", "../x", "/a/../../b", "a/..", "/", "//", "/./"] {
-            let err = parse(Some(p), "c", false).unwrap_err();
+            let err = parse(Some(p), "c").unwrap_err();
             assert!(matches!(err, CgroupError::InvalidPath { .. }), "{p}: {err}");
         }
-        assert!(matches!(parse(Some("/a\nb"), "c", false), Err(CgroupError::InvalidPath { .. })));
+        assert!(matches!(parse(Some("/a\nb"), "c"), Err(CgroupError::InvalidPath { .. })));
     }
 
     #[test]
-    fn systemd_form_is_unsupported() {
+    fn systemd_form_needs_the_systemd_driver() {
         for p in ["machine.slice:libpod:abc", ":cri-containerd:abc", "system.slice:containerd:x"] {
-            assert!(matches!(parse(Some(p), "c", false), Err(CgroupError::SystemdUnsupported(_))), "{p}");
+            let e = parse(Some(p), "c").unwrap_err();
+            assert!(matches!(e, CgroupError::SystemdForm(_)), "{p}");
+            assert!(e.to_string().contains("--systemd-cgroup"), "{e}");
         }
-        assert!(matches!(parse(Some("/a/b"), "c", true), Err(CgroupError::SystemdUnsupported(_))));
     }
 }

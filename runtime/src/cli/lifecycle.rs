@@ -9,7 +9,13 @@ use crate::container::{delete as delete_mod, exec as exec_mod, kill as kill_mod,
 use crate::error::Error;
 use crate::error::ErrorKind;
 
-fn options(root: &Path, a: &CreateArgs, foreground: bool, rootless: bool) -> Result<CreateOptions, Error> {
+fn options(
+    root: &Path,
+    a: &CreateArgs,
+    foreground: bool,
+    rootless: bool,
+    systemd_cgroup: bool,
+) -> Result<CreateOptions, Error> {
     let id = parse_id(&a.id)?;
     Ok(CreateOptions {
         root: root.to_owned(),
@@ -22,19 +28,20 @@ fn options(root: &Path, a: &CreateArgs, foreground: bool, rootless: bool) -> Res
         preserve_fds: a.preserve_fds,
         foreground,
         rootless,
+        systemd_cgroup,
     })
 }
 
-pub fn create(root: &Path, a: &CreateArgs, rootless: bool) -> Result<(), Error> {
-    create_container(&options(root, a, false, rootless)?).map(drop)
+pub fn create(root: &Path, a: &CreateArgs, rootless: bool, systemd_cgroup: bool) -> Result<(), Error> {
+    create_container(&options(root, a, false, rootless, systemd_cgroup)?).map(drop)
 }
 
 pub fn start(root: &Path, id: &str) -> Result<(), Error> {
     start_mod::start(root, &parse_id(id)?)
 }
 
-pub fn run(root: &Path, a: &RunArgs, rootless: bool) -> Result<i32, Error> {
-    run_mod::run(&options(root, &a.create, !a.detach, rootless)?, a.detach, a.keep)
+pub fn run(root: &Path, a: &RunArgs, rootless: bool, systemd_cgroup: bool) -> Result<i32, Error> {
+    run_mod::run(&options(root, &a.create, !a.detach, rootless, systemd_cgroup)?, a.detach, a.keep)
 }
 
 pub fn kill(root: &Path, a: &KillArgs) -> Result<(), Error> {

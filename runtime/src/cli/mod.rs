@@ -39,7 +39,7 @@ pub struct Cli {
     pub log_format: LogFormat,
     /// Enable debug logging
     pub debug: bool,
-    /// Use systemd to manage cgroups (not supported yet)
+    /// Use systemd to manage cgroups (a transient unit per container)
     pub systemd_cgroup: bool,
     /// Rootless mode: true, false or auto
     pub rootless: Option<String>,
@@ -247,14 +247,18 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         LogFormat::Json => logging::Format::Json,
     };
     logging::init(cli.log.as_deref(), format, cli.debug).map_err(|e| Error::new(ErrorKind::Other, e))?;
-    if cli.systemd_cgroup {
-        return Err(Error::msg(
-            ErrorKind::Unsupported,
-            "the systemd cgroup driver (--systemd-cgroup) is not supported yet",
-        ));
-    }
     let host = rootless::Host::read();
     let rootless = host.rootless(rootless::RootlessFlag::parse(cli.rootless.as_deref())?);
+    let creates = matches!(cli.command, Command::Create(_) | Command::Run(_));
+    if rootless && cli.systemd_cgroup && creates {
+        // A rootless caller's units belong to its own systemd user manager, which strata does
+        // not talk to yet; the system manager would put the container outside its reach.
+        return Err(Error::msg(
+            ErrorKind::Unsupported,
+            "the systemd cgroup driver (--systemd-cgroup) for a rootless container: systemd's user \
+             manager is not supported yet; use the cgroupfs driver (no --systemd-cgroup)",
+        ));
+    }
     if let Command::Spec(a) = &cli.command {
         return default_config::write_default_config(a).map(|()| 0);
     }
@@ -265,13 +269,13 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Some(root) => root,
         None => host.default_root()?,
     };
-    if rootless && matches!(cli.command, Command::Create(_) | Command::Run(_)) {
+    if rootless && creates {
         make_private_root(root)?;
     }
     match cli.command {
-        Command::Create(a) => lifecycle::create(root, &a, rootless).map(|()| 0),
+        Command::Create(a) => lifecycle::create(root, &a, rootless, cli.systemd_cgroup).map(|()| 0),
         Command::Start(a) => lifecycle::start(root, &a.id).map(|()| 0),
-        Command::Run(a) => lifecycle::run(root, &a, rootless),
+        Command::Run(a) => lifecycle::run(root, &a, rootless, cli.systemd_cgroup),
         // runc's exit code for a runtime failure of exec is 255 (the process's own otherwise).
         Command::Exec(a) => Ok(lifecycle::exec(root, &a).unwrap_or_else(|e| {
             logging::error(&e.chain());

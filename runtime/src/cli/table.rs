@@ -28,7 +28,7 @@ pub static GLOBAL: [Opt; 9] = [
     opt("log", None, Value, "FILE", "write logs to FILE instead of stderr"),
     opt("log-format", None, Value, "text|json", "log format (default text)"),
     opt("debug", None, Flag, "", "enable debug logging"),
-    opt("systemd-cgroup", None, Flag, "", "use systemd to manage cgroups (not supported yet)"),
+    opt("systemd-cgroup", None, Flag, "", "use systemd to manage cgroups (a transient unit per container)"),
     opt("rootless", None, Value, "true|false|auto", "rootless mode (default auto)"),
     opt("criu", None, Value, "PATH", "path to criu (accepted; checkpointing is not supported)"),
     opt("help", Some('h'), Flag, "", "print help"),

@@ -31,6 +31,8 @@ pub struct CreateOptions {
     pub preserve_fds: u32,
     /// `run` in the foreground: no exec fifo, the caller starts the process itself.
     pub foreground: bool,
+    /// `--systemd-cgroup`: the cgroup is a transient systemd unit.
+    pub systemd_cgroup: bool,
     /// Rootless mode (`--rootless`, see cli::rootless): a cgroup only where the caller may write one.
     pub rootless: bool,
 }
@@ -103,8 +105,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     let cgroup = Manager::new(&CgroupRequest {
         cgroups_path: plan.cgroups_path.as_deref(),
         container_id: opts.id.as_str(),
-        // The CLI refuses --systemd-cgroup until the systemd driver exists.
-        systemd: false,
+        systemd: opts.systemd_cgroup,
     })
     .map_err(Error::from)?;
     let mut cgroup = match (opts.rootless, cgroup.delegated()) {

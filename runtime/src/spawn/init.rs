@@ -49,6 +49,9 @@ pub struct InitArgs<'a> {
     pub bind_trees: rootfs::BindTrees,
     /// How the child gets into its cgroup.
     pub placement: CgroupPlacement<'a>,
+    /// The cgroup directories are made only once the parent placed the child (the systemd
+    /// driver: systemd makes the unit's with the child in it): a v1 cgroup mount must wait too.
+    pub cgroup_made_late: bool,
 }
 
 /// Who puts the container's init into its cgroup.
@@ -90,10 +93,10 @@ fn init(args: &mut InitArgs<'_>) -> Result<Infallible, ChildError> {
         crate::sys::net::set_link_up(c"lo").map_err(ChildError::Loopback)?;
     }
     // Wait for the cgroup placement before a cgroup2 mount (it shows the cgroup namespace, whose
-    // root must be the container's cgroup); otherwise build the rootfs while the parent waits.
-    let cgroup2_mount = matches!(args.cgroups, ContainerView::Unified)
-        && plan.mounts.iter().any(|m| matches!(m.kind, crate::plan::MountKind::Cgroup));
-    if cgroup2_mount {
+    // root must be the container's cgroup) or a v1 one of directories not made yet; otherwise
+    // build the rootfs while the parent waits.
+    let cgroup_mount = plan.mounts.iter().any(|m| matches!(m.kind, crate::plan::MountKind::Cgroup));
+    if cgroup_mount && (matches!(args.cgroups, ContainerView::Unified) || args.cgroup_made_late) {
         placement.wait(&args.channel)?;
     }
     crate::phases::mark("init: namespaces, lo up");

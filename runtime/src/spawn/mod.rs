@@ -173,7 +173,8 @@ pub fn spawn_init(req: InitRequest<'_>) -> Result<ChildProcess, Error> {
     drop(idmap_namespaces);
     // Without a new user namespace the child is root on the host's cgroup files and can move
     // itself (the cheap way, see Manager::enter_self); otherwise the parent writes its pid.
-    let self_placed = plan.namespaces.user == Ns::Host;
+    // Under the systemd driver, systemd places it when the parent starts the unit.
+    let self_placed = plan.namespaces.user == Ns::Host && !req.cgroup.is_some_and(Manager::placed_by_parent);
     let id_maps = match plan.namespaces.new_user() {
         true => Some(id_map::IdMaps::plan(&plan.uid_map, &plan.gid_map).map_err(SpawnError::from)?),
         false => None,
@@ -207,6 +208,7 @@ pub fn spawn_init(req: InitRequest<'_>) -> Result<ChildProcess, Error> {
             join_fds,
             preserve_fds: req.preserve_fds,
             no_new_keyring: req.no_new_keyring,
+            cgroup_made_late: req.cgroup.is_some_and(Manager::placed_by_parent),
             bind_trees,
         })
     })?;

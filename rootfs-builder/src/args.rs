@@ -12,9 +12,10 @@ use clap::{Parser, Subcommand, ValueHint};
     about = "Container images into OCI runtime bundles over a shared layer store"
 )]
 pub struct Args {
-    /// The layer store.
-    #[arg(long, global = true, default_value = "/var/lib/strata", value_name = "DIR", value_hint = ValueHint::DirPath)]
-    pub store: PathBuf,
+    /// The layer store (default: /var/lib/strata for root; for other users
+    /// $XDG_DATA_HOME/strata, else $HOME/.local/share/strata, made 0700).
+    #[arg(long, global = true, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub store: Option<PathBuf>,
     /// Print only what scripts need (ids, paths), no progress.
     #[arg(long, global = true)]
     pub quiet: bool,

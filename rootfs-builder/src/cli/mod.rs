@@ -37,6 +37,8 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] store::Error),
     #[error(transparent)]
+    StoreLocation(#[from] store::location::Error),
+    #[error(transparent)]
     Bundle(#[from] bundle::Error),
     #[error(transparent)]
     Flatten(#[from] flatten::Error),
@@ -83,7 +85,8 @@ pub struct RegistryFlags {
 /// Options every command takes.
 #[derive(Debug, Clone)]
 pub struct Global {
-    pub store: PathBuf,
+    /// `None`: the caller's default store ([`store::location::default_store`]).
+    pub store: Option<PathBuf>,
     pub quiet: bool,
     pub json: bool,
     pub platform: Option<String>,
@@ -118,7 +121,11 @@ impl Drop for OpenStore {
 
 impl Global {
     fn store(&self) -> Result<OpenStore, Error> {
-        Ok(OpenStore(Store::open(&self.store)?))
+        let root = match &self.store {
+            Some(dir) => dir.clone(),
+            None => store::location::default_store()?,
+        };
+        Ok(OpenStore(Store::open(&root)?))
     }
 
     fn pull_options(&self, jobs: usize) -> Result<pull::Options, Error> {

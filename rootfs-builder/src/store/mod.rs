@@ -17,6 +17,7 @@
 //! (holding the store lock exclusively) removes. Every operation holds `locks/store` shared;
 //! `gc` holds it exclusively, so it never sees a half-recorded image or bundle.
 
+pub mod location;
 pub mod records;
 
 use std::collections::BTreeMap;

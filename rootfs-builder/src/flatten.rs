@@ -56,7 +56,7 @@ pub struct Stats {
 /// written is removed again.
 pub fn flatten_image(store: &Store, image: &ImageRecord, dir: &Path) -> Result<Stats, Error> {
     let created = prepare_dest(dir)?;
-    let view = MergedView::open(store, &image.chain(), OverlayXattrs::Trusted)?;
+    let view = MergedView::open(store, &image.chain(), store.overlay())?;
     let res = (|| {
         let dest = nix::fcntl::open(dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
             .map_err(|e| Error::CreateDest(dir.display().to_string(), e.into()))?;
@@ -485,6 +485,9 @@ fn copy_file(job: &CopyJob, ids: (u32, u32), has_xattrs: bool) -> Result<(), Err
     if !ours {
         fchown(&output, Some(Uid::from_raw(st.st_uid)), Some(Gid::from_raw(st.st_gid)))
             .map_err(e("setting the owner"))?;
+        fchmod(&output, Mode::from_bits_retain(mode)).map_err(e("setting the mode"))?;
+    } else if mode & 0o6000 != 0 && !nix::unistd::geteuid().is_root() {
+        // Writing without CAP_FSETID cleared setuid and setgid: set again.
         fchmod(&output, Mode::from_bits_retain(mode)).map_err(e("setting the mode"))?;
     }
     // Through the open descriptors (no path lookup), and only where the layer has any.

@@ -13,7 +13,6 @@ use std::path::PathBuf;
 
 use strata_rootfs::digest::Digest;
 use strata_rootfs::error_chain::chain;
-use strata_rootfs::extract::OverlayXattrs;
 use strata_rootfs::layer::chain_ids;
 use strata_rootfs::registry::auth::{self, AuthFiles, Credentials};
 use strata_rootfs::registry::client::{self, Access};
@@ -135,7 +134,7 @@ impl Global {
         };
         Ok(pull::Options {
             platform,
-            overlay: OverlayXattrs::Trusted,
+            overlay: store::Format::of_caller().overlay(),
             progress: display::progress(self.quiet, self.json),
             jobs,
         })

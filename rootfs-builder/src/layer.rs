@@ -236,21 +236,21 @@ impl LayerJob<'_> {
         if lower_failed.get() {
             return Err(Failure::LowerFailed);
         }
-        warn_skipped(self.store, self.label, &stats);
+        warn_skipped(&|w| self.store.warn(w), self.label, &stats);
         Ok(stats)
     }
 }
 
 /// One warning per layer for what an unprivileged unpacking left out.
-pub fn warn_skipped(store: &Store, label: &str, stats: &extract::Stats) {
+pub fn warn_skipped(warn: &dyn Fn(Warning), label: &str, stats: &extract::Stats) {
     if stats.skipped_devices > 0 {
-        store.warn(Warning::new(
+        warn(Warning::new(
             format!("{label}: {} device node(s) left out", stats.skipped_devices),
             NotRoot("only root can make device nodes; a container gets its devices from the runtime"),
         ));
     }
     if stats.skipped_xattrs > 0 {
-        store.warn(Warning::new(
+        warn(Warning::new(
             format!("{label}: {} extended attribute(s) left out", stats.skipped_xattrs),
             NotRoot("a non-root user sets only user.* attributes (file capabilities and the like are lost)"),
         ));

@@ -194,6 +194,19 @@ fn an_unprivileged_user_imports_flattens_and_runs_an_image() {
     with_xdg.ok(&rootfs_bin, &["images"]);
     assert_eq!(fs::read_to_string(data_home.join("strata/format")).unwrap(), "rootless\n");
 
+    // flatten of a source that store does not hold: streamed, the same rules.
+    let streamed = home.join("streamed");
+    let out = with_xdg.ok(&rootfs_bin, &["flatten", &src, streamed.to_str().unwrap()]);
+    let warnings = String::from_utf8_lossy(&out.stderr);
+    assert!(warnings.contains("1 device node(s) left out"), "flatten said: {warnings}");
+    assert!(names(&data_home.join("strata/layers")).is_empty(), "a streamed flatten left layers");
+    assert!(!streamed.join("data/gone").exists() && !streamed.join("data/opq/old").exists());
+    assert!(!streamed.join("dev/null").exists());
+    assert_eq!(names(&streamed.join("data/opq")), ["new"]);
+    assert_eq!(xattr(&streamed.join("data/owned"), "user.strata.owner").as_deref(), Some(&b"123:456"[..]));
+    assert_eq!(xattr(&streamed.join("data"), "user.strata.owner").as_deref(), Some(&b"123:456"[..]));
+    assert_eq!(stat(&streamed.join("data/setuid")).mode() & 0o7777, 0o4755);
+
     // Else $HOME/.local/share/strata, private to the user.
     let out = plain.ok(&rootfs_bin, &["pull", &src]);
     let warnings = String::from_utf8_lossy(&out.stderr);
@@ -252,6 +265,8 @@ fn an_unprivileged_user_imports_flattens_and_runs_an_image() {
     assert!(!flat.join("data/gone").exists() && !flat.join("data/opq/old").exists());
     assert_eq!(fs::read_to_string(flat.join("data/opq/new")).unwrap(), "new\n");
     assert_eq!(xattr(&flat.join("data/owned"), "user.strata.owner").as_deref(), Some(&b"123:456"[..]));
+    assert_eq!(xattr(&flat.join("data"), "user.strata.owner").as_deref(), Some(&b"123:456"[..]));
+    assert_eq!(names(&flat.join("data/opq")), ["new"]);
     assert_eq!(stat(&flat.join("data/setuid")).mode() & 0o7777, 0o4755);
 
     // An overlay bundle: refused, naming --flatten, nothing left.

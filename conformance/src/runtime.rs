@@ -3,9 +3,12 @@
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs::File;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
+
+use nix::sys::signal::Signal;
 
 use crate::fail::OrFail;
 use crate::test::Test;
@@ -150,7 +153,13 @@ impl fmt::Display for Outcome {
             f,
             "`{}` exited with {}; stdout: {:?}; stderr: {:?}",
             self.command, self.status, self.stdout, self.stderr
-        )
+        )?;
+        // A crash leaves nothing on stderr: the kernel's line says where it was.
+        let faults = [Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGILL].map(|s| s as i32);
+        if self.status.signal().is_some_and(|s| faults.contains(&s)) {
+            write!(f, "; kernel: {:?}", kernel_fault_lines())?;
+        }
+        Ok(())
     }
 }
 
@@ -322,4 +331,17 @@ impl<'t> Cmd<'t> {
         let status = crate::container::wait_child(&mut child, &command, INVOCATION_LIMIT, "killed it");
         Outcome::from_files(command, status, out_path, err_path)
     }
+}
+
+/// The kernel's last lines about a process killed by a fault ("strata[123]: segfault at 0 ip ...
+/// in strata[...]"), to map to the code with addr2line.
+fn kernel_fault_lines() -> Vec<String> {
+    let out = std::process::Command::new("dmesg").output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    let text = out.unwrap_or_default();
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains("segfault") || l.contains("general protection") || l.contains("trap "))
+        .map(str::to_owned)
+        .collect();
+    lines[lines.len().saturating_sub(3)..].to_vec()
 }

@@ -69,7 +69,7 @@ fn thin(points: Vec<Point>) -> Vec<Point> {
 #[track_caller]
 fn assert_cleaned_up(t: &Test, b: &Bundle, id: &str, point: &str, complete: bool) {
     let list = t.cmd(&["list", "--format", "json"]).run();
-    list.ok();
+    assert!(list.success(), "crash at {point}: {list}; the state it read: {}", state_files(t));
     let listed = serde_json::from_str::<Value>(&list.stdout).unwrap_or(Value::Null);
     if let Some(entry) = listed.as_array().and_then(|a| a.iter().find(|c| c["id"] == id)) {
         let status = entry["status"].as_str().unwrap_or_default();
@@ -109,6 +109,20 @@ fn assert_injected(out: &Outcome, point: &str, trace: &std::path::Path) {
             made.join("\n")
         );
     }
+}
+
+/// Every file under the state root with its first bytes, for a failure message.
+fn state_files(t: &Test) -> String {
+    let mut out = String::new();
+    for dir in fs::read_dir(t.root()).into_iter().flatten().flatten() {
+        // Regular files only: reading the exec fifo would block.
+        let files = fs::read_dir(dir.path()).into_iter().flatten().flatten();
+        for file in files.filter(|f| f.file_type().is_ok_and(|t| t.is_file())) {
+            let text = fs::read(file.path()).map(|b| String::from_utf8_lossy(&b[..b.len().min(600)]).into_owned());
+            out.push_str(&format!("\n{}: {:?}", file.path().display(), text.unwrap_or_else(|e| e.to_string())));
+        }
+    }
+    out
 }
 
 fn strace_inject(point: &Point, follow: bool, trace: &std::path::Path) -> Vec<String> {

@@ -40,8 +40,13 @@ impl Cg {
     fn new(name: &str, json: &str) -> Self {
         require_root();
         let path = unique(name);
-        let mut m =
-            Manager::new(&CgroupRequest { cgroups_path: Some(&path), container_id: name, systemd: false }).unwrap();
+        let mut m = Manager::new(&CgroupRequest {
+            cgroups_path: Some(&path),
+            container_id: name,
+            systemd: false,
+            rootless: false,
+        })
+        .unwrap();
         m.create(Some(&res(json))).unwrap();
         Self { m }
     }
@@ -155,7 +160,8 @@ fn directories_in_every_hierarchy_and_nothing_left_after_destroy() {
 fn relative_path_is_below_the_runtimes_own_cgroup() {
     require_root();
     let name = format!("strata-rel-{}", std::process::id());
-    let m = Manager::new(&CgroupRequest { cgroups_path: None, container_id: &name, systemd: false }).unwrap();
+    let m = Manager::new(&CgroupRequest { cgroups_path: None, container_id: &name, systemd: false, rootless: false })
+        .unwrap();
     let own = fs::read_to_string("/proc/self/cgroup").unwrap();
     for d in m.state_dirs() {
         assert!(d.ends_with(&name), "{}", d.display());
@@ -174,7 +180,9 @@ fn relative_path_is_below_the_runtimes_own_cgroup() {
 fn bad_input_is_refused_before_anything_is_created() {
     require_root();
     for (path, systemd) in [("/../x", false), ("/", false), ("machine.slice:libpod:x", false), ("/a", true)] {
-        let err = Manager::new(&CgroupRequest { cgroups_path: Some(path), container_id: "x", systemd }).unwrap_err();
+        let err =
+            Manager::new(&CgroupRequest { cgroups_path: Some(path), container_id: "x", systemd, rootless: false })
+                .unwrap_err();
         assert!(
             matches!(err, CgroupError::InvalidPath { .. } | CgroupError::SystemdForm(_) | CgroupError::SystemdPath(_)),
             "{path}: {err}"
@@ -182,7 +190,9 @@ fn bad_input_is_refused_before_anything_is_created() {
     }
     // A top level of its own: the shared test parent may exist because of other tests.
     let path = format!("/strata-refused-{}/x", std::process::id());
-    let mut m = Manager::new(&CgroupRequest { cgroups_path: Some(&path), container_id: "x", systemd: false }).unwrap();
+    let mut m =
+        Manager::new(&CgroupRequest { cgroups_path: Some(&path), container_id: "x", systemd: false, rootless: false })
+            .unwrap();
     for json in [
         r#"{"hugepageLimits":[{"pageSize":"3MB","limit":1}]}"#,
         r#"{"memory":{"swappiness":200}}"#,
@@ -202,7 +212,9 @@ fn bad_input_is_refused_before_anything_is_created() {
 fn failed_create_removes_what_it_made() {
     require_root();
     let path = unique("failed/deeper/leaf");
-    let mut m = Manager::new(&CgroupRequest { cgroups_path: Some(&path), container_id: "x", systemd: false }).unwrap();
+    let mut m =
+        Manager::new(&CgroupRequest { cgroups_path: Some(&path), container_id: "x", systemd: false, rootless: false })
+            .unwrap();
     // Valid syntax, refused by the kernel once the directories exist.
     let err = m.create(Some(&res(r#"{"cpu":{"cpus":"4000-4001"}}"#))).unwrap_err();
     assert!(matches!(err, CgroupError::Write { .. }), "{err}");
@@ -306,7 +318,8 @@ fn creating_again_replaces_the_device_filter() {
     let first = Cg::new("devagain", r#"{"devices":[{"allow":true,"type":"c","major":1,"minor":11,"access":"r"}]}"#);
     let path = unique("devagain");
     let mut second =
-        Manager::new(&CgroupRequest { cgroups_path: Some(&path), container_id: "x", systemd: false }).unwrap();
+        Manager::new(&CgroupRequest { cgroups_path: Some(&path), container_id: "x", systemd: false, rootless: false })
+            .unwrap();
     second.create(Some(&res(r#"{"devices":[{"allow":false,"access":"rwm"}]}"#))).unwrap();
     assert_eq!(probe_devices(&first), "null:ok zero:ok kmsg-read:denied kmsg-rw:denied");
     if let Some(fd) = second.clone_into_fd()
@@ -368,7 +381,9 @@ fn block_io_values_are_written() {
 fn block_io_weight_where_the_kernel_has_a_weight_file() {
     require_root();
     let path = unique("weight");
-    let mut m = Manager::new(&CgroupRequest { cgroups_path: Some(&path), container_id: "x", systemd: false }).unwrap();
+    let mut m =
+        Manager::new(&CgroupRequest { cgroups_path: Some(&path), container_id: "x", systemd: false, rootless: false })
+            .unwrap();
     match m.create(Some(&res(r#"{"blockIO":{"weight":500}}"#))) {
         Ok(()) => {
             let cg = Cg { m };
@@ -410,7 +425,9 @@ fn network_class_and_priorities() {
     require_root();
     let json = r#"{"network":{"classID":1048577,"priorities":[{"name":"lo","priority":5}]}}"#;
     let path = unique("net");
-    let mut m = Manager::new(&CgroupRequest { cgroups_path: Some(&path), container_id: "x", systemd: false }).unwrap();
+    let mut m =
+        Manager::new(&CgroupRequest { cgroups_path: Some(&path), container_id: "x", systemd: false, rootless: false })
+            .unwrap();
     match m.create(Some(&res(json))) {
         Ok(()) => {
             let cg = Cg { m };
@@ -433,7 +450,9 @@ fn network_class_and_priorities() {
 fn rdma_limits_need_the_device() {
     require_root();
     let path = unique("rdma");
-    let mut m = Manager::new(&CgroupRequest { cgroups_path: Some(&path), container_id: "x", systemd: false }).unwrap();
+    let mut m =
+        Manager::new(&CgroupRequest { cgroups_path: Some(&path), container_id: "x", systemd: false, rootless: false })
+            .unwrap();
     let err = m.create(Some(&res(r#"{"rdma":{"nosuchhca0":{"hcaHandles":2}}}"#))).unwrap_err();
     match err {
         // The controller exists: the kernel refuses the unknown device, and the error says where.
@@ -448,7 +467,9 @@ fn rdma_limits_need_the_device() {
 fn unified_keys_go_to_the_cgroup2_directory() {
     require_root();
     let path = unique("unified");
-    let mut m = Manager::new(&CgroupRequest { cgroups_path: Some(&path), container_id: "x", systemd: false }).unwrap();
+    let mut m =
+        Manager::new(&CgroupRequest { cgroups_path: Some(&path), container_id: "x", systemd: false, rootless: false })
+            .unwrap();
     match m.create(Some(&res(r#"{"unified":{"cgroup.max.descendants":"7"}}"#))) {
         Ok(()) => {
             let cg = Cg { m };
@@ -658,7 +679,9 @@ fn events_report_oom_and_stats_until_the_container_is_gone() {
 #[test]
 fn below_a_threaded_cgroup_only_threaded_controllers() {
     require_root();
-    let probe = Manager::new(&CgroupRequest { cgroups_path: Some("/x"), container_id: "x", systemd: false }).unwrap();
+    let probe =
+        Manager::new(&CgroupRequest { cgroups_path: Some("/x"), container_id: "x", systemd: false, rootless: false })
+            .unwrap();
     let Some(v2_root) = probe.path("").map(|p| p.parent().unwrap().to_path_buf()) else {
         return; // pure v1: no cgroup types
     };
@@ -669,7 +692,8 @@ fn below_a_threaded_cgroup_only_threaded_controllers() {
     fs::write(t.join("cgroup.type"), "threaded").unwrap();
     let manager = |leaf: &str| {
         let path = format!("/{top}/t/{leaf}");
-        Manager::new(&CgroupRequest { cgroups_path: Some(&path), container_id: "x", systemd: false }).unwrap()
+        Manager::new(&CgroupRequest { cgroups_path: Some(&path), container_id: "x", systemd: false, rootless: false })
+            .unwrap()
     };
 
     // Threaded-capable limits: the new cgroup is made threaded too.

@@ -18,6 +18,10 @@ pub enum CgroupError {
     SystemdForm(String),
     #[error(transparent)]
     SystemdPath(#[from] super::systemd::InvalidUnitPath),
+    #[error(
+        "the systemd cgroup driver for a rootless container needs cgroup v2: systemd's user manager cannot delegate v1 controllers (use the cgroupfs driver: no --systemd-cgroup)"
+    )]
+    RootlessSystemdV1,
     #[error("systemd cgroup driver")]
     Bus(#[source] super::systemd::BusError),
     #[error("start systemd unit {unit}")]
@@ -38,8 +42,8 @@ pub enum CgroupError {
         #[source]
         source: super::systemd::BusError,
     },
-    #[error("{op} systemd unit {unit}: job {result}")]
-    UnitJob { unit: String, op: &'static str, result: String },
+    #[error("{op} systemd unit {unit}: job {result}{hint}")]
+    UnitJob { unit: String, op: &'static str, result: String, hint: &'static str },
     #[error("no cgroup file system is mounted")]
     NoCgroupMount,
     #[error("invalid linux.resources.{field}: {reason}")]
@@ -150,7 +154,7 @@ impl CgroupError {
             | Self::SystemdForm(_)
             | Self::SystemdPath(_)
             | Self::DeviceFilterRejected { .. } => ErrorKind::InvalidSpec,
-            Self::NoCgroupMount | Self::NoFreezer => ErrorKind::Unsupported,
+            Self::NoCgroupMount | Self::NoFreezer | Self::RootlessSystemdV1 => ErrorKind::Unsupported,
             Self::Bus(_)
             | Self::UnitStart { .. }
             | Self::UnitSetProperties { .. }

@@ -28,6 +28,8 @@ pub struct CgroupRequest<'a> {
     pub container_id: &'a str,
     /// `--systemd-cgroup`.
     pub systemd: bool,
+    /// Rootless: under the systemd driver, the caller's user manager owns the unit.
+    pub rootless: bool,
 }
 
 /// What is saved in the container's state to find the cgroup again. Opaque to callers.
@@ -117,11 +119,26 @@ impl Manager {
     /// Under the systemd driver, also connects to systemd.
     pub fn new(req: &CgroupRequest<'_>) -> Result<Self, CgroupError> {
         if req.systemd {
-            let u = systemd::unit::parse(req.cgroups_path, req.container_id, "system.slice")?;
-            let mut m = Self::with_layout(&CgroupPath::Absolute(u.cgroup.clone()), layout::detect()?)?;
-            m.systemd = Some(SystemdUnit { unit: u.unit, slice: u.slice });
+            let user = req.rootless;
+            let u = systemd::unit::parse(
+                req.cgroups_path,
+                req.container_id,
+                if user { "user.slice" } else { "system.slice" },
+            )?;
+            let layout = layout::detect()?;
+            if user && !layout.is_pure_v2() {
+                return Err(CgroupError::RootlessSystemdV1);
+            }
+            let mut conn = systemd::connect(user)?;
+            // A user manager's units live below its own cgroup.
+            let cgroup = match systemd::manager_cgroup(&mut conn)? {
+                base if user && !base.is_empty() => format!("{base}/{}", u.cgroup),
+                _ => u.cgroup.clone(),
+            };
+            let mut m = Self::with_layout(&CgroupPath::Absolute(cgroup), layout)?;
+            m.systemd = Some(SystemdUnit { unit: u.unit, slice: u.slice, user });
             m.unit_description = format!("strata container {}", req.container_id);
-            m.bus = RefCell::new(Some(systemd::connect()?));
+            m.bus = RefCell::new(Some(conn));
             return Ok(m);
         }
         let path = path::parse(req.cgroups_path, req.container_id)?;
@@ -198,7 +215,7 @@ impl Manager {
     ) -> Result<T, CgroupError> {
         let mut bus = self.bus.borrow_mut();
         if bus.is_none() {
-            *bus = Some(systemd::connect()?);
+            *bus = Some(systemd::connect(self.systemd.as_ref().is_some_and(|u| u.user))?);
         }
         match bus.as_mut() {
             Some(conn) => f(conn),

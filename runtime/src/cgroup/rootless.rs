@@ -15,7 +15,11 @@ impl Manager {
     /// existing directory on the way to it is writable, and so is its `cgroup.procs` when the
     /// container's directory exists already. A systemd user session with `Delegate=yes`, or a
     /// cgroup chowned to the user, passes; a v1 hierarchy owned by root does not.
+    /// Under the systemd driver, the caller's user manager makes the unit with `Delegate=yes`.
     pub fn delegated(&self) -> bool {
+        if self.systemd_unit().is_some() {
+            return true;
+        }
         self.hierarchies().iter().filter(|h| h.unified || !h.controllers.iter().all(|c| c.starts_with("name="))).all(
             |h| {
                 let existing = deepest_existing(&h.dir, &h.mount);

@@ -21,7 +21,7 @@ pub fn print() -> Result<(), Error> {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps::all().iter().map(|c| c.to_string()).collect::<std::collections::BTreeSet<_>>(),
-            "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": true},
+            "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": true, "rdma": true},
             "seccomp": {
                 "enabled": true,
                 "actions": [

@@ -250,15 +250,6 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
     let host = rootless::Host::read();
     let rootless = host.rootless(rootless::RootlessFlag::parse(cli.rootless.as_deref())?);
     let creates = matches!(cli.command, Command::Create(_) | Command::Run(_));
-    if rootless && cli.systemd_cgroup && creates {
-        // A rootless caller's units belong to its own systemd user manager, which strata does
-        // not talk to yet; the system manager would put the container outside its reach.
-        return Err(Error::msg(
-            ErrorKind::Unsupported,
-            "the systemd cgroup driver (--systemd-cgroup) for a rootless container: systemd's user \
-             manager is not supported yet; use the cgroupfs driver (no --systemd-cgroup)",
-        ));
-    }
     if let Command::Spec(a) = &cli.command {
         return default_config::write_default_config(a).map(|()| 0);
     }

@@ -106,6 +106,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         cgroups_path: plan.cgroups_path.as_deref(),
         container_id: opts.id.as_str(),
         systemd: opts.systemd_cgroup,
+        rootless: opts.rootless,
     })
     .map_err(Error::from)?;
     let mut cgroup = match (opts.rootless, cgroup.delegated()) {

@@ -4,7 +4,9 @@
 //!
 //! The system manager is reached on systemd's own socket, `/run/systemd/private` (root only,
 //! what systemctl uses as root: no bus daemon in between, every signal delivered), else on the
-//! system bus (`$DBUS_SYSTEM_BUS_ADDRESS`, default `/run/dbus/system_bus_socket`).
+//! system bus (`$DBUS_SYSTEM_BUS_ADDRESS`, default `/run/dbus/system_bus_socket`). A rootless
+//! caller's user manager likewise on `$XDG_RUNTIME_DIR/systemd/private`, else the session bus
+//! (`$DBUS_SESSION_BUS_ADDRESS`, `$XDG_RUNTIME_DIR/bus`).
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -73,6 +75,23 @@ pub(crate) fn system_addresses() -> Vec<(String, bool)> {
     vec![("/run/systemd/private".to_owned(), false), (bus, true)]
 }
 
+/// The addresses tried for the caller's own user manager (a rootless container), in order.
+pub(crate) fn user_addresses() -> Vec<(String, bool)> {
+    let runtime_dir = std::env::var("XDG_RUNTIME_DIR").ok().filter(|d| !d.is_empty());
+    let session = std::env::var("DBUS_SESSION_BUS_ADDRESS").ok().and_then(|a| a.split(';').find_map(unix_path));
+    let mut addresses = Vec::new();
+    if let Some(dir) = &runtime_dir {
+        addresses.push((format!("{dir}/systemd/private"), false));
+    }
+    if let Some(path) = session {
+        addresses.push((path, true));
+    }
+    if let Some(dir) = &runtime_dir {
+        addresses.push((format!("{dir}/bus"), true));
+    }
+    addresses
+}
+
 /// "unix:path=/x,guid=..." → "/x" (abstract sockets and other transports are not used).
 fn unix_path(address: &str) -> Option<String> {
     let rest = address.strip_prefix("unix:")?;
@@ -95,7 +114,11 @@ impl Connection {
                 Err(e) => last = Some(e),
             }
         }
-        let tried = candidates.iter().map(|(p, _)| format!("unix:path={p}")).collect::<Vec<_>>().join(", ");
+        let tried = if candidates.is_empty() {
+            "no address: XDG_RUNTIME_DIR and DBUS_SESSION_BUS_ADDRESS are unset".to_owned()
+        } else {
+            candidates.iter().map(|(p, _)| format!("unix:path={p}")).collect::<Vec<_>>().join(", ")
+        };
         Err(BusError::Unreachable { tried, source: last.unwrap_or_else(|| io::ErrorKind::NotFound.into()) })
     }
 
@@ -112,7 +135,11 @@ impl Connection {
 
     fn handshake(&mut self) -> Result<(), BusError> {
         self.stream.set_read_timeout(Some(CALL_TIMEOUT)).map_err(|e| self.io(e))?;
-        let uid = nix::unistd::geteuid().as_raw().to_string();
+        // The uid the server sees on the socket: in a user namespace (rootless podman runs us as
+        // its uid 0), the one our euid maps to outside.
+        let euid = nix::unistd::geteuid().as_raw();
+        let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+        let uid = uid_outside(&map, euid).unwrap_or(euid).to_string();
         let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
         // BEGIN is sent with AUTH in one write, as sd-bus clients do: systemd's own server does
         // not look at a message that arrives in the same read as a separate BEGIN until more
@@ -154,6 +181,26 @@ impl Connection {
 
     fn call_bus(&mut self, path: &str, interface: &str, member: &str, args: &[Value]) -> Result<Message, BusError> {
         self.call(&Call { destination: Some("org.freedesktop.DBus"), path, interface, member, args })
+    }
+
+    /// A property of org.freedesktop.systemd1.Manager that is a string ("ControlGroup").
+    pub(crate) fn manager_string_property(&mut self, name: &str) -> Result<String, BusError> {
+        let reply = self.call(&Call {
+            destination: Some(SYSTEMD),
+            path: "/org/freedesktop/systemd1",
+            interface: "org.freedesktop.DBus.Properties",
+            member: "Get",
+            args: &[Value::str("org.freedesktop.systemd1.Manager"), Value::str(name)],
+        })?;
+        let args = reply.args()?;
+        let value = args.first().and_then(|a| match a {
+            Value::Variant(v) => v.as_str(),
+            _ => None,
+        });
+        value.map(str::to_owned).ok_or_else(|| BusError::UnexpectedReply {
+            member: format!("Get {name}"),
+            found: format!("{:?}", args.first()),
+        })
     }
 
     /// A method of org.freedesktop.systemd1.Manager.
@@ -248,9 +295,28 @@ impl Connection {
     }
 }
 
+/// The id `inside` maps to outside the user namespace whose `uid_map` is `map`.
+fn uid_outside(map: &str, inside: u32) -> Option<u32> {
+    map.lines().find_map(|line| {
+        let mut f = line.split_whitespace().map(|n| n.parse::<u32>().ok());
+        let (Some(Some(start)), Some(Some(outside)), Some(Some(count))) = (f.next(), f.next(), f.next()) else {
+            return None;
+        };
+        (inside >= start && inside - start < count).then(|| outside + (inside - start))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_map_to_the_outside() {
+        assert_eq!(uid_outside("         0          0 4294967295\n", 0), Some(0));
+        assert_eq!(uid_outside("         0       1000          1\n         1     100000      65536\n", 0), Some(1000));
+        assert_eq!(uid_outside("0 1000 1\n1 100000 65536\n", 5), Some(100004));
+        assert_eq!(uid_outside("0 1000 1\n", 7), None);
+    }
 
     #[test]
     fn unix_paths_from_bus_addresses() {

@@ -29,6 +29,9 @@ pub(crate) struct SystemdUnit {
     pub unit: String,
     /// The parent slice ("system.slice").
     pub slice: String,
+    /// Owned by the caller's user manager (a rootless container), not the system manager.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub user: bool,
 }
 
 impl SystemdUnit {
@@ -37,8 +40,17 @@ impl SystemdUnit {
     }
 }
 
-pub(crate) fn connect() -> Result<Connection, CgroupError> {
-    Connection::open(&bus::system_addresses()).map_err(CgroupError::Bus)
+/// The system manager, or the caller's user manager when `user`.
+pub(crate) fn connect(user: bool) -> Result<Connection, CgroupError> {
+    let addresses = if user { bus::user_addresses() } else { bus::system_addresses() };
+    Connection::open(&addresses).map_err(CgroupError::Bus)
+}
+
+/// The cgroup of the manager itself, below which its units are ("" for the system manager,
+/// "user.slice/user-1000.slice/user@1000.service" for a user manager), without a leading '/'.
+pub(crate) fn manager_cgroup(conn: &mut Connection) -> Result<String, CgroupError> {
+    let cgroup = conn.manager_string_property("ControlGroup").map_err(CgroupError::Bus)?;
+    Ok(cgroup.trim_matches('/').to_owned())
 }
 
 /// Start the container's unit and wait until systemd has made it: a scope holding `pid`
@@ -75,7 +87,18 @@ pub(crate) fn start(
     let job = job_path(&reply, "StartTransientUnit").map_err(err)?;
     match wait_job(conn, &job, &u.unit).map_err(err)?.as_str() {
         "done" => Ok(()),
-        result => Err(CgroupError::UnitJob { unit: u.unit.clone(), op: "start", result: result.to_owned() }),
+        result => Err(CgroupError::UnitJob {
+            unit: u.unit.clone(),
+            op: "start",
+            result: result.to_owned(),
+            // A user manager may only move a process out of a cgroup it owns.
+            hint: if u.user && !u.is_slice() {
+                " (a user manager can only take the container's process from a cgroup of its own: run the \
+                 runtime in one, as podman runs conmon, e.g. under `systemd-run --user --scope`)"
+            } else {
+                ""
+            },
+        }),
     }
 }
 
@@ -105,7 +128,7 @@ pub(crate) fn stop(conn: &mut Connection, u: &SystemdUnit) -> Result<(), CgroupE
     let job = job_path(&reply, "StopUnit").map_err(err)?;
     match wait_job(conn, &job, &u.unit).map_err(err)?.as_str() {
         "done" => Ok(()),
-        result => Err(CgroupError::UnitJob { unit: u.unit.clone(), op: "stop", result: result.to_owned() }),
+        result => Err(CgroupError::UnitJob { unit: u.unit.clone(), op: "stop", result: result.to_owned(), hint: "" }),
     }
 }
 

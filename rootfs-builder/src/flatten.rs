@@ -74,8 +74,8 @@ pub fn flatten_image(store: &Store, image: &ImageRecord, dir: &Path) -> Result<S
 pub fn undo_dest(dir: &Path, created: bool, warn: &dyn Fn(Warning)) {
     let what = || format!("could not remove what was written to {}", dir.display());
     if created {
-        // std's remove_dir_all does not follow symlinks in the tree.
-        if let Err(e) = fs::remove_dir_all(dir) {
+        // Never follows symlinks in the tree; opens what a user's 0555 directories keep shut.
+        if let Err(e) = crate::store::remove_tree(dir) {
             warn(Warning::new(what(), e));
         }
     } else if let Err(e) = nix::fcntl::open(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())

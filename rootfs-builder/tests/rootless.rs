@@ -126,6 +126,8 @@ fn image() -> Image {
         file("data/setuid", "s").mode(0o4755),
         file("data/gone", "whited out by layer 2\n"),
         dir("data/opq"),
+        dir("data/ro").mode(0o555),
+        file("data/ro/file", "in a directory its owner may not write\n"),
         file("data/opq/old", "hidden by the opaque directory\n"),
         dir("dev"),
         chardev("dev/null", 1, 3),
@@ -257,7 +259,7 @@ fn an_unprivileged_user_imports_flattens_and_runs_an_image() {
     );
     let out = plain.ok(Path::new("/usr/bin/unshare"), &["-Urm", "sh", "-c", &script]);
     let listing = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(listing, "opq\nowned\nsetuid\n--\nnew\n", "the unprivileged overlay shows");
+    assert_eq!(listing, "opq\nowned\nro\nsetuid\n--\nnew\n", "the unprivileged overlay shows");
 
     // flatten: whiteouts applied, owners kept in the attribute.
     let flat = home.join("flat");
@@ -293,12 +295,17 @@ fn an_unprivileged_user_imports_flattens_and_runs_an_image() {
     let out = run_env.ok(&strata, &["run", "--bundle", b.to_str().unwrap(), &id]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "0\nopq\nowned\nsetuid\nnew\nowned by 123:456\n4755 0\ndone\n",
+        "0\nopq\nowned\nro\nsetuid\nnew\nowned by 123:456\n4755 0\ndone\n",
         "the container saw (stderr: {})",
         String::from_utf8_lossy(&out.stderr)
     );
     plain.ok(&rootfs_bin, &["rm", b.to_str().unwrap()]);
     assert!(!b.exists(), "rm left {}", b.display());
+
+    // The user's store empties again, 0555 directories and all.
+    plain.ok(&rootfs_bin, &["rmi", &image_id(&img)]);
+    plain.ok(&rootfs_bin, &["gc"]);
+    assert!(names(&store.join("layers")).is_empty(), "gc left {:?}", names(&store.join("layers")));
 
     // root and the user keep separate stores.
     let out = Command::new(bin()).arg("--store").arg(&store).arg("images").output().unwrap();

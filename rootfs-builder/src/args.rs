@@ -168,9 +168,10 @@ pub enum Command {
         /// Kill (SIGKILL) what still runs in the bundle first.
         #[arg(long, short)]
         force: bool,
-        /// Where strata keeps container state (its --root), to name the containers found.
-        #[arg(long, default_value = crate::inuse::STRATA_STATE_ROOT, value_name = "DIR", value_hint = ValueHint::DirPath)]
-        state_root: PathBuf,
+        /// Where strata keeps container state (its --root), to name the containers found
+        /// (default: /run/strata for root, $XDG_RUNTIME_DIR/strata for other users, as strata's).
+        #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+        state_root: Option<PathBuf>,
     },
     /// Remove layers and blobs that no image and no bundle uses.
     Gc,

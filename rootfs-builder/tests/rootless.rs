@@ -76,6 +76,21 @@ impl AsUser<'_> {
             .unwrap()
     }
 
+    /// With no standard streams (a container started by it may outlive it).
+    fn detached(&self, program: &Path, args: &[&str]) {
+        let st = Command::new("runuser")
+            .args(["-u", &self.user.name, "--", "env", "-i", "PATH=/usr/bin:/bin:/usr/sbin:/sbin"])
+            .args(self.env.iter().map(|(k, v)| format!("{k}={v}")))
+            .arg(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "{} {args:?} as {}: {st}", program.display(), self.user.name);
+    }
+
     fn ok(&self, program: &Path, args: &[&str]) -> Output {
         let out = self.run(program, args);
         assert!(
@@ -299,7 +314,15 @@ fn an_unprivileged_user_imports_flattens_and_runs_an_image() {
         "the container saw (stderr: {})",
         String::from_utf8_lossy(&out.stderr)
     );
-    plain.ok(&rootfs_bin, &["rm", b.to_str().unwrap()]);
+
+    // rm names a container of the user's strata (state in $XDG_RUNTIME_DIR/strata) and refuses.
+    let created = format!("{id}-created");
+    run_env.detached(&strata, &["create", "--bundle", b.to_str().unwrap(), &created]);
+    let err = run_env.fails(&rootfs_bin, &["rm", b.to_str().unwrap()]);
+    run_env.ok(&strata, &["delete", "--force", &created]);
+    assert!(err.contains(&created), "rm of a bundle in use said: {err}");
+
+    run_env.ok(&rootfs_bin, &["rm", b.to_str().unwrap()]);
     assert!(!b.exists(), "rm left {}", b.display());
 
     // The user's store empties again, 0555 directories and all.

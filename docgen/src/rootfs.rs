@@ -102,7 +102,8 @@ layers with a writable layer of its own. strata (or any OCI runtime) runs the bu
 its writable layer into a new image.";
 
 const FILES: &str = "\
-/var/lib/strata: the default store (--store): layers, blobs, images, names and bundles.";
+/var/lib/strata: root's default store (--store): layers, blobs, images, names and bundles.
+$XDG_DATA_HOME/strata, else ~/.local/share/strata: the default store of any other user.";
 
 pub fn program() -> Program {
     let mut root = Args::command();

@@ -12,9 +12,10 @@ use clap::{Parser, Subcommand, ValueHint};
     about = "Container images into OCI runtime bundles over a shared layer store"
 )]
 pub struct Args {
-    /// The layer store.
-    #[arg(long, global = true, default_value = "/var/lib/strata", value_name = "DIR", value_hint = ValueHint::DirPath)]
-    pub store: PathBuf,
+    /// The layer store (default: /var/lib/strata for root; for other users
+    /// $XDG_DATA_HOME/strata, else $HOME/.local/share/strata, made 0700).
+    #[arg(long, global = true, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub store: Option<PathBuf>,
     /// Print only what scripts need (ids, paths), no progress.
     #[arg(long, global = true)]
     pub quiet: bool,
@@ -167,9 +168,10 @@ pub enum Command {
         /// Kill (SIGKILL) what still runs in the bundle first.
         #[arg(long, short)]
         force: bool,
-        /// Where strata keeps container state (its --root), to name the containers found.
-        #[arg(long, default_value = crate::inuse::STRATA_STATE_ROOT, value_name = "DIR", value_hint = ValueHint::DirPath)]
-        state_root: PathBuf,
+        /// Where strata keeps container state (its --root), to name the containers found
+        /// (default: /run/strata for root, $XDG_RUNTIME_DIR/strata for other users, as strata's).
+        #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+        state_root: Option<PathBuf>,
     },
     /// Remove layers and blobs that no image and no bundle uses.
     Gc,

@@ -83,6 +83,11 @@ pub enum Error {
     StillMounted(String),
     #[error("removing {0}")]
     Remove(String, #[source] io::Error),
+    #[error(
+        "an overlay bundle needs root: a non-root user's overlay lives in its own mount namespace, which `strata run` \
+         does not see; use --flatten"
+    )]
+    RootlessOverlay,
 }
 
 /// How to make a bundle (what the command line's `bundle` options say).
@@ -154,6 +159,9 @@ pub fn create(store: &Store, image_id: &Digest, dir: &Path, args: &Options) -> R
         return Err(Error::BadHostname(h.clone()));
     }
     let kind = if args.flatten { BundleKind::Flatten } else { BundleKind::Overlay };
+    if kind == BundleKind::Overlay && store.format() == store::Format::Rootless {
+        return Err(Error::RootlessOverlay);
+    }
     if kind == BundleKind::Overlay && image.layers.len() > MAX_LAYERS {
         return Err(Error::TooManyLayers(image.layers.len()));
     }
@@ -217,7 +225,7 @@ fn build(
     for d in [&rec.upper, &rec.work, &rec.init, &rec.volumes] {
         mkdir(d)?;
     }
-    let view = MergedView::open(store, chain, OverlayXattrs::Trusted)?;
+    let view = MergedView::open(store, chain, store.overlay())?;
     let passwd = view.read_file("etc/passwd", 4 << 20)?.map(|b| String::from_utf8_lossy(&b).into_owned());
     let group = view.read_file("etc/group", 4 << 20)?.map(|b| String::from_utf8_lossy(&b).into_owned());
 
@@ -242,6 +250,7 @@ fn build(
         workdir: args.workdir.as_deref(),
         hostname: &hostname,
         readonly: args.readonly,
+        rootless: (store.format() == store::Format::Rootless).then(fsutil::creator_ids),
     };
     let spec = spec::build(config, &overrides, passwd.as_deref(), group.as_deref(), &volumes)?;
     let mut json = serde_json::to_vec_pretty(&spec).unwrap_or_default();
@@ -355,15 +364,23 @@ pub fn write_init(view: &MergedView, root: BorrowedFd<'_>, hostname: &str) -> Re
             continue;
         }
         let (mode, uid, gid, mtime) = match view.lookup(d) {
-            Some((_, st)) if fsutil::is_dir(&st) => {
-                (st.st_mode & 0o7777, st.st_uid, st.st_gid, Some(TimeSpec::new(st.st_mtime, st.st_mtime_nsec)))
+            // A rootless store's files are the caller's, as the directories made here are.
+            Some((_, st)) if fsutil::is_dir(&st) && view.overlay == OverlayXattrs::User => {
+                (st.st_mode & 0o7777, None, None, Some(TimeSpec::new(st.st_mtime, st.st_mtime_nsec)))
             }
+            Some((_, st)) if fsutil::is_dir(&st) => (
+                st.st_mode & 0o7777,
+                Some(nix::unistd::Uid::from_raw(st.st_uid)),
+                Some(nix::unistd::Gid::from_raw(st.st_gid)),
+                Some(TimeSpec::new(st.st_mtime, st.st_mtime_nsec)),
+            ),
             // The image has something else there (a symlink): leave it alone.
             Some(_) => {
                 skipped.push(d);
                 continue;
             }
-            None => (default_mode, 0, 0, None),
+            None if view.overlay == OverlayXattrs::User => (default_mode, None, None, None),
+            None => (default_mode, Some(nix::unistd::Uid::from_raw(0)), Some(nix::unistd::Gid::from_raw(0)), None),
         };
         let (parent, name) = d.rsplit_once('/').unwrap_or(("", d));
         let pfd = fsutil::open_dir_beneath(root, parent.as_bytes()).map_err(ierr(d))?;
@@ -374,8 +391,9 @@ pub fn write_init(view: &MergedView, root: BorrowedFd<'_>, hostname: &str) -> Re
             Err(e) => return Err(ierr(d)(e)),
         }
         let fd = fsutil::open_beneath(root, d.as_bytes(), OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(ierr(d))?;
-        nix::unistd::fchown(&fd, Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(gid)))
-            .map_err(ierr(d))?;
+        if uid.is_some() {
+            nix::unistd::fchown(&fd, uid, gid).map_err(ierr(d))?;
+        }
         nix::sys::stat::fchmod(&fd, Mode::from_bits_retain(mode)).map_err(ierr(d))?;
         if let Some(t) = mtime {
             times.push((fd, t));
@@ -449,6 +467,10 @@ fn remove_if_exists(p: &Path) -> Result<(), Error> {
 
 /// Unmount and remove everything a bundle made, then its record.
 pub fn teardown(store: &Store, rec: &BundleRecord) -> Result<(), Error> {
+    if rec.kind == BundleKind::Flatten && store.format() == store::Format::Rootless {
+        // Nothing was mounted (and a non-root umount2 fails with EPERM, not EINVAL).
+        return remove_made(store, rec);
+    }
     unmount(&rec.rootfs)?;
     for m in rec.inner_mounts.iter().rev() {
         unmount(m)?;
@@ -461,6 +483,11 @@ pub fn teardown(store: &Store, rec: &BundleRecord) -> Result<(), Error> {
             return Err(Error::StillMounted(path_str(m)));
         }
     }
+    remove_made(store, rec)
+}
+
+/// Remove the files and directories a bundle made (nothing mounted any more), then its record.
+fn remove_made(store: &Store, rec: &BundleRecord) -> Result<(), Error> {
     remove_if_exists(&rec.rootfs)?;
     remove_if_exists(&rec.dir.join("config.json"))?;
     remove_if_exists(&rec.dir.join(RECORD_FILE))?;

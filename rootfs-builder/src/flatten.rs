@@ -56,7 +56,7 @@ pub struct Stats {
 /// written is removed again.
 pub fn flatten_image(store: &Store, image: &ImageRecord, dir: &Path) -> Result<Stats, Error> {
     let created = prepare_dest(dir)?;
-    let view = MergedView::open(store, &image.chain(), OverlayXattrs::Trusted)?;
+    let view = MergedView::open(store, &image.chain(), store.overlay())?;
     let res = (|| {
         let dest = nix::fcntl::open(dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
             .map_err(|e| Error::CreateDest(dir.display().to_string(), e.into()))?;
@@ -74,8 +74,8 @@ pub fn flatten_image(store: &Store, image: &ImageRecord, dir: &Path) -> Result<S
 pub fn undo_dest(dir: &Path, created: bool, warn: &dyn Fn(Warning)) {
     let what = || format!("could not remove what was written to {}", dir.display());
     if created {
-        // std's remove_dir_all does not follow symlinks in the tree.
-        if let Err(e) = fs::remove_dir_all(dir) {
+        // Never follows symlinks in the tree; opens what a user's 0555 directories keep shut.
+        if let Err(e) = crate::store::remove_tree(dir) {
             warn(Warning::new(what(), e));
         }
     } else if let Err(e) = nix::fcntl::open(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
@@ -485,6 +485,9 @@ fn copy_file(job: &CopyJob, ids: (u32, u32), has_xattrs: bool) -> Result<(), Err
     if !ours {
         fchown(&output, Some(Uid::from_raw(st.st_uid)), Some(Gid::from_raw(st.st_gid)))
             .map_err(e("setting the owner"))?;
+        fchmod(&output, Mode::from_bits_retain(mode)).map_err(e("setting the mode"))?;
+    } else if mode & 0o6000 != 0 && !nix::unistd::geteuid().is_root() {
+        // Writing without CAP_FSETID cleared setuid and setgid: set again.
         fchmod(&output, Mode::from_bits_retain(mode)).map_err(e("setting the mode"))?;
     }
     // Through the open descriptors (no path lookup), and only where the layer has any.

@@ -43,14 +43,19 @@ pub fn flatten_resolved(
     warn: &dyn Fn(Warning),
 ) -> Result<Stats, Error> {
     let created = flatten::prepare_dest(dir)?;
-    let res = apply_all(image, dir, progress);
+    let res = apply_all(image, dir, progress, warn);
     if res.is_err() {
         flatten::undo_dest(dir, created, warn);
     }
     res
 }
 
-fn apply_all(image: &Resolved, dir: &Path, progress: &Arc<dyn Progress>) -> Result<Stats, Error> {
+fn apply_all(
+    image: &Resolved,
+    dir: &Path,
+    progress: &Arc<dyn Progress>,
+    warn: &dyn Fn(Warning),
+) -> Result<Stats, Error> {
     let dest = nix::fcntl::open(dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| flatten::Error::CreateDest(dir.display().to_string(), e.into()))?;
     let mut tree = MergedTree::new(dest.as_fd());
@@ -71,6 +76,7 @@ fn apply_all(image: &Resolved, dir: &Path, progress: &Arc<dyn Progress>) -> Resu
             extract::apply_layer_merged(tar, &mut tree).map_err(Failure::Unpack)
         })?;
         layer::check(layer, index, &streamed)?;
+        layer::warn_skipped(warn, &label, &streamed.stats);
         progress.event(&Event::Done { id: &id, what: &label, status: "applied" });
         stats.files += streamed.stats.files;
         stats.bytes += streamed.stats.bytes;

@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
-use nix::sys::stat::{FileStat, Mode, SFlag, fstatat};
+use nix::sys::stat::{FchmodatFlags, FileStat, Mode, SFlag, fstatat};
 use nix::unistd::UnlinkatFlags;
 
 use crate::sys::xattr;
@@ -60,19 +60,30 @@ pub fn is_whiteout(st: &FileStat) -> bool {
 
 /// Remove `name` in `dir`, recursively if it is a directory. Never follows symlinks, and never
 /// descends into another filesystem (a mount inside the tree fails with `EXDEV` rather than
-/// having its content deleted).
+/// having its content deleted). Without root, a directory whose mode keeps its owner out
+/// (an image's 0555 or 0000 directory, unpacked by a user) is made 0700 first.
 pub fn remove_all_at(dir: BorrowedFd<'_>, name: &CStr) -> nix::Result<()> {
     match nix::unistd::unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => return Ok(()),
         Err(Errno::EISDIR) | Err(Errno::EPERM) => {}
         Err(e) => return Err(e),
     }
-    let fd = nix::fcntl::openat(
-        dir,
-        name,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
+    let open = || {
+        nix::fcntl::openat(
+            dir,
+            name,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    let fd = match open() {
+        Err(Errno::EACCES) => {
+            // A directory (unlink said so), so following is harmless.
+            nix::sys::stat::fchmodat(dir, name, Mode::from_bits_truncate(0o700), FchmodatFlags::FollowSymlink)?;
+            open()?
+        }
+        other => other?,
+    };
     if nix::sys::stat::fstat(&fd)?.st_dev != nix::sys::stat::fstat(dir)?.st_dev {
         return Err(Errno::EXDEV);
     }
@@ -85,8 +96,17 @@ pub fn remove_all_at(dir: BorrowedFd<'_>, name: &CStr) -> nix::Result<()> {
 
 /// Remove everything inside the directory open as `dir` (opened for reading).
 pub fn clear_dir(dir: BorrowedFd<'_>) -> nix::Result<()> {
+    let mut made_writable = false;
     for name in list_dir(dir)? {
-        remove_all_at(dir, &name)?;
+        match remove_all_at(dir, &name) {
+            Err(Errno::EACCES) if !made_writable => {
+                // Not writable by its owner (not root): it is ours to change.
+                nix::sys::stat::fchmod(dir, Mode::from_bits_truncate(0o700))?;
+                made_writable = true;
+                remove_all_at(dir, &name)?;
+            }
+            other => other?,
+        }
     }
     Ok(())
 }

@@ -26,6 +26,15 @@ use crate::sys::process::{pidfd_open, pidfd_send_signal};
 /// Where strata keeps container state (its `--root` default).
 pub const STRATA_STATE_ROOT: &str = "/run/strata";
 
+/// strata's default `--root` for the caller: [`STRATA_STATE_ROOT`] for root, else
+/// `$XDG_RUNTIME_DIR/strata` (where a rootless strata keeps its containers).
+pub fn default_state_root() -> std::path::PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from) {
+        Some(dir) if !nix::unistd::geteuid().is_root() && dir.is_absolute() => dir.join("strata"),
+        _ => std::path::PathBuf::from(STRATA_STATE_ROOT),
+    }
+}
+
 /// One process running in the bundle.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Process {

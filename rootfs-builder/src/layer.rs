@@ -24,6 +24,7 @@ use crate::progress::{Event, Progress};
 use crate::source::files::Stream;
 use crate::source::{self, Compression, LayerSource};
 use crate::store::{self, LayerRecord, Store};
+use crate::warning::Warning;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -219,11 +220,13 @@ impl LayerJob<'_> {
                 }
                 MergedView::open(self.store, self.lower, self.overlay).ok()
             });
-            let (_, st) = view.as_ref()?.lookup_bytes(path)?;
+            let view = view.as_ref()?;
+            let (layer, st) = view.lookup_bytes(path)?;
+            let (uid, gid) = view.image_owner(layer, path, &st);
             fsutil::is_dir(&st).then(|| DirMeta {
                 mode: st.st_mode & 0o7777,
-                uid: st.st_uid,
-                gid: st.st_gid,
+                uid,
+                gid,
                 mtime: TimeSpec::new(st.st_mtime, st.st_mtime_nsec),
             })
         };
@@ -233,9 +236,31 @@ impl LayerJob<'_> {
         if lower_failed.get() {
             return Err(Failure::LowerFailed);
         }
+        warn_skipped(&|w| self.store.warn(w), self.label, &stats);
         Ok(stats)
     }
 }
+
+/// One warning per layer for what an unprivileged unpacking left out.
+pub fn warn_skipped(warn: &dyn Fn(Warning), label: &str, stats: &extract::Stats) {
+    if stats.skipped_devices > 0 {
+        warn(Warning::new(
+            format!("{label}: {} device node(s) left out", stats.skipped_devices),
+            NotRoot("only root can make device nodes; a container gets its devices from the runtime"),
+        ));
+    }
+    if stats.skipped_xattrs > 0 {
+        warn(Warning::new(
+            format!("{label}: {} extended attribute(s) left out", stats.skipped_xattrs),
+            NotRoot("a non-root user sets only user.* attributes (file capabilities and the like are lost)"),
+        ));
+    }
+}
+
+/// Why an unprivileged unpacking leaves something out.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotRoot(&'static str);
 
 /// The uncompressed layer (a tar) as its consumer reads it, hashed for the diff_id.
 pub type TarStream = DigestReader<ChannelReader>;

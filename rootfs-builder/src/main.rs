@@ -44,7 +44,10 @@ fn main() -> ExitCode {
             bundle::Options { name, flatten, readonly, hostname, env, user, workdir, args },
         ),
         Command::Flatten { image, dir } => cli::flatten(&global, &image, &dir),
-        Command::Rm { dir, force, state_root } => cli::rm(&global, &dir, force, &state_root),
+        Command::Rm { dir, force, state_root } => {
+            let state_root = state_root.unwrap_or_else(strata_rootfs::inuse::default_state_root);
+            cli::rm(&global, &dir, force, &state_root)
+        }
         Command::Commit { dir, image, message, author, changes, compress } => {
             cli::commit(&global, &dir, &image, cli::CommitArgs { message, author, changes, compress })
         }

@@ -122,6 +122,24 @@ impl MergedView {
         None
     }
 
+    /// The image's owner of `path`, found in `layer` (as [`MergedView::lookup`] says): in a
+    /// rootless store from [`crate::extract::OWNER_XATTR`] (absent: 0:0), else the file's own.
+    pub fn image_owner(&self, layer: usize, path: &[u8], st: &FileStat) -> (u32, u32) {
+        if self.overlay != OverlayXattrs::User {
+            return (st.st_uid, st.st_gid);
+        }
+        let (dir, name) = match path.iter().rposition(|b| *b == b'/') {
+            Some(i) => (&path[..i], &path[i + 1..]),
+            None => (&b""[..], path),
+        };
+        let name = if name.is_empty() { Some(c".".to_owned()) } else { cstring(name) };
+        let value = self.layers.get(layer).zip(name).and_then(|(l, name)| {
+            let dfd = open_dir_beneath(l.as_fd(), dir).ok()?;
+            xattr::get_at(dfd.as_fd(), &name, crate::extract::OWNER_XATTR).ok().flatten()
+        });
+        value.and_then(|v| crate::extract::parse_owner(&v)).unwrap_or((0, 0))
+    }
+
     /// Read a regular file of at most `max` bytes, following up to 8 symlinks inside the image.
     pub fn read_file(&self, path: &str, max: u64) -> Result<Option<Vec<u8>>, Error> {
         let mut path = path.trim_start_matches('/').to_string();

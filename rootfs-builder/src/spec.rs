@@ -16,6 +16,10 @@ pub enum Error {
     User(#[source] user::Error),
     #[error("malformed --env {0:?} (expected KEY=VALUE)")]
     Env(String),
+    #[error(
+        "the container's user is uid {0} gid {1}, but a rootless bundle maps only your own user (to 0): give --user 0"
+    )]
+    RootlessUser(u32, u32),
 }
 
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -29,6 +33,8 @@ pub struct Overrides<'a> {
     pub workdir: Option<&'a str>,
     pub hostname: &'a str,
     pub readonly: bool,
+    /// For a bundle an unprivileged user runs: the caller's uid and gid, mapped to 0.
+    pub rootless: Option<(u32, u32)>,
 }
 
 /// A volume: where it appears in the container, and the host directory behind it.
@@ -156,7 +162,46 @@ pub fn build(
         }
     }
     spec["annotations"] = json!(annotations(image));
+    if let Some((uid, gid)) = o.rootless {
+        if (user.uid, user.gid) != (0, 0) {
+            return Err(Error::RootlessUser(user.uid, user.gid));
+        }
+        make_rootless(&mut spec, uid, gid);
+    }
     Ok(spec)
+}
+
+/// What `runc spec --rootless` (and `strata spec --rootless`) changes: a user namespace mapping
+/// the caller to root, no network or cgroup namespace (nothing to set up without privilege), no
+/// resources (no cgroup to put them in), /sys bound rather than mounted, /dev/pts without
+/// gid=5 (not mapped). The image's supplementary groups are not mapped either: dropped.
+fn make_rootless(spec: &mut Value, uid: u32, gid: u32) {
+    spec["linux"]["uidMappings"] = json!([{ "containerID": 0, "hostID": uid, "size": 1 }]);
+    spec["linux"]["gidMappings"] = json!([{ "containerID": 0, "hostID": gid, "size": 1 }]);
+    if let Some(linux) = spec["linux"].as_object_mut() {
+        linux.remove("resources");
+    }
+    if let Some(user) = spec["process"]["user"].as_object_mut() {
+        user.remove("additionalGids");
+    }
+    let mut namespaces: Vec<Value> = spec["linux"]["namespaces"]
+        .as_array()
+        .map(|n| n.iter().filter(|ns| ns["type"] != "network" && ns["type"] != "cgroup").cloned().collect())
+        .unwrap_or_default();
+    namespaces.push(json!({ "type": "user" }));
+    spec["linux"]["namespaces"] = Value::Array(namespaces);
+    if let Some(mounts) = spec["mounts"].as_array_mut() {
+        for m in mounts.iter_mut() {
+            if m["destination"] == "/sys" {
+                *m = json!({ "destination": "/sys", "type": "none", "source": "/sys",
+                             "options": ["rbind", "nosuid", "noexec", "nodev", "ro"] });
+            } else if m["destination"] == "/dev/pts"
+                && let Some(opts) = m["options"].as_array_mut()
+            {
+                opts.retain(|o| o != "gid=5");
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -165,6 +210,26 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn rootless_maps_the_caller_to_root() {
+        let image: ImageConfiguration = serde_json::from_value(json!({
+            "architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []},
+            "config": {"Cmd": ["sh"]}
+        }))
+        .unwrap();
+        let o = Overrides { hostname: "h", rootless: Some((1000, 1001)), ..Default::default() };
+        let spec = build(&image, &o, None, None, &[]).unwrap();
+        assert_eq!(spec["linux"]["uidMappings"], json!([{"containerID": 0, "hostID": 1000, "size": 1}]));
+        assert_eq!(spec["linux"]["gidMappings"], json!([{"containerID": 0, "hostID": 1001, "size": 1}]));
+        let ns: Vec<&str> =
+            spec["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
+        assert!(ns.contains(&"user") && !ns.contains(&"network") && !ns.contains(&"cgroup"), "{ns:?}");
+        assert!(spec["linux"].get("resources").is_none());
+        assert!(spec.get("linux").and_then(|l| l.get("cgroupsPath")).is_none());
+        let o = Overrides { hostname: "h", user: Some("5:5"), rootless: Some((1000, 1000)), ..Default::default() };
+        assert!(matches!(build(&image, &o, None, None, &[]), Err(Error::RootlessUser(5, 5))));
     }
 
     #[test]

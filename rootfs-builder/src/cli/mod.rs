@@ -13,7 +13,6 @@ use std::path::PathBuf;
 
 use strata_rootfs::digest::Digest;
 use strata_rootfs::error_chain::chain;
-use strata_rootfs::extract::OverlayXattrs;
 use strata_rootfs::layer::chain_ids;
 use strata_rootfs::registry::auth::{self, AuthFiles, Credentials};
 use strata_rootfs::registry::client::{self, Access};
@@ -36,6 +35,8 @@ pub enum Error {
     Push(#[from] push::Error),
     #[error(transparent)]
     Store(#[from] store::Error),
+    #[error(transparent)]
+    StoreLocation(#[from] store::location::Error),
     #[error(transparent)]
     Bundle(#[from] bundle::Error),
     #[error(transparent)]
@@ -83,7 +84,8 @@ pub struct RegistryFlags {
 /// Options every command takes.
 #[derive(Debug, Clone)]
 pub struct Global {
-    pub store: PathBuf,
+    /// `None`: the caller's default store ([`store::location::default_store`]).
+    pub store: Option<PathBuf>,
     pub quiet: bool,
     pub json: bool,
     pub platform: Option<String>,
@@ -118,7 +120,11 @@ impl Drop for OpenStore {
 
 impl Global {
     fn store(&self) -> Result<OpenStore, Error> {
-        Ok(OpenStore(Store::open(&self.store)?))
+        let root = match &self.store {
+            Some(dir) => dir.clone(),
+            None => store::location::default_store()?,
+        };
+        Ok(OpenStore(Store::open(&root)?))
     }
 
     fn pull_options(&self, jobs: usize) -> Result<pull::Options, Error> {
@@ -128,7 +134,7 @@ impl Global {
         };
         Ok(pull::Options {
             platform,
-            overlay: OverlayXattrs::Trusted,
+            overlay: store::Format::of_caller().overlay(),
             progress: display::progress(self.quiet, self.json),
             jobs,
         })

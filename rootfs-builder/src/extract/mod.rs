@@ -9,6 +9,13 @@
 //! `.wh..wh..opq` the `overlay.opaque=y` attribute on its directory. As layer.md says, a
 //! whiteout only hides lower layers: an entry of the same layer stays (a directory of the same
 //! layer is made opaque instead, which hides exactly the lower content).
+//!
+//! Unpacked by an unprivileged user (a rootless store, see [`crate::store::format`]): files are
+//! the caller's, the image's owner of a file or directory other than 0:0 is kept in
+//! [`OWNER_XATTR`] ("uid:gid"; a symlink or fifo cannot carry a `user.` attribute, so theirs is
+//! lost), only `user.` attributes of the image are set, and device nodes are skipped (counted in
+//! [`Stats`]; the caller warns). Whiteouts are 0/0 character devices all the same: Linux 5.8
+//! lets anyone make one.
 
 mod merge;
 pub mod path;
@@ -30,6 +37,11 @@ use tar::EntryType;
 
 use crate::fsutil::{self, cstring, lstat_at, open_beneath, open_dir_beneath};
 use crate::sys::xattr;
+
+/// Where an unprivileged unpacking keeps a file's owner in the image ("uid:gid"), since it
+/// cannot chown; absent means 0:0 (root of the image, which a rootless container maps the
+/// caller to).
+pub const OWNER_XATTR: &CStr = c"user.strata.owner";
 
 /// The xattr namespace overlayfs reads its own attributes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -94,6 +106,12 @@ pub struct Stats {
     /// Extended attributes set (other than overlay's own): none means none to copy later.
     #[serde(default = "unknown_xattrs")]
     pub xattrs: u64,
+    /// Device nodes left out (an unprivileged user cannot make them).
+    #[serde(default)]
+    pub skipped_devices: u64,
+    /// Extended attributes left out (an unprivileged user sets only `user.` ones).
+    #[serde(default)]
+    pub skipped_xattrs: u64,
 }
 
 /// For layer records written before the count existed: assume there are some.
@@ -159,6 +177,8 @@ struct Extractor<'a> {
     /// Who owns what we create: directories are 0755 until the end, never setgid, so a new file
     /// always gets exactly these.
     ids: (u32, u32),
+    /// Not root: owners go into [`OWNER_XATTR`], devices and non-`user.` attributes are skipped.
+    unprivileged: bool,
     opts: Options<'a>,
     /// The last parent directory opened (entries come grouped by directory).
     cache: Option<(Vec<u8>, Rc<OwnedFd>)>,
@@ -206,6 +226,7 @@ impl<'a> Extractor<'a> {
         Extractor {
             root,
             ids: fsutil::creator_ids(),
+            unprivileged: !nix::unistd::geteuid().is_root(),
             opts,
             cache: None,
             whited_out: HashSet::new(),
@@ -238,7 +259,12 @@ impl<'a> Extractor<'a> {
         self.stats.entries += 1;
         let raw = entry.path_bytes().into_owned();
         let parts = path::components(&raw).map_err(|e| rejected(&raw, e.reason()))?;
-        let meta = self.meta(entry, &raw)?;
+        let mut meta = self.meta(entry, &raw)?;
+        if self.unprivileged {
+            let before = meta.xattrs.len();
+            meta.xattrs.retain(|(k, _)| k.to_bytes().starts_with(b"user.") && k.as_c_str() != OWNER_XATTR);
+            self.stats.skipped_xattrs += (before - meta.xattrs.len()) as u64;
+        }
         self.stats.xattrs += meta.xattrs.len() as u64;
         self.entry_mtime = meta.mtime;
 
@@ -401,16 +427,37 @@ impl<'a> Extractor<'a> {
             return Ok(());
         }
         let Some(meta) = self.opts.lower.and_then(|lookup| lookup(full)) else { return Ok(()) };
-        fchownat(
-            parent,
-            name,
-            Some(Uid::from_raw(meta.uid)),
-            Some(Gid::from_raw(meta.gid)),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(apply_err(raw, "setting the owner of a parent directory"))?;
+        self.set_dir_owner(parent, name, meta.uid, meta.gid, raw)?;
         self.deferred_dirs.push((full.to_vec(), meta.mode, meta.mtime));
         Ok(())
+    }
+
+    /// A directory's owner: chown, or (unprivileged) the image's owner in [`OWNER_XATTR`].
+    fn set_dir_owner(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        name: &CStr,
+        uid: u32,
+        gid: u32,
+        raw: &[u8],
+    ) -> Result<(), Error> {
+        if !self.unprivileged {
+            return fchownat(
+                parent,
+                name,
+                Some(Uid::from_raw(uid)),
+                Some(Gid::from_raw(gid)),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(apply_err(raw, "setting the owner"));
+        }
+        if (uid, gid) == (0, 0) {
+            // A directory merged over a lower layer's may carry that one's owner.
+            return xattr::remove_at(parent, name, OWNER_XATTR).map_err(apply_err(raw, "recording the owner"));
+        }
+        self.stats.xattrs += 1;
+        xattr::set_at(parent, name, OWNER_XATTR, owner_value(uid, gid).as_bytes())
+            .map_err(apply_err(raw, "recording the owner"))
     }
 
     /// Remove whatever is at `name` so an entry of another kind can take its place.
@@ -452,8 +499,14 @@ impl<'a> Extractor<'a> {
         full.push(hidden);
         self.whited_out.insert(path::join(&full));
         match lstat_at(parent.as_fd(), &name).map_err(apply_err(raw, "inspecting the whited-out entry"))? {
-            None => mknodat(parent.as_fd(), name.as_c_str(), SFlag::S_IFCHR, Mode::empty(), 0)
-                .map_err(apply_err(raw, "creating a whiteout device")),
+            None => mknodat(parent.as_fd(), name.as_c_str(), SFlag::S_IFCHR, Mode::empty(), 0).map_err(apply_err(
+                raw,
+                if self.unprivileged {
+                    "creating a whiteout device (as a non-root user this needs Linux 5.8 or later)"
+                } else {
+                    "creating a whiteout device"
+                },
+            )),
             // Same-layer content stays visible; a directory stops showing the lower one's content.
             Some(st) if fsutil::is_dir(&st) => xattr::set_at(parent.as_fd(), &name, self.opts.overlay.opaque(), b"y")
                 .map_err(apply_err(raw, "marking a directory opaque")),
@@ -539,14 +592,7 @@ impl<'a> Extractor<'a> {
                 c".".to_owned(),
             ),
         };
-        fchownat(
-            parent.as_fd(),
-            name.as_c_str(),
-            Some(Uid::from_raw(meta.uid)),
-            Some(Gid::from_raw(meta.gid)),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(apply_err(raw, "setting the owner"))?;
+        self.set_dir_owner(parent.as_fd(), &name, meta.uid, meta.gid, raw)?;
         for (key, value) in &meta.xattrs {
             xattr::set_at(parent.as_fd(), &name, key, value)
                 .map_err(apply_err(raw, "setting an extended attribute"))?;
@@ -568,7 +614,7 @@ impl<'a> Extractor<'a> {
         let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         // Files owned by us are created with their final mode (the umask is 0 while unpacking):
         // no chown, no chmod. Others get 0600 until chown and chmod, as chown clears setuid.
-        let ours = meta.uid == self.ids.0 && meta.gid == self.ids.1;
+        let ours = self.unprivileged || (meta.uid == self.ids.0 && meta.gid == self.ids.1);
         let create_mode = if ours { meta.mode } else { 0o600 };
         let create = || nix::fcntl::openat(parent.as_fd(), name.as_c_str(), flags, Mode::from_bits_retain(create_mode));
         let fd = match create() {
@@ -591,9 +637,17 @@ impl<'a> Extractor<'a> {
             self.stats.bytes += n as u64;
         }
         self.stats.files += 1;
+        if self.unprivileged && (meta.uid, meta.gid) != (0, 0) {
+            self.stats.xattrs += 1;
+            xattr::fset(file.as_fd(), OWNER_XATTR, owner_value(meta.uid, meta.gid).as_bytes())
+                .map_err(apply_err(raw, "recording the owner"))?;
+        }
         if !ours {
             fchown(&file, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)))
                 .map_err(apply_err(raw, "setting the owner"))?;
+            fchmod(&file, Mode::from_bits_retain(meta.mode)).map_err(apply_err(raw, "setting the mode"))?;
+        } else if self.unprivileged && meta.mode & 0o6000 != 0 {
+            // Writing without CAP_FSETID cleared setuid and setgid: set again.
             fchmod(&file, Mode::from_bits_retain(meta.mode)).map_err(apply_err(raw, "setting the mode"))?;
         }
         for (key, value) in &meta.xattrs {
@@ -649,6 +703,11 @@ impl<'a> Extractor<'a> {
                 "a 0/0 character device is an overlay whiteout, which a tar layer must spell .wh.NAME",
             ));
         }
+        if self.unprivileged && matches!(kind, EntryType::Char | EntryType::Block) {
+            // As podman does rootless: the container gets its devices from the runtime's /dev.
+            self.stats.skipped_devices += 1;
+            return Ok(());
+        }
         match create() {
             Ok(()) => {}
             Err(Errno::EEXIST) => {
@@ -657,14 +716,17 @@ impl<'a> Extractor<'a> {
             }
             Err(e) => return Err(apply_err(raw, "creating the entry")(e)),
         }
-        fchownat(
-            parent.as_fd(),
-            name.as_c_str(),
-            Some(Uid::from_raw(meta.uid)),
-            Some(Gid::from_raw(meta.gid)),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(apply_err(raw, "setting the owner"))?;
+        // Unprivileged: a symlink or fifo stays the caller's (no `user.` attribute fits on it).
+        if !self.unprivileged {
+            fchownat(
+                parent.as_fd(),
+                name.as_c_str(),
+                Some(Uid::from_raw(meta.uid)),
+                Some(Gid::from_raw(meta.gid)),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(apply_err(raw, "setting the owner"))?;
+        }
         if kind != EntryType::Symlink {
             // Not a symlink (just created as a node), so following is harmless.
             fchmodat(parent.as_fd(), name.as_c_str(), Mode::from_bits_retain(meta.mode), FchmodatFlags::FollowSymlink)
@@ -787,6 +849,17 @@ fn set_dir_mode_and_times(root: BorrowedFd<'_>, path: &[u8], mode: u32, mtime: T
     futimens(&fd, &mtime, &mtime).map_err(apply_err(path, "setting the times"))
 }
 
+/// The value of [`OWNER_XATTR`].
+pub fn owner_value(uid: u32, gid: u32) -> String {
+    format!("{uid}:{gid}")
+}
+
+/// Parse a value of [`OWNER_XATTR`].
+pub fn parse_owner(value: &[u8]) -> Option<(u32, u32)> {
+    let (u, g) = std::str::from_utf8(value).ok()?.split_once(':')?;
+    Some((u.parse().ok()?, g.parse().ok()?))
+}
+
 /// The path of `name` in the directory `parent`.
 fn child_path(parent: &[&[u8]], name: &[u8]) -> Vec<u8> {
     let mut full = parent.to_vec();
@@ -797,6 +870,13 @@ fn child_path(parent: &[&[u8]], name: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owner_values() {
+        assert_eq!(parse_owner(owner_value(1000, 65534).as_bytes()), Some((1000, 65534)));
+        assert_eq!(parse_owner(b"1000"), None);
+        assert_eq!(parse_owner(b"a:1"), None);
+    }
 
     #[test]
     fn pax_times() {

@@ -8,6 +8,7 @@
 //! refs.json                     reference -> image id
 //! bundles/<name>.json           a bundle: its directory, image, chain, upper/work/init dirs
 //! bundles/<name>/{upper,work,init,volumes}   its private directories, separate per bundle
+//! format                        "root" or "rootless": which form the layers are in (format.rs)
 //! tmp/                          work in progress; only a rename makes it part of the store
 //! locks/                        flock files
 //! ```
@@ -17,6 +18,8 @@
 //! (holding the store lock exclusively) removes. Every operation holds `locks/store` shared;
 //! `gc` holds it exclusively, so it never sees a half-recorded image or bundle.
 
+pub mod format;
+pub mod location;
 pub mod records;
 
 use std::collections::BTreeMap;
@@ -28,7 +31,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::digest::Digest;
+use crate::extract::OverlayXattrs;
 use crate::warning::{Warning, Warnings};
+pub use format::Format;
 pub use records::{BundleRecord, ImageLayer, ImageRecord, LayerRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -51,11 +56,15 @@ pub enum Error {
     UnknownImage(String),
     #[error("{0:?} matches several images ({1}); give more of the id")]
     AmbiguousImage(String, String),
+    #[error(transparent)]
+    Format(#[from] format::Error),
 }
 
 #[derive(Debug)]
 pub struct Store {
     root: PathBuf,
+    /// The form its layers are in: the caller's (checked when opened).
+    format: Format,
     /// What went wrong on the side during operations on this store; the caller shows them.
     warnings: Warnings,
 }
@@ -73,7 +82,19 @@ impl Store {
             fs::create_dir_all(&p).map_err(|e| Error::Create(p.clone(), e))?;
         }
         let root = fs::canonicalize(root).map_err(|e| Error::Create(root.to_path_buf(), e))?;
-        Ok(Self { root, warnings: Warnings::default() })
+        let format = Format::of_caller();
+        format::check_or_record(&root, format)?;
+        Ok(Self { root, format, warnings: Warnings::default() })
+    }
+
+    /// Which form the layers are in (root's or an unprivileged user's).
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The overlay attributes its layers carry.
+    pub fn overlay(&self) -> OverlayXattrs {
+        self.format.overlay()
     }
 
     pub fn root(&self) -> &Path {

@@ -295,6 +295,32 @@ assert_removed() { # assert_removed NAME ID
 
 # Not a check: the numbers for hack/test-clients' closing table and hack/bench-engines (STRATA_CLIENTS_ROUNDS
 # rounds; the STRATA_CLIENTS_PARALLEL containers started at once only when asked for).
+@test "podman --userns=auto with an :idmap volume: host root's files are root's inside, and what it writes is host root's" {
+	# --userns=auto takes its ids from the ranges of the user "containers": one is added for this test (in
+	# a free part of the id space) unless the host has one, and removed again.
+	local vol=$BATS_TEST_TMPDIR/vol added=0
+	if ! grep -q '^containers:' /etc/subuid; then
+		echo "containers:3000000:200000" >>/etc/subuid
+		echo "containers:3000000:200000" >>/etc/subgid
+		added=1
+	fi
+	mkdir "$vol"
+	echo host >"$vol/from-host"
+	run pm run --rm --userns=auto -v "$vol:/vol:idmap" -v "$vol:/plain" "$IMAGE" \
+		sh -c 'cat /proc/self/uid_map; ls -ln /vol/from-host /plain/from-host; echo container >/vol/from-container'
+	if ((added)); then
+		sed -i '/^containers:3000000:200000$/d' /etc/subuid /etc/subgid
+	fi
+	assert_eq "$status" 0 "podman's exit status ($output)"
+	local inside
+	inside=$(awk '$1 == 0 { print $2 }' <<<"$output" | head -n1)
+	[ -n "$inside" ] && [ "$inside" != 0 ] || fail "the container's root is not a subordinate id: $output"
+	grep -Eq '^-rw-r--r-- +1 0 +0 .*/vol/from-host$' <<<"$output" || fail "/vol/from-host is not root's inside: $output"
+	grep -Eq '^-rw-r--r-- +1 65534 +65534 .*/plain/from-host$' <<<"$output" ||
+		fail "without idmap, host root's file should be nobody's inside: $output"
+	assert_eq "$(stat -c %u:%g "$vol/from-container")" 0:0 "owner on the host of what the container wrote through idmap"
+}
+
 @test "timings: podman run --rm, and containers started in parallel" {
 	local i t0 n=${STRATA_CLIENTS_PARALLEL:-0} pids=() pid
 	for ((i = 0; i < ${STRATA_CLIENTS_ROUNDS:-3}; i++)); do

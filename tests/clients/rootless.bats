@@ -261,6 +261,20 @@ direct_bundle() { # direct_bundle DIR ARGS_JSON: a rootless bundle of busybox ru
 		assert_contains "$output" "needs cgroup v2"
 		[ ! -e "$RL_DIR/xdg/$RT_NAME/direct4" ] || fail "state left behind"
 	fi
+	# an idmapped bind mount of a host directory: the kernel wants privilege over the host's filesystem
+	if [ "$RT_NAME" = strata ]; then
+		direct_bundle "$RL_DIR/b5" '["true"]'
+		mkdir -p "$RL_DIR/vol5" && chown "$RL_USER:" "$RL_DIR/vol5"
+		jq --arg src "$RL_DIR/vol5" '.mounts += [{"destination": "/vol", "type": "bind", "source": $src,
+			"options": ["bind", "idmap"]}]' "$RL_DIR/b5/config.json" >"$RL_DIR/b5/c"
+		mv "$RL_DIR/b5/c" "$RL_DIR/b5/config.json"
+		chown "$RL_USER:" "$RL_DIR/b5/config.json"
+		run rt run --bundle "$RL_DIR/b5" direct5 </dev/null
+		((status != 0)) || fail "an idmapped bind mount of a host directory was accepted rootless: $output"
+		assert_contains "$output" "idmap the bind mount of $RL_DIR/vol5"
+		assert_contains "$output" "only a caller privileged over the source's filesystem may idmap it"
+		[ ! -e "$RL_DIR/xdg/$RT_NAME/direct5" ] || fail "state left behind"
+	fi
 	# no XDG_RUNTIME_DIR and no --root: runc falls back to /run/runc (permission denied), strata says why
 	run runuser -u "$RL_USER" -- env -i --chdir="$RL_DIR" PATH=/usr/bin:/bin "$RL_DIR/bin/$RT_NAME" list
 	((status != 0)) || fail "list without XDG_RUNTIME_DIR succeeded: $output"

@@ -10,6 +10,8 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
+use nix::errno::Errno;
+
 use super::RootfsError;
 use crate::plan::{MountKind, MountStep};
 
@@ -27,7 +29,12 @@ impl BindTrees {
             let userns = idmap_namespaces.get(index).and_then(Option::as_ref);
             trees.push(match &step.kind {
                 MountKind::Bind { source, recursive } if all || userns.is_some() => {
-                    let tree = super::mounts::clone_source(source, *recursive)?;
+                    let tree = super::mounts::clone_source(source, *recursive).map_err(|e| match (e, userns) {
+                        (RootfsError::BindSource { source: Errno::EPERM, .. }, Some(_)) => {
+                            super::mounts::idmap_error(step, source, Errno::EPERM)
+                        }
+                        (e, _) => e,
+                    })?;
                     if let (Some(userns), Some(idmap)) = (userns, &step.idmap) {
                         super::mounts::set_idmap(tree.as_fd(), userns.as_fd(), idmap.recursive, step, source)?;
                     }

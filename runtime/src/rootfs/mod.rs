@@ -48,14 +48,12 @@ pub enum RootfsError {
     NotADirectory { fstype: String, dest: String },
     #[error("{dest} cannot be mounted because it is inside /proc")]
     InsideProc { dest: String },
-    #[error(
-        "idmap the bind mount of {source_path} on {dest}{}",
-        if *unsupported { " (its filesystem does not support idmapped mounts)" } else { "" }
-    )]
+    #[error("idmap the bind mount of {source_path} on {dest}{hint}")]
     IdMap {
         dest: String,
         source_path: PathBuf,
-        unsupported: bool,
+        /// Why, where the errno says more than itself.
+        hint: &'static str,
         #[source]
         source: Errno,
     },

@@ -175,13 +175,28 @@ pub(super) fn set_idmap(
     }
     let attr =
         MountAttr { attr_set: MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: userns.as_raw_fd() as u64 };
-    mount_setattr(tree, c"", flags, &attr).map_err(|errno| RootfsError::IdMap {
+    mount_setattr(tree, c"", flags, &attr).map_err(|errno| idmap_error(step, source, errno))
+}
+
+/// Why an idmapped bind mount of `source` could not be made (cloning its tree or mapping it).
+pub(super) fn idmap_error(step: &MountStep, source: &Path, errno: Errno) -> RootfsError {
+    RootfsError::IdMap {
         dest: step.destination.clone(),
         source_path: source.to_owned(),
-        // EINVAL: the filesystem does not do idmapped mounts (or the tree is idmapped already).
-        unsupported: errno == Errno::EINVAL,
+        hint: match errno {
+            // Or the tree is idmapped already.
+            Errno::EINVAL => " (its filesystem does not support idmapped mounts)",
+            // The kernel wants privilege over the filesystem's own user namespace (the host's for
+            // a host directory, which a rootless caller never has), and a rootless caller cannot
+            // even clone a tree of the host's mount namespace.
+            Errno::EPERM => {
+                " (only a caller privileged over the source's filesystem may idmap it: rootless, only a \
+                 filesystem mounted in the caller's own user namespace)"
+            }
+            _ => "",
+        },
         source: errno,
-    })
+    }
 }
 
 fn mount_bind(root: BorrowedFd<'_>, step: &MountStep, tree: OwnedFd) -> Result<(), RootfsError> {

@@ -60,8 +60,10 @@ pub fn mapped_user_namespace(uid_map: &str, gid_map: &str) -> Result<std::os::fd
             nix::unistd::pause();
         }
     };
+    // No process of this namespace ever calls setgroups; denying it lets an unprivileged caller
+    // write gid_map (the kernel's rule), so that the idmapping itself says what it lacks.
     let maps =
-        IdMaps { uid_map: uid_map.to_owned(), gid_map: gid_map.to_owned(), how: How::Direct { deny_setgroups: false } };
+        IdMaps { uid_map: uid_map.to_owned(), gid_map: gid_map.to_owned(), how: How::Direct { deny_setgroups: true } };
     let opened = maps.write(pid).and_then(|()| {
         nix::fcntl::open(
             format!("/proc/{pid}/ns/user").as_str(),

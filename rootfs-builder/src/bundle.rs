@@ -359,6 +359,11 @@ pub fn write_init(view: &MergedView, root: BorrowedFd<'_>, hostname: &str) -> Re
     };
     let mut skipped: Vec<&str> = Vec::new();
     let mut times = Vec::new();
+    // Directories are made with their final mode (umask 0 meanwhile) and chowned only when their
+    // owner is not who made them: the Nth bundle's time is mostly these metadata writes.
+    let _umask = fsutil::UmaskGuard::zero();
+    let creator = fsutil::creator_ids();
+    let mut setgid_parents: Vec<&str> = Vec::new();
     for (d, default_mode) in INIT_DIRS {
         if skipped.iter().any(|s| d.starts_with(&format!("{s}/"))) {
             continue;
@@ -385,16 +390,30 @@ pub fn write_init(view: &MergedView, root: BorrowedFd<'_>, hostname: &str) -> Re
         let (parent, name) = d.rsplit_once('/').unwrap_or(("", d));
         let pfd = fsutil::open_dir_beneath(root, parent.as_bytes()).map_err(ierr(d))?;
         let cname = fsutil::cstring(name.as_bytes()).unwrap_or_default();
-        match nix::sys::stat::mkdirat(pfd.as_fd(), cname.as_c_str(), Mode::from_bits_truncate(0o755)) {
+        // mkdir keeps the permission and sticky bits; setuid/setgid need a chmod.
+        match nix::sys::stat::mkdirat(pfd.as_fd(), cname.as_c_str(), Mode::from_bits_truncate(mode & 0o1777)) {
             Ok(()) => {}
             Err(Errno::EEXIST) => continue,
             Err(e) => return Err(ierr(d)(e)),
         }
+        // A directory made in a setgid parent takes the parent's group.
+        let made_as = (creator.0, if setgid_parents.contains(&parent) { u32::MAX } else { creator.1 });
+        let chown = uid.zip(gid).is_some_and(|(u, g)| (u.as_raw(), g.as_raw()) != made_as);
+        let chmod = chown || mode & 0o6000 != 0;
+        if mode & 0o2000 != 0 {
+            setgid_parents.push(d);
+        }
+        if !chown && !chmod && mtime.is_none() {
+            continue;
+        }
         let fd = fsutil::open_beneath(root, d.as_bytes(), OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(ierr(d))?;
-        if uid.is_some() {
+        if chown {
             nix::unistd::fchown(&fd, uid, gid).map_err(ierr(d))?;
         }
-        nix::sys::stat::fchmod(&fd, Mode::from_bits_retain(mode)).map_err(ierr(d))?;
+        // chown clears setuid and setgid.
+        if chmod {
+            nix::sys::stat::fchmod(&fd, Mode::from_bits_retain(mode)).map_err(ierr(d))?;
+        }
         if let Some(t) = mtime {
             times.push((fd, t));
         }
@@ -430,7 +449,7 @@ pub fn write_init(view: &MergedView, root: BorrowedFd<'_>, hostname: &str) -> Re
             Mode::from_bits_truncate(0o644),
         )
         .map_err(ierr(&shown))?;
-        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o644)).map_err(ierr(&shown))?;
+        // 0644 exactly: the umask is 0 here.
         let mut f = fs::File::from(fd);
         io::Write::write_all(&mut f, &content)
             .map_err(|e| Error::InitLayer(shown.clone(), Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;

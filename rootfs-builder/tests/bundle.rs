@@ -253,3 +253,36 @@ fn images_and_inspect_describe_the_store() {
     }
     assert_eq!(t.ok(&["--quiet", "pull", "img:v3"]).trim(), id);
 }
+
+#[test]
+fn init_layer_directories_keep_the_images_owner_and_mode_and_default_to_root() {
+    // The image's /etc and /dev with their own owner and mode (/dev setgid: a directory made in it
+    // takes its group unless chowned); /proc, /sys and /dev/* missing: root's, with the defaults.
+    require_root();
+    let s = Scratch::new("init-owners");
+    let t = Tool::new(&s);
+    let img = Image::new().layer(&[
+        dir("etc").owner(1000, 1001).mode(0o711),
+        file("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
+        dir("dev").owner(1000, 1001).mode(0o2750),
+    ]);
+    let src = oci_layout(&s.join("img"), &img, "latest");
+    let b = s.join("b");
+    t.ok(&["bundle", &src, b.to_str().unwrap(), "--name", "owners"]);
+    let root = b.join("rootfs");
+    let seen = |p: &str| {
+        let m = fs::symlink_metadata(root.join(p)).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        (m.uid(), m.gid(), m.mode() & 0o7777)
+    };
+    assert_eq!(seen("etc"), (1000, 1001, 0o711), "/etc as the image has it");
+    assert_eq!(seen("dev"), (1000, 1001, 0o2750), "/dev as the image has it, setgid kept");
+    assert_eq!(seen("dev/pts"), (0, 0, 0o755), "/dev/pts: root's, not the setgid parent's group");
+    assert_eq!(seen("dev/shm"), (0, 0, 0o1777));
+    assert_eq!(seen("dev/mqueue"), (0, 0, 0o1777));
+    assert_eq!(seen("proc"), (0, 0, 0o555));
+    assert_eq!(seen("sys"), (0, 0, 0o555));
+    assert_eq!(seen("etc/hosts"), (0, 0, 0o644));
+    assert_eq!(seen("etc/resolv.conf"), (0, 0, 0o644));
+    t.ok(&["rm", b.to_str().unwrap()]);
+}

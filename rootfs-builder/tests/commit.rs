@@ -25,13 +25,8 @@ const APPLETS: [&str; 9] = ["sh", "echo", "cat", "ls", "id", "sleep", "touch", "
 
 /// A busybox image whose lower layers give every kind of change something to act on.
 fn base_image() -> Image {
-    let mut first = vec![
-        dir("bin"),
-        bin_file("bin/busybox", fs::read("/bin/busybox").expect("/bin/busybox (apt-get install busybox-static)")),
-        dir("etc"),
-        file("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
-        file("etc/group", "root:x:0:\n"),
-        dir("tmp").mode(0o1777),
+    let mut first = busybox_root(&APPLETS);
+    first.extend([
         dir("data"),
         file("data/modify.txt", "original\n"),
         file("data/chmod-only", "c").mode(0o644),
@@ -52,10 +47,7 @@ fn base_image() -> Image {
         file("was-dir/f", "f"),
         dir("links"),
         symlink("links/old", "../data/modify.txt"),
-    ];
-    for a in APPLETS {
-        first.push(symlink(&format!("bin/{a}"), "busybox"));
-    }
+    ]);
     Image::new()
         .layer(&first)
         .layer(&[dir("data"), file("data/second-layer", "2nd"), whiteout("tree/sub/old-2")])

@@ -129,13 +129,8 @@ const APPLETS: [&str; 8] = ["sh", "cat", "ls", "id", "stat", "test", "echo", "mk
 /// Busybox, a file and a directory of other owners, a setuid file, a device node, a file the
 /// second layer whites out and a directory it makes opaque.
 fn image() -> Image {
-    let mut first = vec![
-        dir("bin"),
-        bin_file("bin/busybox", fs::read("/bin/busybox").expect("/bin/busybox (apt-get install busybox-static)")),
-        dir("etc"),
-        file("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
-        file("etc/group", "root:x:0:\n"),
-        dir("tmp").mode(0o1777),
+    let mut first = busybox_root(&APPLETS);
+    first.extend([
         dir("data").owner(123, 456),
         file("data/owned", "owned by 123:456\n").owner(123, 456),
         file("data/setuid", "s").mode(0o4755),
@@ -146,10 +141,7 @@ fn image() -> Image {
         file("data/opq/old", "hidden by the opaque directory\n"),
         dir("dev"),
         chardev("dev/null", 1, 3),
-    ];
-    for a in APPLETS {
-        first.push(symlink(&format!("bin/{a}"), "busybox"));
-    }
+    ]);
     Image::new()
         .layer(&first)
         .layer(&[dir("data").owner(123, 456), whiteout("data/gone"), opaque("data/opq"), file("data/opq/new", "new\n")])

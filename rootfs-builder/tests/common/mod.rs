@@ -604,3 +604,18 @@ pub fn require_tool(name: &str) {
         std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file())).unwrap_or(false);
     assert!(found, "{name} is not installed (apt-get install {name}); this test needs it");
 }
+
+/// A busybox root to build test images on: /bin/busybox with a symlink per applet, /etc/passwd and
+/// /etc/group for root only, and a sticky /tmp.
+pub fn busybox_root(applets: &[&str]) -> Vec<Entry> {
+    let mut entries = vec![
+        dir("bin"),
+        bin_file("bin/busybox", std::fs::read("/bin/busybox").expect("/bin/busybox (apt-get install busybox-static)")),
+        dir("etc"),
+        file("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
+        file("etc/group", "root:x:0:\n"),
+        dir("tmp").mode(0o1777),
+    ];
+    entries.extend(applets.iter().map(|a| symlink(&format!("bin/{a}"), "busybox")));
+    entries
+}
